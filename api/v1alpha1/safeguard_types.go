@@ -1,0 +1,273 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Mode says what phiguard does about one safeguard.
+// +kubebuilder:validation:Enum=Enforce;Audit;Off
+type Mode string
+
+const (
+	// ModeEnforce creates, mutates or denies so that the safeguard holds.
+	ModeEnforce Mode = "Enforce"
+	// ModeAudit only observes and reports; nothing in the cluster is changed.
+	ModeAudit Mode = "Audit"
+	// ModeOff turns the safeguard off. Only Addressable safeguards may be off, and
+	// only with a documented decision (see Decision).
+	ModeOff Mode = "Off"
+)
+
+// SafeguardName names one safeguard. It is also the type of the safeguard's
+// condition in status.
+// +kubebuilder:validation:Enum=NetworkIsolated;EncryptedAtRest;BackupScheduled;AuditLogging;TransmissionSecure;AccessControlled;IntegrityProtected;Available
+type SafeguardName string
+
+// The safeguards, in the order phiguard evaluates them. Each is a condition
+// type on PHIWorkload status; for each, True means the safeguard holds.
+const (
+	// NetworkIsolated is True when every selected pod is isolated by a
+	// default-deny NetworkPolicy in both directions. HIPAA §164.312(e)(1), Required.
+	NetworkIsolated SafeguardName = "NetworkIsolated"
+	// EncryptedAtRest is True when every volume claim of the selected pods uses an
+	// encrypted StorageClass. HIPAA §164.312(a)(2)(iv), Addressable.
+	EncryptedAtRest SafeguardName = "EncryptedAtRest"
+	// BackupScheduled is True when a backup schedule covers the workload and the
+	// last successful backup is within the recovery point objective.
+	// HIPAA §164.308(a)(7)(ii)(A), Required.
+	BackupScheduled SafeguardName = "BackupScheduled"
+	// AuditLogging is True when every selected pod carries the audit sidecar.
+	// HIPAA §164.312(b), Required.
+	AuditLogging SafeguardName = "AuditLogging"
+	// TransmissionSecure is True when traffic to the selected pods is encrypted in
+	// transit (TLS on Ingress, mesh mTLS). HIPAA §164.312(e)(2)(ii), Addressable.
+	TransmissionSecure SafeguardName = "TransmissionSecure"
+	// AccessControlled is True when the selected pods run under a dedicated
+	// ServiceAccount without unneeded token mounts or wildcard RBAC.
+	// HIPAA §164.312(a)(1), Required.
+	AccessControlled SafeguardName = "AccessControlled"
+	// IntegrityProtected is True when the selected pods cannot alter their own
+	// software: read-only root filesystem, no privilege, images pinned by digest.
+	// HIPAA §164.312(c)(1), Required.
+	IntegrityProtected SafeguardName = "IntegrityProtected"
+	// Available is True when the workload survives the loss of a pod: at least two
+	// replicas and a PodDisruptionBudget. HIPAA §164.308(a)(7)(ii)(C), Required.
+	Available SafeguardName = "Available"
+)
+
+// SafeguardSettings holds one block per safeguard. Every field is optional: a
+// field left empty on a PHIWorkload is taken from the PHIPolicy named "default",
+// and one left empty there from phiguard's built-in defaults.
+type SafeguardSettings struct {
+	// networkIsolation generates default-deny NetworkPolicies for the selected pods.
+	// +optional
+	NetworkIsolation *NetworkIsolationSpec `json:"networkIsolation,omitempty"`
+
+	// encryptionAtRest requires encrypted StorageClasses for the pods' volume claims.
+	// +optional
+	EncryptionAtRest *EncryptionAtRestSpec `json:"encryptionAtRest,omitempty"`
+
+	// backup schedules Velero backups of the workload and checks their freshness.
+	// +optional
+	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// auditLogging injects an audit sidecar into the selected pods.
+	// +optional
+	AuditLogging *AuditLoggingSpec `json:"auditLogging,omitempty"`
+
+	// transmissionSecurity requires TLS (or mesh mTLS) in front of the selected pods.
+	// +optional
+	TransmissionSecurity *TransmissionSecuritySpec `json:"transmissionSecurity,omitempty"`
+
+	// accessControl requires dedicated ServiceAccounts and least-privilege RBAC.
+	// +optional
+	AccessControl *AccessControlSpec `json:"accessControl,omitempty"`
+
+	// integrity requires immutable, unprivileged, digest-pinned containers.
+	// +optional
+	Integrity *IntegritySpec `json:"integrity,omitempty"`
+
+	// availability requires redundancy and a PodDisruptionBudget.
+	// +optional
+	Availability *AvailabilitySpec `json:"availability,omitempty"`
+}
+
+// NetworkIsolationSpec configures the NetworkIsolated safeguard (Required).
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Off'",message="networkIsolation.mode cannot be Off: network isolation is a Required HIPAA safeguard (§164.312(e)(1)); use Audit to report without enforcing"
+type NetworkIsolationSpec struct {
+	// mode is Enforce, Audit or Off. Built-in default: Enforce.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// allowDNS lets the selected pods resolve names through kube-dns
+	// (egress UDP and TCP port 53 to kube-system). Built-in default: true.
+	// +optional
+	AllowDNS *bool `json:"allowDNS,omitempty"`
+
+	// allowSameWorkload lets the selected pods talk to each other.
+	// Built-in default: true.
+	// +optional
+	AllowSameWorkload *bool `json:"allowSameWorkload,omitempty"`
+}
+
+// EncryptionAtRestSpec configures the EncryptedAtRest safeguard (Addressable).
+type EncryptionAtRestSpec struct {
+	// mode is Enforce, Audit or Off. Off needs a decision for EncryptedAtRest.
+	// Built-in default: Enforce.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+}
+
+// BackupSpec configures the BackupScheduled safeguard (Required).
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Off'",message="backup.mode cannot be Off: a data backup plan is a Required HIPAA safeguard (§164.308(a)(7)(ii)(A)); use Audit to report without enforcing"
+type BackupSpec struct {
+	// mode is Enforce, Audit or Off. Built-in default: Enforce.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// schedule is when backups run, as a five-field cron expression
+	// ("0 2 * * *") or a descriptor ("@daily", "@every 6h").
+	// Built-in default: "0 2 * * *".
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|@every [0-9]+(ns|us|ms|s|m|h)([0-9]+(ns|us|ms|s|m|h))*|[0-9A-Za-z*/,?-]+( +[0-9A-Za-z*/,?-]+){4})$')",message="backup.schedule must be a five-field cron expression such as \"0 2 * * *\" or a descriptor such as \"@daily\" or \"@every 6h\""
+	Schedule string `json:"schedule,omitempty"`
+
+	// ttl is how long each backup is kept, as a duration such as "52560h".
+	// HIPAA asks for six years of documentation (§164.316(b)(2)).
+	// Built-in default: 52560h (six years).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="backup.ttl must be a duration such as \"52560h\" or \"720h30m\" (units h, m, s)"
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+
+	// rpo (recovery point objective) is the greatest age the last successful
+	// backup may have before the safeguard fails. Built-in default: 25h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="backup.rpo must be a duration such as \"25h\" or \"90m\" (units h, m, s)"
+	RPO *metav1.Duration `json:"rpo,omitempty"`
+
+	// storageLocation is the Velero BackupStorageLocation to write to.
+	// Empty means Velero's default location.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageLocation string `json:"storageLocation,omitempty"`
+
+	// veleroNamespace is the namespace Velero runs in and reads Schedules from.
+	// Built-in default: velero.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	VeleroNamespace string `json:"veleroNamespace,omitempty"`
+}
+
+// AuditLoggingSpec configures the AuditLogging safeguard (Required).
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Off'",message="auditLogging.mode cannot be Off: audit controls are a Required HIPAA safeguard (§164.312(b)); use Audit to report without enforcing"
+type AuditLoggingSpec struct {
+	// mode is Enforce, Audit or Off. Built-in default: Enforce.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// restartNonCompliant rolls the owning Deployment, StatefulSet or DaemonSet
+	// when it has pods created without the sidecar. Built-in default: false.
+	// +optional
+	RestartNonCompliant *bool `json:"restartNonCompliant,omitempty"`
+}
+
+// TransmissionSecuritySpec configures the TransmissionSecure safeguard (Addressable).
+type TransmissionSecuritySpec struct {
+	// mode is Enforce, Audit or Off. Off needs a decision for TransmissionSecure.
+	// Built-in default: Enforce.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+}
+
+// AccessControlSpec configures the AccessControlled safeguard (Required).
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Off'",message="accessControl.mode cannot be Off: access control is a Required HIPAA safeguard (§164.312(a)(1)); use Audit to report without enforcing"
+type AccessControlSpec struct {
+	// mode is Enforce, Audit or Off. Built-in default: Audit.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// allowTokenAutomount permits the pods to mount a ServiceAccount token.
+	// Built-in default: false.
+	// +optional
+	AllowTokenAutomount *bool `json:"allowTokenAutomount,omitempty"`
+}
+
+// IntegritySpec configures the IntegrityProtected safeguard (Required).
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Off'",message="integrity.mode cannot be Off: integrity controls are a Required HIPAA safeguard (§164.312(c)(1)); use Audit to report without enforcing"
+type IntegritySpec struct {
+	// mode is Enforce, Audit or Off. Built-in default: Audit.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// requireImageDigest requires every container image to be pinned by digest.
+	// Built-in default: true.
+	// +optional
+	RequireImageDigest *bool `json:"requireImageDigest,omitempty"`
+}
+
+// AvailabilitySpec configures the Available safeguard (Required).
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Off'",message="availability.mode cannot be Off: an emergency mode operation plan is a Required HIPAA safeguard (§164.308(a)(7)(ii)(C)); use Audit to report without enforcing"
+type AvailabilitySpec struct {
+	// mode is Enforce, Audit or Off. Built-in default: Audit.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// minReplicas is the least number of replicas the owning workload must run.
+	// Built-in default: 2.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+}
+
+// DecisionKind says why an Addressable safeguard is not implemented as specified.
+// +kubebuilder:validation:Enum=Alternative;NotReasonable
+type DecisionKind string
+
+const (
+	// DecisionAlternative: an equivalent alternative measure is implemented instead
+	// (HIPAA §164.306(d)(3)(ii)(B)(2)).
+	DecisionAlternative DecisionKind = "Alternative"
+	// DecisionNotReasonable: the specification is not reasonable and appropriate
+	// for this workload, and why is documented (§164.306(d)(3)(ii)(B)(1)).
+	DecisionNotReasonable DecisionKind = "NotReasonable"
+)
+
+// Decision documents why an Addressable safeguard is turned off for a workload.
+// HIPAA lets an organisation not implement an Addressable specification only when
+// it documents why; the decision is kept with the workload and expires so that it
+// is reviewed.
+// +kubebuilder:validation:XValidation:rule="self.safeguard in ['EncryptedAtRest', 'TransmissionSecure']",messageExpression="'decision for ' + self.safeguard + ' is not allowed: only Addressable safeguards (EncryptedAtRest, TransmissionSecure) may be turned off; ' + self.safeguard + ' is Required by HIPAA, so set its mode to Audit instead'"
+// +kubebuilder:validation:XValidation:rule="self.kind != 'Alternative' || (has(self.alternativeMeasure) && size(self.alternativeMeasure) > 0)",message="a decision of kind Alternative must describe the measure implemented instead in alternativeMeasure"
+type Decision struct {
+	// safeguard is the safeguard this decision turns off.
+	// +required
+	Safeguard SafeguardName `json:"safeguard"`
+
+	// kind is Alternative (an equivalent measure is in place) or NotReasonable.
+	// +required
+	Kind DecisionKind `json:"kind"`
+
+	// justification says why the safeguard is not implemented as specified.
+	// +required
+	// +kubebuilder:validation:MinLength=20
+	// +kubebuilder:validation:MaxLength=4096
+	Justification string `json:"justification"`
+
+	// alternativeMeasure describes what is done instead. Required for kind Alternative.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	AlternativeMeasure string `json:"alternativeMeasure,omitempty"`
+
+	// approvedBy names who approved the decision (a person or role).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	ApprovedBy string `json:"approvedBy"`
+
+	// expires is when the decision must be reviewed. After it the safeguard counts
+	// as NonCompliant until the decision is renewed or the safeguard turned on.
+	// +required
+	Expires metav1.Time `json:"expires"`
+}

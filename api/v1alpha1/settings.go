@@ -1,0 +1,50 @@
+package v1alpha1
+
+// Mode returns the mode set for one safeguard, or "" when its block or mode is unset.
+func (s *SafeguardSettings) Mode(name SafeguardName) Mode {
+	switch name {
+	case NetworkIsolated:
+		if s.NetworkIsolation != nil {
+			return s.NetworkIsolation.Mode
+		}
+	case EncryptedAtRest:
+		if s.EncryptionAtRest != nil {
+			return s.EncryptionAtRest.Mode
+		}
+	case BackupScheduled:
+		if s.Backup != nil {
+			return s.Backup.Mode
+		}
+	case AuditLogging:
+		if s.AuditLogging != nil {
+			return s.AuditLogging.Mode
+		}
+	case TransmissionSecure:
+		if s.TransmissionSecurity != nil {
+			return s.TransmissionSecurity.Mode
+		}
+	case AccessControlled:
+		if s.AccessControl != nil {
+			return s.AccessControl.Mode
+		}
+	case IntegrityProtected:
+		if s.Integrity != nil {
+			return s.Integrity.Mode
+		}
+	case Available:
+		if s.Availability != nil {
+			return s.Availability.Mode
+		}
+	}
+	return ""
+}
+
+// Decision returns the decision documented for a safeguard, or nil.
+func (s *PHIWorkloadSpec) Decision(name SafeguardName) *Decision {
+	for i := range s.Decisions {
+		if s.Decisions[i].Safeguard == name {
+			return &s.Decisions[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+// Package controller holds phiguard's reconcilers.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+// FieldOwner is the field manager of every write phiguard makes.
+const FieldOwner = client.FieldOwner("phiguard")
+
+// PHIWorkloadReconciler keeps a PHIWorkload's safeguards and reports them in
+// its status.
+type PHIWorkloadReconciler struct {
+	client.Client
+	// Recorder records an Event for each change of a safeguard's result.
+	Recorder recorder.EventRecorder
+	// Clock is the time decisions are judged against; tests move it.
+	Clock clock.PassiveClock
+	// Safeguards are evaluated in this order; see safeguard.Registry.
+	Safeguards []safeguard.Safeguard
+	// ExemptNamespaces are never acted on, whatever the PHIPolicy says
+	// (kube-system and phiguard's own namespace).
+	ExemptNamespaces []string
+}
+
+// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=get;list;watch
+// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=get;patch
+// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phipolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile loads the workload, resolves its scope once, runs every safeguard in
+// order, and writes the status with one patch when it changed.
+func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var w phiguardv1alpha1.PHIWorkload
+	if err := r.Get(ctx, req.NamespacedName, &w); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !w.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owned objects are removed by garbage collection
+	}
+
+	now := r.Clock.Now()
+	scope, err := r.scope(ctx, &w, now)
+	stalled := safeguard.AsStalled(err)
+	if err != nil && stalled == nil {
+		return ctrl.Result{}, err
+	}
+	var outcomes []outcome
+	if stalled == nil {
+		outcomes = r.evaluate(ctx, scope)
+	}
+
+	policy := ""
+	if scope != nil && scope.Policy != nil {
+		policy = scope.Policy.Name
+	}
+	pods := 0
+	if scope != nil {
+		pods = len(scope.Pods)
+	}
+	status := computeStatus(w.Status, w.Generation, policy, pods, outcomes, stalled, metav1.NewTime(now))
+	if err := r.writeStatus(ctx, &w, status); err != nil {
+		return ctrl.Result{}, err
+	}
+	if stalled != nil {
+		// Retrying cannot help until the spec changes, and a spec change is a new event.
+		return ctrl.Result{}, reconcile.TerminalError(stalled)
+	}
+	return result(outcomes)
+}
+
+// scope resolves everything the safeguards read. A *safeguard.StalledError
+// means the spec cannot be acted on; other errors are transient.
+func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, now time.Time) (*safeguard.Scope, error) {
+	s := &safeguard.Scope{Workload: w, Now: now, Client: r.Client}
+
+	var policy phiguardv1alpha1.PHIPolicy
+	switch err := r.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &policy); {
+	case err == nil:
+		s.Policy = &policy
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("reading PHIPolicy %q: %w", phiguardv1alpha1.DefaultPolicyName, err)
+	}
+	if r.exempt(w.Namespace, s.Policy) {
+		return s, safeguard.Stalled(safeguard.ReasonNamespaceExempt,
+			"namespace %s is exempt from phiguard (built-in or PHIPolicy spec.exemptNamespaces); move the workload or remove the exemption",
+			w.Namespace)
+	}
+
+	var err error
+	if s.Settings, s.ModeSources, err = safeguard.Effective(&w.Spec.SafeguardSettings, s.Policy); err != nil {
+		return s, err
+	}
+	if err := safeguard.Validate(&s.Settings); err != nil {
+		return s, err
+	}
+	if s.Selector, err = metav1.LabelSelectorAsSelector(&w.Spec.Selector); err != nil {
+		return s, safeguard.Stalled(safeguard.ReasonInvalidSelector, "spec.selector is invalid: %v", err)
+	}
+
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(w.Namespace), client.MatchingLabelsSelector{Selector: s.Selector}); err != nil {
+		return s, fmt.Errorf("listing pods of %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	for i := range pods.Items {
+		if pods.Items[i].DeletionTimestamp.IsZero() {
+			s.Pods = append(s.Pods, pods.Items[i])
+		}
+	}
+	return s, nil
+}
+
+func (r *PHIWorkloadReconciler) exempt(ns string, policy *phiguardv1alpha1.PHIPolicy) bool {
+	return slices.Contains(r.ExemptNamespaces, ns) || (policy != nil && slices.Contains(policy.Spec.ExemptNamespaces, ns))
+}
+
+// evaluate runs each safeguard in order. A safeguard that is Off still runs (to
+// remove what it created), but its result is the verdict on its decision.
+func (r *PHIWorkloadReconciler) evaluate(ctx context.Context, s *safeguard.Scope) []outcome {
+	out := make([]outcome, 0, len(r.Safeguards))
+	for _, sg := range r.Safeguards {
+		name := sg.Name()
+		mode := s.Mode(name)
+		res := sg.Reconcile(ctx, s)
+		if mode == phiguardv1alpha1.ModeOff {
+			verdict := safeguard.EvaluateDecision(name, s.Workload.Spec.Decision(name), s.Now)
+			verdict.Err = res.Err
+			res = verdict
+		}
+		out = append(out, outcome{name: name, mode: mode, source: s.ModeSources[name], result: res})
+	}
+	return out
+}
+
+// writeStatus records an Event for each changed result and patches the status,
+// only when it differs from what is stored.
+func (r *PHIWorkloadReconciler) writeStatus(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, status phiguardv1alpha1.PHIWorkloadStatus) error {
+	if equality.Semantic.DeepEqual(w.Status, status) {
+		return nil
+	}
+	r.recordChanges(w, status)
+	patch := client.MergeFrom(w.DeepCopy())
+	w.Status = status
+	if err := r.Status().Patch(ctx, w, patch, FieldOwner); err != nil {
+		return fmt.Errorf("patching status of %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	logf.FromContext(ctx).V(1).Info("status updated", "compliance", status.Compliance, "score", status.Score)
+	return nil
+}
+
+// recordChanges emits an Event for each safeguard (and Stalled) whose status or
+// reason differs from the stored status.
+func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, c := range next.Conditions {
+		if c.Type == ConditionReady {
+			continue
+		}
+		if old := meta.FindStatusCondition(w.Status.Conditions, c.Type); old != nil && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		kind := corev1.EventTypeNormal
+		if c.Status == metav1.ConditionFalse || c.Type == ConditionStalled {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(w, nil, kind, c.Reason, "Evaluate", "%s is %s: %s", c.Type, c.Status, c.Message)
+	}
+}
+
+// result turns the outcomes into the controller's answer: transient errors are
+// returned (and retried with backoff); otherwise the earliest time-based requeue.
+func result(outcomes []outcome) (ctrl.Result, error) {
+	var errs []error
+	var after time.Duration
+	for _, o := range outcomes {
+		if o.result.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", o.name, o.result.Err))
+		}
+		if d := o.result.RequeueAfter; d > 0 && (after == 0 || d < after) {
+			after = d
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+// SetupWithManager registers the controller and its watches.
+func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		// Status writes do not change the generation, so our own patches do not
+		// come back as new work.
+		For(&phiguardv1alpha1.PHIWorkload{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&phiguardv1alpha1.PHIPolicy{}, handler.EnqueueRequestsFromMapFunc(r.workloadsForPolicy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Pods matter when they come, go, or change labels (and so selection).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.workloadsForPod),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Named("phiworkload").
+		Complete(r)
+}
+
+// workloadsForPolicy maps a PHIPolicy change to every PHIWorkload.
+func (r *PHIWorkloadReconciler) workloadsForPolicy(ctx context.Context, obj client.Object) []reconcile.Request {
+	if obj.GetName() != phiguardv1alpha1.DefaultPolicyName {
+		return nil
+	}
+	var list phiguardv1alpha1.PHIWorkloadList
+	if err := r.List(ctx, &list); err != nil {
+		logf.FromContext(ctx).Error(err, "listing PHIWorkloads for a PHIPolicy change")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// workloadsForPod maps a pod to the PHIWorkloads in its namespace that select it.
+func (r *PHIWorkloadReconciler) workloadsForPod(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list phiguardv1alpha1.PHIWorkloadList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "listing PHIWorkloads for a pod", "namespace", obj.GetNamespace())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		sel, err := metav1.LabelSelectorAsSelector(&list.Items[i].Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(obj.GetLabels())) {
+			continue // an invalid selector is reported on the workload itself
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}

@@ -1,0 +1,116 @@
+// Package safeguard holds phiguard's HIPAA safeguards: one type per safeguard
+// behind the Safeguard interface, the Scope each one reads, and the rules that
+// decide what a mode, a decision and a result mean for compliance.
+package safeguard
+
+import (
+	"context"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+)
+
+// Rule is the HIPAA Security Rule specification a safeguard implements.
+type Rule struct {
+	// Section is the regulation's section, such as "§164.312(b)".
+	Section string
+	// Specification is Required or Addressable.
+	Specification phiguardv1alpha1.Specification
+	// Summary says in one line what the safeguard checks.
+	Summary string
+}
+
+// Result is what one safeguard observed (and, in Enforce mode, did).
+type Result struct {
+	// Status is True when the safeguard holds, False when it does not, Unknown
+	// when it could not be evaluated.
+	Status metav1.ConditionStatus
+	// Reason is a CamelCase reason for the condition.
+	Reason string
+	// Message says what holds or what to fix, naming objects and counts.
+	Message string
+	// RequeueAfter asks for another evaluation after this long, for results that
+	// change with time alone (an expiring decision, an ageing backup). Zero: none.
+	RequeueAfter time.Duration
+	// Err is an error that kept the safeguard from finishing. A *StalledError
+	// means the spec cannot be acted on as written; any other error is retried.
+	Err error
+}
+
+// Safeguard is one HIPAA safeguard.
+type Safeguard interface {
+	// Name is the safeguard's name and its condition type.
+	Name() phiguardv1alpha1.SafeguardName
+	// Rule is the HIPAA specification it implements.
+	Rule() Rule
+	// Reconcile observes the scope's targets and, in Enforce mode, applies what
+	// the safeguard needs. In Off mode it removes what it created earlier; its
+	// result then only counts through Err, as the decision decides compliance.
+	Reconcile(ctx context.Context, s *Scope) Result
+}
+
+// Rules maps each safeguard to its HIPAA specification.
+var rules = map[phiguardv1alpha1.SafeguardName]Rule{
+	phiguardv1alpha1.NetworkIsolated: {
+		Section: "§164.312(e)(1)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI pods are isolated by default-deny NetworkPolicies",
+	},
+	phiguardv1alpha1.EncryptedAtRest: {
+		Section: "§164.312(a)(2)(iv)", Specification: phiguardv1alpha1.Addressable,
+		Summary: "ePHI volumes use encrypted StorageClasses",
+	},
+	phiguardv1alpha1.BackupScheduled: {
+		Section: "§164.308(a)(7)(ii)(A)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI is backed up on a schedule and the last backup is fresh",
+	},
+	phiguardv1alpha1.AuditLogging: {
+		Section: "§164.312(b)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI pods carry the audit sidecar",
+	},
+	phiguardv1alpha1.TransmissionSecure: {
+		Section: "§164.312(e)(2)(ii)", Specification: phiguardv1alpha1.Addressable,
+		Summary: "traffic to ePHI pods is encrypted in transit",
+	},
+	phiguardv1alpha1.AccessControlled: {
+		Section: "§164.312(a)(1)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI pods run with dedicated, least-privilege identities",
+	},
+	phiguardv1alpha1.IntegrityProtected: {
+		Section: "§164.312(c)(1)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI pods run immutable, unprivileged, digest-pinned containers",
+	},
+	phiguardv1alpha1.Available: {
+		Section: "§164.308(a)(7)(ii)(C)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI workloads keep running through the loss of a pod",
+	},
+}
+
+// RuleFor returns the HIPAA rule of a safeguard.
+func RuleFor(name phiguardv1alpha1.SafeguardName) Rule {
+	return rules[name]
+}
+
+// Order is the fixed order in which safeguards are evaluated and reported.
+var Order = []phiguardv1alpha1.SafeguardName{
+	phiguardv1alpha1.NetworkIsolated,
+	phiguardv1alpha1.EncryptedAtRest,
+	phiguardv1alpha1.BackupScheduled,
+	phiguardv1alpha1.AuditLogging,
+	phiguardv1alpha1.TransmissionSecure,
+	phiguardv1alpha1.AccessControlled,
+	phiguardv1alpha1.IntegrityProtected,
+	phiguardv1alpha1.Available,
+}
+
+// Registry returns every safeguard, in Order. Safeguards that phiguard does not
+// evaluate yet are present as NotImplemented, so that status always shows all
+// of them and none is ever reported compliant without being checked.
+func Registry() []Safeguard {
+	out := make([]Safeguard, 0, len(Order))
+	for _, name := range Order {
+		out = append(out, NotImplemented(name))
+	}
+	return out
+}

@@ -1,0 +1,48 @@
+package safeguard
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+)
+
+// Scope is everything one reconcile of a PHIWorkload reads, resolved once
+// before any safeguard runs. Safeguards read it and never list the cluster
+// themselves; they write only through Client, and only in Enforce mode.
+type Scope struct {
+	// Workload is the PHIWorkload being reconciled. Safeguards must not modify it.
+	Workload *phiguardv1alpha1.PHIWorkload
+
+	// Policy is the PHIPolicy named "default"; nil when none exists.
+	Policy *phiguardv1alpha1.PHIPolicy
+
+	// Settings are the effective settings: the workload's own, then the policy's,
+	// then the built-in defaults, merged field by field. Every mode is set.
+	Settings phiguardv1alpha1.SafeguardSettings
+
+	// ModeSources says where each safeguard's effective mode came from.
+	ModeSources map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource
+
+	// Selector is the workload's spec.selector, parsed.
+	Selector labels.Selector
+
+	// Pods are the pods in the workload's namespace that Selector matches,
+	// excluding pods already being deleted. Read from the cache.
+	Pods []corev1.Pod
+
+	// Now is the time this reconcile evaluates decisions and ages against.
+	Now time.Time
+
+	// Client writes the objects a safeguard owns (server-side apply, field owner
+	// "phiguard"). Reads go through the fields above.
+	Client client.Client
+}
+
+// Mode returns the effective mode of a safeguard.
+func (s *Scope) Mode(name phiguardv1alpha1.SafeguardName) phiguardv1alpha1.Mode {
+	return s.Settings.Mode(name)
+}
