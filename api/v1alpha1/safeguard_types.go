@@ -2,7 +2,8 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-// Mode says what phiguard does about one safeguard.
+// Mode says what phiguard does about one safeguard. In YAML write "Off" in
+// quotes: YAML 1.1, which kubectl speaks, reads a bare Off as the boolean false.
 // +kubebuilder:validation:Enum=Enforce;Audit;Off
 type Mode string
 

@@ -13,7 +13,9 @@ import (
 // condition is Unknown, so it never counts as compliant.
 const ReasonNotImplemented = "NotImplemented"
 
-type notImplemented struct{ name phiguardv1alpha1.SafeguardName }
+type notImplemented struct {
+	name phiguardv1alpha1.SafeguardName
+}
 
 // NotImplemented is the placeholder for a safeguard that phiguard cannot
 // evaluate yet: it reports Unknown with a message saying so.

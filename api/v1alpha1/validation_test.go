@@ -1,0 +1,191 @@
+package v1alpha1_test
+
+import (
+	"fmt"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// workload builds a PHIWorkload from the YAML of its spec, as a user would write it.
+func workload(name, spec string) *unstructured.Unstructured {
+	doc := fmt.Sprintf("apiVersion: compliance.phiguard.io/v1alpha1\nkind: PHIWorkload\nmetadata:\n  name: %s\n  namespace: default\nspec:\n%s",
+		name, indent(spec))
+	return decode(doc)
+}
+
+func policy(name, spec string) *unstructured.Unstructured {
+	doc := fmt.Sprintf("apiVersion: compliance.phiguard.io/v1alpha1\nkind: PHIPolicy\nmetadata:\n  name: %s\nspec:\n%s",
+		name, indent(spec))
+	return decode(doc)
+}
+
+func decode(doc string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	ExpectWithOffset(2, yaml.Unmarshal([]byte(doc), &u.Object)).To(Succeed())
+	return u
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = "  " + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+const selector = "selector:\n  matchLabels:\n    app: records\n"
+
+// decision is a valid decision for safeguard, in spec YAML.
+func decision(safeguard string) string {
+	return fmt.Sprintf(`decisions:
+- safeguard: %s
+  kind: NotReasonable
+  justification: traffic never leaves the node; TLS adds no protection here
+  approvedBy: security-officer@clinic.example
+  expires: "2031-01-01T00:00:00Z"
+`, safeguard)
+}
+
+var _ = Describe("PHIWorkload validation", func() {
+	n := 0
+	name := func() string { n++; return fmt.Sprintf("w%d", n) }
+
+	DescribeTable("rejects bad input with a message that says what to fix",
+		func(spec string, wantMessage string) {
+			err := k8s.Create(ctx, workload(name(), spec))
+			Expect(err).To(HaveOccurred(), "the apiserver accepted:\n%s", spec)
+			Expect(err.Error()).To(ContainSubstring(wantMessage))
+		},
+		Entry("missing selector", "networkIsolation:\n  mode: Enforce\n", "spec.selector: Required value"),
+		Entry("empty selector", "selector: {}\n", "spec.selector is empty: give matchLabels or matchExpressions"),
+		Entry("selector with empty matchLabels", "selector:\n  matchLabels: {}\n", "spec.selector is empty"),
+		// YAML 1.1 (which kubectl speaks) reads a bare Off as the boolean false.
+		Entry("unquoted Off, read by YAML as false", selector+"encryptionAtRest:\n  mode: Off\n",
+			"spec.encryptionAtRest.mode in body must be of type string"),
+		Entry("unknown mode", selector+"networkIsolation:\n  mode: Sometimes\n", `Unsupported value: "Sometimes"`),
+		Entry("addressable encryption off without a decision", selector+"encryptionAtRest:\n  mode: \"Off\"\n",
+			"encryptionAtRest.mode is Off without a decision: add an entry to spec.decisions with safeguard EncryptedAtRest"),
+		Entry("addressable transmission off with a decision for another safeguard",
+			selector+"transmissionSecurity:\n  mode: \"Off\"\n"+decision("EncryptedAtRest"),
+			"transmissionSecurity.mode is Off without a decision"),
+		Entry("required network isolation off", selector+"networkIsolation:\n  mode: \"Off\"\n",
+			"networkIsolation.mode cannot be Off: network isolation is a Required HIPAA safeguard (§164.312(e)(1)); use Audit"),
+		Entry("required backup off", selector+"backup:\n  mode: \"Off\"\n", "backup.mode cannot be Off"),
+		Entry("required audit logging off", selector+"auditLogging:\n  mode: \"Off\"\n", "auditLogging.mode cannot be Off"),
+		Entry("required access control off", selector+"accessControl:\n  mode: \"Off\"\n", "accessControl.mode cannot be Off"),
+		Entry("required integrity off", selector+"integrity:\n  mode: \"Off\"\n", "integrity.mode cannot be Off"),
+		Entry("required availability off", selector+"availability:\n  mode: \"Off\"\n", "availability.mode cannot be Off"),
+		Entry("decision for a Required safeguard", selector+decision("NetworkIsolated"),
+			"decision for NetworkIsolated is not allowed: only Addressable safeguards (EncryptedAtRest, TransmissionSecure) may be turned off"),
+		Entry("decision for an unknown safeguard", selector+decision("Telepathy"), `Unsupported value: "Telepathy"`),
+		Entry("decision with a short justification", selector+`decisions:
+- safeguard: EncryptedAtRest
+  kind: NotReasonable
+  justification: because
+  approvedBy: ciso
+  expires: "2031-01-01T00:00:00Z"
+`, "justification: Invalid value: \"because\": spec.decisions[0].justification in body should be at least 20 chars long"),
+		Entry("decision without justification", selector+`decisions:
+- safeguard: EncryptedAtRest
+  kind: NotReasonable
+  approvedBy: ciso
+  expires: "2031-01-01T00:00:00Z"
+`, "spec.decisions[0].justification: Required value"),
+		Entry("decision without approver", selector+`decisions:
+- safeguard: EncryptedAtRest
+  kind: NotReasonable
+  justification: disks are encrypted by the hypervisor layer
+  expires: "2031-01-01T00:00:00Z"
+`, "spec.decisions[0].approvedBy: Required value"),
+		Entry("decision without expiry", selector+`decisions:
+- safeguard: EncryptedAtRest
+  kind: NotReasonable
+  justification: disks are encrypted by the hypervisor layer
+  approvedBy: ciso
+`, "spec.decisions[0].expires: Required value"),
+		Entry("decision with a malformed expiry", selector+`decisions:
+- safeguard: EncryptedAtRest
+  kind: NotReasonable
+  justification: disks are encrypted by the hypervisor layer
+  approvedBy: ciso
+  expires: next year
+`, "spec.decisions[0].expires"),
+		Entry("alternative without the alternative measure", selector+`decisions:
+- safeguard: EncryptedAtRest
+  kind: Alternative
+  justification: disks are encrypted by the hypervisor layer
+  approvedBy: ciso
+  expires: "2031-01-01T00:00:00Z"
+`, "a decision of kind Alternative must describe the measure implemented instead in alternativeMeasure"),
+		Entry("two decisions for one safeguard", selector+decision("EncryptedAtRest")+`- safeguard: EncryptedAtRest
+  kind: NotReasonable
+  justification: disks are encrypted by the hypervisor layer
+  approvedBy: ciso
+  expires: "2031-01-01T00:00:00Z"
+`, `spec.decisions[1]: Duplicate value`),
+		Entry("cron with four fields", selector+"backup:\n  schedule: \"0 2 * *\"\n",
+			`backup.schedule must be a five-field cron expression such as "0 2 * * *" or a descriptor`),
+		Entry("cron in words", selector+"backup:\n  schedule: every night\n", "backup.schedule must be a five-field cron expression"),
+		Entry("unknown cron descriptor", selector+"backup:\n  schedule: \"@fortnightly\"\n", "backup.schedule must be a five-field cron expression"),
+		Entry("ttl in words", selector+"backup:\n  ttl: 6 years\n", `backup.ttl must be a duration such as "52560h"`),
+		Entry("ttl in days", selector+"backup:\n  ttl: 2190d\n", `backup.ttl must be a duration`),
+		Entry("rpo without a unit", selector+"backup:\n  rpo: \"25\"\n", `backup.rpo must be a duration such as "25h"`),
+		Entry("minReplicas zero", selector+"availability:\n  minReplicas: 0\n", "spec.availability.minReplicas: Invalid value: 0"),
+	)
+
+	DescribeTable("accepts valid input",
+		func(spec string) {
+			Expect(k8s.Create(ctx, workload(name(), spec))).To(Succeed())
+		},
+		Entry("selector only", selector),
+		Entry("matchExpressions selector", "selector:\n  matchExpressions:\n  - {key: app, operator: In, values: [records]}\n"),
+		Entry("addressable safeguard off with a decision", selector+"transmissionSecurity:\n  mode: \"Off\"\n"+decision("TransmissionSecure")),
+		Entry("every mode set", selector+`networkIsolation: {mode: Enforce, allowDNS: false}
+encryptionAtRest: {mode: Audit}
+backup: {mode: Enforce, schedule: "30 1 * * 1-5", ttl: 52560h, rpo: 90m, veleroNamespace: velero}
+auditLogging: {mode: Audit, restartNonCompliant: true}
+transmissionSecurity: {mode: Enforce}
+accessControl: {mode: Enforce}
+integrity: {mode: Audit}
+availability: {mode: Enforce, minReplicas: 3}
+`),
+		Entry("cron descriptor", selector+"backup:\n  schedule: \"@daily\"\n"),
+		Entry("cron interval", selector+"backup:\n  schedule: \"@every 6h30m\"\n"),
+		Entry("alternative with its measure", selector+`encryptionAtRest:
+  mode: "Off"
+decisions:
+- safeguard: EncryptedAtRest
+  kind: Alternative
+  alternativeMeasure: volumes sit on a self-encrypting SAN with keys in the HSM
+  justification: the storage array encrypts every block it writes
+  approvedBy: ciso
+  expires: "2031-01-01T00:00:00Z"
+`),
+	)
+})
+
+var _ = Describe("PHIPolicy validation", func() {
+	It("accepts defaults on the policy named default", func() {
+		p := policy("default", "defaults:\n  backup: {rpo: 12h}\nexemptNamespaces: [legacy-lab]\n")
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		Expect(k8s.Delete(ctx, p)).To(Succeed())
+	})
+
+	DescribeTable("rejects bad input",
+		func(name, spec, wantMessage string) {
+			err := k8s.Create(ctx, policy(name, spec))
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(wantMessage))
+		},
+		Entry("a policy that is not named default", "org", "exemptNamespaces: [lab]\n",
+			`only a PHIPolicy named "default" applies; name it default`),
+		Entry("addressable safeguard off by default", "default", "defaults:\n  encryptionAtRest: {mode: \"Off\"}\n",
+			"defaults.encryptionAtRest.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload"),
+		Entry("required safeguard off by default", "default", "defaults:\n  auditLogging: {mode: \"Off\"}\n",
+			"auditLogging.mode cannot be Off"),
+	)
+})

@@ -1,0 +1,143 @@
+package controller_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/controller"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+// Covers the status lifecycle written by the running controller: one condition
+// per safeguard, the Ready summary, the per-safeguard table and pod counting.
+var _ = Describe("PHIWorkload status", func() {
+	const timeout, poll = 10 * time.Second, 100 * time.Millisecond
+
+	It("reports every safeguard, never an unevaluated one as compliant", func() {
+		ns := newNamespace()
+		w := newWorkload(ns, "records", func(w *phiguardv1alpha1.PHIWorkload) {
+			w.Spec.TransmissionSecurity = &phiguardv1alpha1.TransmissionSecuritySpec{Mode: phiguardv1alpha1.ModeOff}
+			w.Spec.Decisions = []phiguardv1alpha1.Decision{
+				validDecision(phiguardv1alpha1.TransmissionSecure, metav1.NewTime(time.Now().Add(24*time.Hour))),
+			}
+		})
+
+		Eventually(func(g Gomega) {
+			got := fetch(g, w)
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			for _, name := range safeguard.Order {
+				c := condition(g, w, string(name))
+				g.Expect(c.ObservedGeneration).To(Equal(got.Generation))
+				if name == phiguardv1alpha1.TransmissionSecure {
+					g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+					g.Expect(c.Reason).To(Equal(safeguard.ReasonDocumentedDecision))
+					g.Expect(c.Message).To(ContainSubstring("approved by security-officer"))
+					continue
+				}
+				g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), "%s", name)
+				g.Expect(c.Reason).To(Equal(safeguard.ReasonNotImplemented))
+				g.Expect(c.Message).To(ContainSubstring("not counted as compliant"))
+			}
+			ready := condition(g, w, controller.ConditionReady)
+			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(ready.Reason).To(Equal(controller.ReasonSafeguardsUnknown))
+			g.Expect(ready.Message).To(ContainSubstring("NetworkIsolated"))
+			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.Pending))
+			g.Expect(got.Status.Score).To(Equal("1/8"))
+			g.Expect(got.Status.Safeguards).To(HaveLen(8))
+			g.Expect(got.Status.Safeguards[0]).To(Equal(phiguardv1alpha1.SafeguardStatus{
+				Name: phiguardv1alpha1.NetworkIsolated, Section: "§164.312(e)(1)",
+				Specification: phiguardv1alpha1.Required, Mode: phiguardv1alpha1.ModeEnforce,
+				ModeSource: phiguardv1alpha1.SourceDefault, Status: metav1.ConditionUnknown,
+				Reason: safeguard.ReasonNotImplemented,
+			}))
+			g.Expect(got.Status.Safeguards[4].ModeSource).To(Equal(phiguardv1alpha1.SourceWorkload))
+			g.Expect(got.Status.Safeguards[4].Mode).To(Equal(phiguardv1alpha1.ModeOff))
+		}, timeout, poll).Should(Succeed())
+
+		By("recording an Event for each safeguard's first result")
+		Eventually(func(g Gomega) {
+			reasons := map[string]string{} // action (the safeguard) -> reason
+			for _, e := range eventsFor(g, fetch(g, w)) {
+				reasons[e.Action] = e.Reason
+			}
+			g.Expect(reasons).To(HaveLen(len(safeguard.Order)))
+			g.Expect(reasons).To(HaveKeyWithValue(string(phiguardv1alpha1.NetworkIsolated), safeguard.ReasonNotImplemented))
+			g.Expect(reasons).To(HaveKeyWithValue(string(phiguardv1alpha1.TransmissionSecure), safeguard.ReasonDocumentedDecision))
+		}, timeout, poll).Should(Succeed())
+	})
+
+	It("counts the pods the selector matches and follows label changes", func() {
+		ns := newNamespace()
+		a := newPod(ns, "records-a", map[string]string{"app": "records"})
+		newPod(ns, "records-b", map[string]string{"app": "records"})
+		newPod(ns, "billing", map[string]string{"app": "billing"})
+		w := newWorkload(ns, "records", nil)
+
+		Eventually(func(g Gomega) {
+			g.Expect(fetch(g, w).Status.MatchedPods).To(Equal(int32(2)))
+		}, timeout, poll).Should(Succeed())
+
+		By("a pod created later is counted")
+		newPod(ns, "records-c", map[string]string{"app": "records"})
+		Eventually(func(g Gomega) {
+			g.Expect(fetch(g, w).Status.MatchedPods).To(Equal(int32(3)))
+		}, timeout, poll).Should(Succeed())
+
+		By("a pod relabelled out of the selector is no longer counted")
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		a.Labels = map[string]string{"app": "other"}
+		Expect(k8s.Update(ctx, a)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(fetch(g, w).Status.MatchedPods).To(Equal(int32(2)))
+		}, timeout, poll).Should(Succeed())
+
+		By("a deleted pod is no longer counted")
+		Expect(k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records-b"}},
+			client.GracePeriodSeconds(0))).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(fetch(g, w).Status.MatchedPods).To(Equal(int32(1)))
+		}, timeout, poll).Should(Succeed())
+	})
+
+	It("marks a decision expired when its time comes, without any other change", func() {
+		ns := newNamespace()
+		// The API stores times to the second; leave a margin past the first reconcile.
+		expires := metav1.NewTime(time.Now().Add(3 * time.Second).Truncate(time.Second))
+		w := newWorkload(ns, "records", func(w *phiguardv1alpha1.PHIWorkload) {
+			w.Spec.EncryptionAtRest = &phiguardv1alpha1.EncryptionAtRestSpec{Mode: phiguardv1alpha1.ModeOff}
+			w.Spec.Decisions = []phiguardv1alpha1.Decision{validDecision(phiguardv1alpha1.EncryptedAtRest, expires)}
+		})
+
+		Eventually(func(g Gomega) {
+			g.Expect(condition(g, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(safeguard.ReasonDocumentedDecision))
+		}, timeout, poll).Should(Succeed())
+
+		Eventually(func(g Gomega) {
+			c := condition(g, w, string(phiguardv1alpha1.EncryptedAtRest))
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(safeguard.ReasonDecisionExpired))
+			g.Expect(c.Message).To(ContainSubstring("renew"))
+			got := fetch(g, w)
+			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
+			ready := condition(g, w, controller.ConditionReady)
+			g.Expect(ready.Reason).To(Equal(controller.ReasonSafeguardsFailing))
+			g.Expect(ready.Message).To(ContainSubstring("failing: EncryptedAtRest"))
+		}, timeout, poll).Should(Succeed())
+
+		By("recording the expiry as a Warning Event")
+		Eventually(func(g Gomega) {
+			var found bool
+			for _, e := range eventsFor(g, fetch(g, w)) {
+				found = found || (e.Reason == safeguard.ReasonDecisionExpired && e.Type == corev1.EventTypeWarning)
+			}
+			g.Expect(found).To(BeTrue())
+		}, timeout, poll).Should(Succeed())
+	})
+})

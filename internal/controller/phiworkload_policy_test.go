@@ -1,0 +1,80 @@
+package controller_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+// Covers the PHIPolicy named "default": its defaults fill what a workload leaves
+// empty, the status says where each mode came from, and a policy change
+// reaches existing workloads through the watch.
+var _ = Describe("PHIPolicy defaults", Ordered, func() {
+	const timeout, poll = 10 * time.Second, 100 * time.Millisecond
+	var policy *phiguardv1alpha1.PHIPolicy
+
+	BeforeAll(func() {
+		policy = &phiguardv1alpha1.PHIPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: phiguardv1alpha1.DefaultPolicyName},
+			Spec: phiguardv1alpha1.PHIPolicySpec{Defaults: phiguardv1alpha1.SafeguardSettings{
+				Availability: &phiguardv1alpha1.AvailabilitySpec{Mode: phiguardv1alpha1.ModeEnforce},
+			}},
+		}
+		Expect(k8s.Create(ctx, policy)).To(Succeed())
+		DeferCleanup(func() { Expect(k8s.Delete(ctx, policy)).To(Succeed()) })
+	})
+
+	row := func(g Gomega, w *phiguardv1alpha1.PHIWorkload, name phiguardv1alpha1.SafeguardName) phiguardv1alpha1.SafeguardStatus {
+		for _, r := range fetch(g, w).Status.Safeguards {
+			if r.Name == name {
+				return r
+			}
+		}
+		g.Expect(name).To(BeEmpty(), "no status row for the safeguard")
+		return phiguardv1alpha1.SafeguardStatus{}
+	}
+
+	It("applies the policy's defaults under the workload's own settings", func() {
+		ns := newNamespace()
+		w := newWorkload(ns, "records", func(w *phiguardv1alpha1.PHIWorkload) {
+			w.Spec.Integrity = &phiguardv1alpha1.IntegritySpec{Mode: phiguardv1alpha1.ModeEnforce}
+		})
+		Eventually(func(g Gomega) {
+			g.Expect(fetch(g, w).Status.Policy).To(Equal(phiguardv1alpha1.DefaultPolicyName))
+			g.Expect(row(g, w, phiguardv1alpha1.Available)).To(And(
+				HaveField("Mode", phiguardv1alpha1.ModeEnforce), HaveField("ModeSource", phiguardv1alpha1.SourcePolicy)))
+			g.Expect(row(g, w, phiguardv1alpha1.IntegrityProtected)).To(And(
+				HaveField("Mode", phiguardv1alpha1.ModeEnforce), HaveField("ModeSource", phiguardv1alpha1.SourceWorkload)))
+			g.Expect(row(g, w, phiguardv1alpha1.AccessControlled)).To(And(
+				HaveField("Mode", phiguardv1alpha1.ModeAudit), HaveField("ModeSource", phiguardv1alpha1.SourceDefault)))
+		}, timeout, poll).Should(Succeed())
+
+		By("a policy change reaches the existing workload")
+		Expect(k8s.Patch(ctx, policy, client.RawPatch(client.Merge.Type(),
+			[]byte(`{"spec":{"defaults":{"availability":{"mode":"Audit"},"accessControl":{"mode":"Enforce"}}}}`)))).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(row(g, w, phiguardv1alpha1.Available)).To(And(
+				HaveField("Mode", phiguardv1alpha1.ModeAudit), HaveField("ModeSource", phiguardv1alpha1.SourcePolicy)))
+			g.Expect(row(g, w, phiguardv1alpha1.AccessControlled)).To(And(
+				HaveField("Mode", phiguardv1alpha1.ModeEnforce), HaveField("ModeSource", phiguardv1alpha1.SourcePolicy)))
+		}, timeout, poll).Should(Succeed())
+	})
+
+	It("exempts the policy's exempt namespaces", func() {
+		ns := newNamespace()
+		Expect(k8s.Patch(ctx, policy, client.RawPatch(client.Merge.Type(),
+			[]byte(`{"spec":{"exemptNamespaces":["`+ns+`"]}}`)))).To(Succeed())
+		w := newWorkload(ns, "records", nil)
+		Eventually(func(g Gomega) {
+			st := condition(g, w, "Stalled")
+			g.Expect(st.Reason).To(Equal(safeguard.ReasonNamespaceExempt))
+			g.Expect(st.Message).To(ContainSubstring("namespace " + ns + " is exempt"))
+		}, timeout, poll).Should(Succeed())
+	})
+})

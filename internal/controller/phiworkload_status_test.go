@@ -1,0 +1,121 @@
+package controller
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+func outcomes(results ...metav1.ConditionStatus) []outcome {
+	out := make([]outcome, 0, len(results))
+	for i, st := range results {
+		out = append(out, outcome{
+			name: safeguard.Order[i], mode: phiguardv1alpha1.ModeEnforce, source: phiguardv1alpha1.SourceDefault,
+			result: safeguard.Result{Status: st, Reason: "Because", Message: "m"},
+		})
+	}
+	return out
+}
+
+func all(st metav1.ConditionStatus) []metav1.ConditionStatus {
+	out := make([]metav1.ConditionStatus, len(safeguard.Order))
+	for i := range out {
+		out[i] = st
+	}
+	return out
+}
+
+func TestComputeStatusSummary(t *testing.T) {
+	T, F, U := metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown
+	cases := []struct {
+		name       string
+		results    []metav1.ConditionStatus
+		compliance phiguardv1alpha1.Compliance
+		ready      metav1.ConditionStatus
+		reason     string
+		score      string
+		message    string
+	}{
+		{"all hold", all(T), phiguardv1alpha1.Compliant, T, ReasonCompliant, "8/8", "all 8 safeguards hold"},
+		{"one fails", []metav1.ConditionStatus{T, T, F, T, T, T, T, T}, phiguardv1alpha1.NonCompliant, F,
+			ReasonSafeguardsFailing, "7/8", "failing: BackupScheduled"},
+		{"fails and unknowns", []metav1.ConditionStatus{U, F, T, T, T, T, T, U}, phiguardv1alpha1.NonCompliant, F,
+			ReasonSafeguardsFailing, "5/8", "failing: EncryptedAtRest; not evaluated: NetworkIsolated, Available"},
+		{"unknown is never compliant", []metav1.ConditionStatus{T, T, T, T, T, T, T, U}, phiguardv1alpha1.Pending, F,
+			ReasonSafeguardsUnknown, "7/8", "not evaluated: Available"},
+	}
+	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 3, "default", 2, outcomes(tc.results...), nil, now)
+			g.Expect(st.Compliance).To(Equal(tc.compliance))
+			g.Expect(st.Score).To(Equal(tc.score))
+			g.Expect(st.ObservedGeneration).To(BeEquivalentTo(3))
+			g.Expect(st.MatchedPods).To(BeEquivalentTo(2))
+			g.Expect(st.Policy).To(Equal("default"))
+			g.Expect(st.Safeguards).To(HaveLen(len(tc.results)))
+			g.Expect(st.Conditions).To(HaveLen(len(tc.results) + 1))
+			ready := meta.FindStatusCondition(st.Conditions, ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Status).To(Equal(tc.ready))
+			g.Expect(ready.Reason).To(Equal(tc.reason))
+			g.Expect(ready.Message).To(Equal(tc.message))
+		})
+	}
+}
+
+func TestComputeStatusKeepsTransitionTimes(t *testing.T) {
+	g := NewWithT(t)
+	t0 := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	t1 := metav1.NewTime(t0.Add(time.Hour))
+	first := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, t0)
+	again := computeStatus(first, 1, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, t1)
+	g.Expect(again).To(Equal(first), "an unchanged result yields an identical status, so nothing is written")
+
+	flipped := outcomes(all(metav1.ConditionTrue)...)
+	flipped[0].result.Status = metav1.ConditionFalse
+	next := computeStatus(first, 1, "", 0, flipped, nil, t1)
+	g.Expect(meta.FindStatusCondition(next.Conditions, "NetworkIsolated").LastTransitionTime).To(Equal(t1))
+	g.Expect(meta.FindStatusCondition(next.Conditions, "Available").LastTransitionTime).To(Equal(t0))
+}
+
+func TestComputeStatusStalled(t *testing.T) {
+	g := NewWithT(t)
+	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, now)
+	stalled := safeguard.AsStalled(safeguard.Stalled(safeguard.ReasonInvalidSelector, "spec.selector is invalid: %s", "x"))
+
+	st := computeStatus(prev, 2, "", 0, nil, stalled, now)
+	g.Expect(st.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
+	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(2), "a stalled generation has been fully handled")
+	g.Expect(meta.IsStatusConditionTrue(st.Conditions, ConditionStalled)).To(BeTrue())
+	g.Expect(meta.FindStatusCondition(st.Conditions, ConditionReady)).To(And(
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", safeguard.ReasonInvalidSelector)))
+
+	recovered := computeStatus(st, 3, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, now)
+	g.Expect(meta.FindStatusCondition(recovered.Conditions, ConditionStalled)).To(BeNil())
+	g.Expect(recovered.Compliance).To(Equal(phiguardv1alpha1.Compliant))
+}
+
+func TestComputeStatusTransientErrorHoldsGeneration(t *testing.T) {
+	g := NewWithT(t)
+	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	res := outcomes(all(metav1.ConditionTrue)...)
+	res[2].result = safeguard.Result{Err: errors.New("the server is currently unable to handle the request")}
+
+	st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{ObservedGeneration: 4}, 5, "", 0, res, nil, now)
+	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(4), "a half-evaluated generation is not observed")
+	c := meta.FindStatusCondition(st.Conditions, string(safeguard.Order[2]))
+	g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
+	g.Expect(c.Reason).To(Equal(ReasonEvaluationError))
+	g.Expect(c.Message).To(ContainSubstring("unable to handle"))
+	g.Expect(st.Compliance).To(Equal(phiguardv1alpha1.Pending))
+}

@@ -1,0 +1,101 @@
+package controller_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/controller"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+// Covers what only a hand-driven reconcile can show exactly: a reconcile of an
+// unchanged workload makes no write request at all, the requeue is timed to a
+// decision's expiry, and moving the clock past it flips the result. The
+// objects live in the namespace the running manager does not watch.
+var _ = Describe("Reconciling by hand", func() {
+	var (
+		writes   *writeCounter
+		recorder *events.FakeRecorder
+		fakeNow  *clocktesting.FakeClock
+		r        *controller.PHIWorkloadReconciler
+	)
+
+	BeforeEach(func() {
+		ensureNamespace(manualNamespace)
+		writes = &writeCounter{}
+		counted, err := client.New(writes.wrap(cfg), client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
+		recorder = events.NewFakeRecorder(100)
+		fakeNow = clocktesting.NewFakeClock(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
+		r = &controller.PHIWorkloadReconciler{
+			Client: counted, Recorder: recorder, Clock: fakeNow,
+			Safeguards: safeguard.Registry(), ExemptNamespaces: []string{"kube-system"},
+		}
+	})
+
+	reconcileOnce := func(w *phiguardv1alpha1.PHIWorkload) ctrl.Result {
+		GinkgoHelper()
+		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(w)})
+		Expect(err).NotTo(HaveOccurred())
+		return res
+	}
+	drain := func() (n int) {
+		for {
+			select {
+			case <-recorder.Events:
+				n++
+			default:
+				return n
+			}
+		}
+	}
+
+	It("makes zero write requests when nothing changed", func() {
+		w := newWorkload(manualNamespace, "steady", nil)
+		newPod(manualNamespace, "steady-0", map[string]string{"app": "records"})
+
+		reconcileOnce(w)
+		Expect(writes.n.Load()).To(BeEquivalentTo(1), "the first reconcile writes the status once")
+		Expect(drain()).To(Equal(len(safeguard.Order)), "one Event per safeguard's first result")
+
+		writes.n.Store(0)
+		reconcileOnce(w)
+		reconcileOnce(w)
+		Expect(writes.n.Load()).To(BeZero(), "an unchanged workload must not be written")
+		Expect(drain()).To(BeZero(), "an unchanged result must not be announced")
+	})
+
+	It("requeues at a decision's expiry and reports it expired once the clock passes it", func() {
+		expires := metav1.NewTime(fakeNow.Now().Add(90 * time.Minute))
+		w := newWorkload(manualNamespace, "expiring", func(w *phiguardv1alpha1.PHIWorkload) {
+			w.Spec.EncryptionAtRest = &phiguardv1alpha1.EncryptionAtRestSpec{Mode: phiguardv1alpha1.ModeOff}
+			w.Spec.Decisions = []phiguardv1alpha1.Decision{validDecision(phiguardv1alpha1.EncryptedAtRest, expires)}
+		})
+
+		Expect(reconcileOnce(w).RequeueAfter).To(Equal(90 * time.Minute))
+		Expect(condition(Default, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(safeguard.ReasonDocumentedDecision))
+		drain()
+
+		fakeNow.Step(89 * time.Minute)
+		writes.n.Store(0)
+		Expect(reconcileOnce(w).RequeueAfter).To(Equal(time.Minute))
+		Expect(writes.n.Load()).To(BeZero(), "nothing changed before the expiry")
+
+		fakeNow.Step(time.Minute)
+		Expect(reconcileOnce(w).RequeueAfter).To(BeZero(), "nothing left that expires")
+		c := condition(Default, w, string(phiguardv1alpha1.EncryptedAtRest))
+		Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		Expect(c.Reason).To(Equal(safeguard.ReasonDecisionExpired))
+		Expect(c.LastTransitionTime.Time).To(BeTemporally("==", fakeNow.Now()))
+		Expect(writes.n.Load()).To(BeEquivalentTo(1))
+		Expect(recorder.Events).To(Receive(ContainSubstring("Warning DecisionExpired")))
+	})
+})
