@@ -49,7 +49,3 @@ type PHIPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PHIPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&PHIPolicy{}, &PHIPolicyList{})
-}

@@ -31,11 +31,11 @@ type PHIWorkloadSpec struct {
 type Compliance string
 
 const (
-	// Compliant: every safeguard holds or carries a valid decision.
+	// Compliant means every safeguard holds or carries a valid decision.
 	Compliant Compliance = "Compliant"
-	// NonCompliant: at least one safeguard does not hold.
+	// NonCompliant means at least one safeguard does not hold.
 	NonCompliant Compliance = "NonCompliant"
-	// Pending: no safeguard fails, but at least one could not be evaluated yet.
+	// Pending means no safeguard fails, but at least one could not be evaluated yet.
 	Pending Compliance = "Pending"
 )
 
@@ -56,11 +56,11 @@ const (
 type SettingSource string
 
 const (
-	// SourceWorkload: set on the PHIWorkload itself.
+	// SourceWorkload means set on the PHIWorkload itself.
 	SourceWorkload SettingSource = "Workload"
-	// SourcePolicy: taken from the PHIPolicy named "default".
+	// SourcePolicy means taken from the PHIPolicy named "default".
 	SourcePolicy SettingSource = "Policy"
-	// SourceDefault: phiguard's built-in default.
+	// SourceDefault means phiguard's built-in default.
 	SourceDefault SettingSource = "Default"
 )
 
@@ -170,8 +170,4 @@ type PHIWorkloadList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PHIWorkload `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&PHIWorkload{}, &PHIWorkloadList{})
 }

@@ -227,10 +227,10 @@ type AvailabilitySpec struct {
 type DecisionKind string
 
 const (
-	// DecisionAlternative: an equivalent alternative measure is implemented instead
+	// DecisionAlternative means an equivalent alternative measure is implemented instead
 	// (HIPAA §164.306(d)(3)(ii)(B)(2)).
 	DecisionAlternative DecisionKind = "Alternative"
-	// DecisionNotReasonable: the specification is not reasonable and appropriate
+	// DecisionNotReasonable means the specification is not reasonable and appropriate
 	// for this workload, and why is documented (§164.306(d)(3)(ii)(B)(1)).
 	DecisionNotReasonable DecisionKind = "NotReasonable"
 )

@@ -1,7 +1,7 @@
 package v1alpha1
 
 // Mode returns the mode set for one safeguard, or "" when its block or mode is unset.
-func (s *SafeguardSettings) Mode(name SafeguardName) Mode {
+func (s *SafeguardSettings) Mode(name SafeguardName) Mode { //nolint:gocyclo // one flat case per safeguard
 	switch name {
 	case NetworkIsolated:
 		if s.NetworkIsolation != nil {

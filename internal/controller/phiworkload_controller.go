@@ -58,10 +58,13 @@ type PHIWorkloadReconciler struct {
 func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var w phiguardv1alpha1.PHIWorkload
 	if err := r.Get(ctx, req.NamespacedName, &w); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil // deleted; what it owned goes by garbage collection
+		}
+		return ctrl.Result{}, fmt.Errorf("reading PHIWorkload %s: %w", req.NamespacedName, err)
 	}
 	if !w.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil // owned objects are removed by garbage collection
+		return ctrl.Result{}, nil // being deleted; owned objects go by garbage collection
 	}
 
 	now := r.Clock.Now()
@@ -218,7 +221,7 @@ func result(outcomes []outcome) (ctrl.Result, error) {
 
 // SetupWithManager registers the controller and its watches.
 func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	err := ctrl.NewControllerManagedBy(mgr).
 		// Status writes do not change the generation, so our own patches do not
 		// come back as new work.
 		For(&phiguardv1alpha1.PHIWorkload{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -229,6 +232,10 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Named("phiworkload").
 		Complete(r)
+	if err != nil {
+		return fmt.Errorf("building the PHIWorkload controller: %w", err)
+	}
+	return nil
 }
 
 // workloadsForPolicy maps a PHIPolicy change to every PHIWorkload.

@@ -24,10 +24,10 @@ func outcomes(results ...metav1.ConditionStatus) []outcome {
 	return out
 }
 
-func all(st metav1.ConditionStatus) []metav1.ConditionStatus {
+func allTrue() []metav1.ConditionStatus {
 	out := make([]metav1.ConditionStatus, len(safeguard.Order))
 	for i := range out {
-		out[i] = st
+		out[i] = metav1.ConditionTrue
 	}
 	return out
 }
@@ -43,7 +43,7 @@ func TestComputeStatusSummary(t *testing.T) {
 		score      string
 		message    string
 	}{
-		{"all hold", all(T), phiguardv1alpha1.Compliant, T, ReasonCompliant, "8/8", "all 8 safeguards hold"},
+		{"all hold", allTrue(), phiguardv1alpha1.Compliant, T, ReasonCompliant, "8/8", "all 8 safeguards hold"},
 		{"one fails", []metav1.ConditionStatus{T, T, F, T, T, T, T, T}, phiguardv1alpha1.NonCompliant, F,
 			ReasonSafeguardsFailing, "7/8", "failing: BackupScheduled"},
 		{"fails and unknowns", []metav1.ConditionStatus{U, F, T, T, T, T, T, U}, phiguardv1alpha1.NonCompliant, F,
@@ -76,11 +76,11 @@ func TestComputeStatusKeepsTransitionTimes(t *testing.T) {
 	g := NewWithT(t)
 	t0 := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	t1 := metav1.NewTime(t0.Add(time.Hour))
-	first := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, t0)
-	again := computeStatus(first, 1, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, t1)
+	first := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(allTrue()...), nil, t0)
+	again := computeStatus(first, 1, "", 0, outcomes(allTrue()...), nil, t1)
 	g.Expect(again).To(Equal(first), "an unchanged result yields an identical status, so nothing is written")
 
-	flipped := outcomes(all(metav1.ConditionTrue)...)
+	flipped := outcomes(allTrue()...)
 	flipped[0].result.Status = metav1.ConditionFalse
 	next := computeStatus(first, 1, "", 0, flipped, nil, t1)
 	g.Expect(meta.FindStatusCondition(next.Conditions, "NetworkIsolated").LastTransitionTime).To(Equal(t1))
@@ -90,7 +90,7 @@ func TestComputeStatusKeepsTransitionTimes(t *testing.T) {
 func TestComputeStatusStalled(t *testing.T) {
 	g := NewWithT(t)
 	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, now)
+	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(allTrue()...), nil, now)
 	stalled := safeguard.AsStalled(safeguard.Stalled(safeguard.ReasonInvalidSelector, "spec.selector is invalid: %s", "x"))
 
 	st := computeStatus(prev, 2, "", 0, nil, stalled, now)
@@ -100,7 +100,7 @@ func TestComputeStatusStalled(t *testing.T) {
 	g.Expect(meta.FindStatusCondition(st.Conditions, ConditionReady)).To(And(
 		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", safeguard.ReasonInvalidSelector)))
 
-	recovered := computeStatus(st, 3, "", 0, outcomes(all(metav1.ConditionTrue)...), nil, now)
+	recovered := computeStatus(st, 3, "", 0, outcomes(allTrue()...), nil, now)
 	g.Expect(meta.FindStatusCondition(recovered.Conditions, ConditionStalled)).To(BeNil())
 	g.Expect(recovered.Compliance).To(Equal(phiguardv1alpha1.Compliant))
 }
@@ -108,7 +108,7 @@ func TestComputeStatusStalled(t *testing.T) {
 func TestComputeStatusTransientErrorHoldsGeneration(t *testing.T) {
 	g := NewWithT(t)
 	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	res := outcomes(all(metav1.ConditionTrue)...)
+	res := outcomes(allTrue()...)
 	res[2].result = safeguard.Result{Err: errors.New("the server is currently unable to handle the request")}
 
 	st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{ObservedGeneration: 4}, 5, "", 0, res, nil, now)

@@ -20,7 +20,7 @@ func RepoRoot() (string, error) {
 		return "", fmt.Errorf("finding the working directory: %w", err)
 	}
 	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod")) //nolint:gosec // reads go.mod files above the working directory, by design
 		if err == nil && hasModuleLine(data) {
 			return dir, nil
 		}
