@@ -67,6 +67,16 @@ build: ## Build the manager binary.
 test: controlplane ## Run every test: unit tests and the envtest suites on the real control plane.
 	go test ./... -coverprofile $(BIN)/cover.out
 
+.PHONY: scale
+scale: controlplane ## Run the scale harness large and print its figures (see test/scale).
+	PHIGUARD_SCALE_NAMESPACES=$${PHIGUARD_SCALE_NAMESPACES:-20} PHIGUARD_SCALE_WORKLOADS=$${PHIGUARD_SCALE_WORKLOADS:-10} \
+	PHIGUARD_SCALE_PODS=$${PHIGUARD_SCALE_PODS:-10} PHIGUARD_SCALE_QUIET_SECONDS=$${PHIGUARD_SCALE_QUIET_SECONDS:-10} \
+		go test ./test/scale/ -run TestScale -count=1 -v -timeout 20m | grep -E 'scale:|^(ok|FAIL|---)'
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (pure functions on the reconcile path).
+	go test ./internal/... -run '^$$' -bench . -benchmem
+
 .PHONY: demo
 demo: controlplane build ## Start a local control plane, the manager and the samples; print the live compliance table.
 	go run ./hack/demo -manager $(BIN)/manager

@@ -119,3 +119,15 @@ func TestComputeStatusTransientErrorHoldsGeneration(t *testing.T) {
 	g.Expect(c.Message).To(ContainSubstring("unable to handle"))
 	g.Expect(st.Compliance).To(Equal(phiguardv1alpha1.Pending))
 }
+
+// BenchmarkComputeStatusUnchanged measures the status computation of a steady
+// reconcile: every result the same as the stored status.
+func BenchmarkComputeStatusUnchanged(b *testing.B) {
+	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	res := outcomes(allTrue()...)
+	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "default", 3, res, nil, now)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = computeStatus(prev, 1, "default", 3, res, nil, now)
+	}
+}

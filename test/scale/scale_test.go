@@ -1,0 +1,188 @@
+// Package scale is phiguard's scale harness: it starts the real control plane
+// and the controller in-process, creates many PHIWorkloads and pods, and
+// measures how long they take to settle, how many reconciles and writes that
+// took, and how much memory the process holds. It then checks that a settled
+// cluster costs nothing: no write request at all over a quiet window.
+//
+// `make test` runs it small, for correctness; `make scale` runs it large and
+// prints the figures:
+//
+//	PHIGUARD_SCALE_NAMESPACES=20 PHIGUARD_SCALE_WORKLOADS=10 PHIGUARD_SCALE_PODS=10 make scale
+package scale
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/controller"
+	"github.com/phiguard/phiguard/internal/safeguard"
+	"github.com/phiguard/phiguard/internal/testenv"
+)
+
+func envInt(t *testing.T, key string, fallback int) int {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		return fallback
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", key, v)
+	}
+	return n
+}
+
+// counter counts the write requests the manager sends to the apiserver.
+type counter struct{ writes atomic.Int64 }
+
+func (c *counter) wrap(cfg *rest.Config) *rest.Config {
+	out := rest.CopyConfig(cfg)
+	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method != http.MethodGet {
+				c.writes.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+	return out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestScale(t *testing.T) {
+	g := NewWithT(t)
+	namespaces := envInt(t, "PHIGUARD_SCALE_NAMESPACES", 4)
+	perNamespace := envInt(t, "PHIGUARD_SCALE_WORKLOADS", 5)
+	podsPer := envInt(t, "PHIGUARD_SCALE_PODS", 3)
+	quiet := time.Duration(envInt(t, "PHIGUARD_SCALE_QUIET_SECONDS", 3)) * time.Second
+	total := namespaces * perNamespace
+
+	scheme := runtime.NewScheme()
+	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	g.Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
+
+	env, err := testenv.New()
+	g.Expect(err).NotTo(HaveOccurred())
+	cfg, err := env.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	fast := rest.CopyConfig(cfg)
+	fast.QPS, fast.Burst = 500, 1000 // create as fast as the apiserver takes it
+	k8s, err := client.New(fast, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	var count counter
+	mgrCfg := count.wrap(cfg)
+	// The harness creates objects as fast as it can; lift client-go's default
+	// client-side rate limit so that it measures the controller, not the limiter.
+	mgrCfg.QPS, mgrCfg.Burst = 200, 400
+	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect((&controller.PHIWorkloadReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
+		Safeguards: safeguard.Registry(), ExemptNamespaces: []string{"kube-system"},
+	}).SetupWithManager(mgr)).To(Succeed())
+	go func() { _ = mgr.Start(ctx) }()
+	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+
+	start := time.Now()
+	for n := range namespaces {
+		ns := fmt.Sprintf("scale-%d", n)
+		g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		for w := range perNamespace {
+			app := fmt.Sprintf("records-%d", w)
+			for p := range podsPer {
+				g.Expect(k8s.Create(ctx, &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%d", app, p), Labels: map[string]string{"app": app}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/records:1"}}},
+				})).To(Succeed())
+			}
+			g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
+				Spec: phiguardv1alpha1.PHIWorkloadSpec{
+					Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
+				},
+			})).To(Succeed())
+		}
+	}
+	created := time.Since(start)
+
+	settled := func(g Gomega) {
+		var list phiguardv1alpha1.PHIWorkloadList
+		g.Expect(k8s.List(ctx, &list)).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(total))
+		for _, w := range list.Items {
+			g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation), "%s/%s", w.Namespace, w.Name)
+			g.Expect(w.Status.MatchedPods).To(BeEquivalentTo(podsPer), "%s/%s", w.Namespace, w.Name)
+			g.Expect(meta.FindStatusCondition(w.Status.Conditions, controller.ConditionReady)).NotTo(BeNil())
+			g.Expect(w.Status.Safeguards).To(HaveLen(len(safeguard.Order)))
+		}
+	}
+	g.Eventually(settled, 5*time.Minute, 200*time.Millisecond).Should(Succeed())
+	toSettle := time.Since(start)
+	writesToSettle := count.writes.Load()
+	reconciles := reconcileTotal(g)
+
+	// Steady state: with nothing changing, the controller must not write at all.
+	count.writes.Store(0)
+	g.Consistently(func() int64 { return count.writes.Load() }, quiet, 100*time.Millisecond).Should(BeZero(),
+		"a settled cluster must cause no write requests")
+
+	goruntime.GC()
+	var mem goruntime.MemStats
+	goruntime.ReadMemStats(&mem)
+	t.Logf("scale: %d namespaces x %d workloads x %d pods = %d PHIWorkloads, %d pods",
+		namespaces, perNamespace, podsPer, total, total*podsPer)
+	t.Logf("scale: created in %s (one client, sequential); all settled %s after the first create, %s after the last",
+		created.Round(time.Millisecond), toSettle.Round(time.Millisecond), (toSettle - created).Round(time.Millisecond))
+	t.Logf("scale: %d reconciles (%.2f per workload), %d write requests until settled (status patches and Events)",
+		reconciles, float64(reconciles)/float64(total), writesToSettle)
+	t.Logf("scale: 0 write requests over a %s quiet window; heap in use after GC %.1f MiB (control-plane processes excluded)",
+		quiet, float64(mem.HeapInuse)/(1<<20))
+}
+
+// reconcileTotal reads controller-runtime's reconcile counter for our controller.
+func reconcileTotal(g Gomega) int {
+	families, err := crmetrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "phiworkload" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return int(total)
+}
