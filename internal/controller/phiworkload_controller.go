@@ -76,6 +76,8 @@ func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	var outcomes []outcome
 	if stalled == nil {
 		outcomes = r.evaluate(ctx, scope)
+	} else {
+		outcomes = r.notEvaluated(scope, stalled)
 	}
 
 	policy := ""
@@ -109,15 +111,17 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 	case !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("reading PHIPolicy %q: %w", phiguardv1alpha1.DefaultPolicyName, err)
 	}
+	var err error
+	if s.Settings, s.ModeSources, err = safeguard.Effective(&w.Spec.SafeguardSettings, s.Policy); err != nil {
+		return nil, err
+	}
+
+	// From here on the settings are known, so a stalled workload still reports
+	// each safeguard's effective mode.
 	if r.exempt(w.Namespace, s.Policy) {
 		return s, safeguard.Stalled(safeguard.ReasonNamespaceExempt,
 			"namespace %s is exempt from phiguard (built-in or PHIPolicy spec.exemptNamespaces); move the workload or remove the exemption",
 			w.Namespace)
-	}
-
-	var err error
-	if s.Settings, s.ModeSources, err = safeguard.Effective(&w.Spec.SafeguardSettings, s.Policy); err != nil {
-		return s, err
 	}
 	if err := safeguard.Validate(&s.Settings); err != nil {
 		return s, err
@@ -160,6 +164,20 @@ func (r *PHIWorkloadReconciler) evaluate(ctx context.Context, s *safeguard.Scope
 	return out
 }
 
+// notEvaluated reports every safeguard as Unknown for a spec that cannot be
+// acted on, so that no earlier result stays on display as if it were current.
+func (r *PHIWorkloadReconciler) notEvaluated(s *safeguard.Scope, stalled *safeguard.StalledError) []outcome {
+	out := make([]outcome, 0, len(r.Safeguards))
+	for _, sg := range r.Safeguards {
+		name := sg.Name()
+		out = append(out, outcome{name: name, mode: s.Mode(name), source: s.ModeSources[name], result: safeguard.Result{
+			Status: metav1.ConditionUnknown, Reason: stalled.Reason,
+			Message: "not evaluated: " + stalled.Error(),
+		}})
+	}
+	return out
+}
+
 // writeStatus records an Event for each changed result and patches the status,
 // only when it differs from what is stored.
 func (r *PHIWorkloadReconciler) writeStatus(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, status phiguardv1alpha1.PHIWorkloadStatus) error {
@@ -182,15 +200,17 @@ func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, n
 	if r.Recorder == nil {
 		return
 	}
+	// While the spec is stalled, the one Event worth reading is the Stalled one.
+	stalled := meta.IsStatusConditionTrue(next.Conditions, phiguardv1alpha1.StalledCondition)
 	for _, c := range next.Conditions {
-		if c.Type == ConditionReady {
+		if c.Type == phiguardv1alpha1.ReadyCondition || (stalled && c.Type != phiguardv1alpha1.StalledCondition) {
 			continue
 		}
 		if old := meta.FindStatusCondition(w.Status.Conditions, c.Type); old != nil && old.Status == c.Status && old.Reason == c.Reason {
 			continue
 		}
 		kind := corev1.EventTypeNormal
-		if c.Status == metav1.ConditionFalse || c.Type == ConditionStalled {
+		if c.Status == metav1.ConditionFalse || c.Type == phiguardv1alpha1.StalledCondition {
 			kind = corev1.EventTypeWarning
 		}
 		// The action is the condition type: events.k8s.io folds Events that share

@@ -10,7 +10,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
@@ -44,9 +43,9 @@ var _ = Describe("PHIWorkload status", func() {
 				g.Expect(c.Reason).To(Equal(safeguard.ReasonNotImplemented))
 				g.Expect(c.Message).To(ContainSubstring("not counted as compliant"))
 			}
-			ready := condition(g, w, controller.ConditionReady)
+			ready := condition(g, w, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(ready.Reason).To(Equal(controller.ReasonSafeguardsUnknown))
+			g.Expect(ready.Reason).To(Equal(phiguardv1alpha1.SafeguardsNotEvaluatedReason))
 			g.Expect(ready.Message).To(ContainSubstring("NetworkIsolated"))
 			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.Pending))
 			g.Expect(got.Status.Score).To(Equal("1/8"))
@@ -126,8 +125,8 @@ var _ = Describe("PHIWorkload status", func() {
 			g.Expect(c.Message).To(ContainSubstring("renew"))
 			got := fetch(g, w)
 			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
-			ready := condition(g, w, controller.ConditionReady)
-			g.Expect(ready.Reason).To(Equal(controller.ReasonSafeguardsFailing))
+			ready := condition(g, w, phiguardv1alpha1.ReadyCondition)
+			g.Expect(ready.Reason).To(Equal(phiguardv1alpha1.SafeguardsFailingReason))
 			g.Expect(ready.Message).To(ContainSubstring("failing: EncryptedAtRest"))
 		}, timeout, poll).Should(Succeed())
 

@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
@@ -21,16 +20,34 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 	expectStalled := func(w *phiguardv1alpha1.PHIWorkload, reason, message string) {
 		GinkgoHelper()
 		Eventually(func(g Gomega) {
-			st := condition(g, w, controller.ConditionStalled)
+			st := condition(g, w, phiguardv1alpha1.StalledCondition)
 			g.Expect(st.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(st.Reason).To(Equal(reason))
 			g.Expect(st.Message).To(ContainSubstring(message))
-			ready := condition(g, w, controller.ConditionReady)
+			ready := condition(g, w, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(reason))
 			got := fetch(g, w)
 			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(got.Status.Score).To(Equal("0/8"))
+			g.Expect(got.Status.Safeguards).To(HaveLen(len(safeguard.Order)))
+			for _, name := range safeguard.Order {
+				c := condition(g, w, string(name))
+				g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), "%s is not evaluated while stalled", name)
+				g.Expect(c.Reason).To(Equal(reason))
+			}
+		}, timeout, poll).Should(Succeed())
+
+		By("recording one Warning Event for the stall, not one per safeguard")
+		Eventually(func(g Gomega) {
+			var stalledEvents int
+			for _, e := range eventsFor(g, fetch(g, w)) {
+				g.Expect(e.Action).To(Equal(phiguardv1alpha1.StalledCondition), "only the Stalled condition changed")
+				g.Expect(e.Type).To(Equal("Warning"))
+				stalledEvents++
+			}
+			g.Expect(stalledEvents).To(Equal(1))
 		}, timeout, poll).Should(Succeed())
 	}
 
@@ -47,7 +64,7 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 		Eventually(func(g Gomega) {
 			got := fetch(g, w)
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-			g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", controller.ConditionStalled)))
+			g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", phiguardv1alpha1.StalledCondition)))
 			g.Expect(got.Status.Safeguards).To(HaveLen(len(safeguard.Order)))
 		}, timeout, poll).Should(Succeed())
 	})

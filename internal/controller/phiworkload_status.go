@@ -11,30 +11,9 @@ import (
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
-// Summary condition types. Each is set on every reconcile that gets as far as
-// writing status.
-const (
-	// ConditionReady is True when every safeguard holds or is off under a valid
-	// decision. False otherwise; the message names the safeguards at fault.
-	ConditionReady = "Ready"
-	// ConditionStalled is True when the spec cannot be acted on as written (kstatus
-	// "abnormal-true": True is bad). It is removed once the spec is fixed.
-	ConditionStalled = "Stalled"
-)
-
-// Reasons of the Ready condition.
-const (
-	// ReasonCompliant: every safeguard holds (Ready True).
-	ReasonCompliant = "Compliant"
-	// ReasonSafeguardsFailing: at least one safeguard is False (Ready False).
-	ReasonSafeguardsFailing = "SafeguardsFailing"
-	// ReasonSafeguardsUnknown: no safeguard is False but some could not be
-	// evaluated (Ready False: an unevaluated safeguard is never compliant).
-	ReasonSafeguardsUnknown = "SafeguardsNotEvaluated"
-	// ReasonEvaluationError: a safeguard hit an error it will retry (its
-	// condition is Unknown; the message carries the error).
-	ReasonEvaluationError = "EvaluationError"
-)
+// ReasonEvaluationError means a safeguard hit an error it will retry; its
+// condition is Unknown and its message carries the error.
+const ReasonEvaluationError = "EvaluationError"
 
 // outcome is one safeguard's contribution to status.
 type outcome struct {
@@ -46,23 +25,18 @@ type outcome struct {
 
 // computeStatus returns the status for the given outcomes, starting from the
 // previous status so that condition transition times survive unchanged results.
-// It is a pure function: no client, no clock (transition times come from now).
+// When stalled is set, the outcomes are the safeguards left unevaluated, and
+// Stalled and Ready carry its reason. It is a pure function: no client, no
+// clock (transition times come from now).
 func computeStatus(prev phiguardv1alpha1.PHIWorkloadStatus, generation int64, policy string, pods int,
 	outcomes []outcome, stalled *safeguard.StalledError, now metav1.Time) phiguardv1alpha1.PHIWorkloadStatus {
 	st := *prev.DeepCopy()
 	st.MatchedPods = int32(pods) //nolint:gosec // pod counts fit in int32.
 	st.Policy = policy
 
-	if stalled != nil {
-		setCondition(&st, ConditionStalled, metav1.ConditionTrue, stalled.Reason, stalled.Error(), generation, now)
-		setCondition(&st, ConditionReady, metav1.ConditionFalse, stalled.Reason, stalled.Error(), generation, now)
-		st.Compliance = phiguardv1alpha1.NonCompliant
-		// The generation was fully handled: it cannot be acted on until it changes.
-		st.ObservedGeneration = generation
-		return st
+	if stalled == nil {
+		meta.RemoveStatusCondition(&st.Conditions, phiguardv1alpha1.StalledCondition)
 	}
-	meta.RemoveStatusCondition(&st.Conditions, ConditionStalled)
-
 	var failing, unknown []string
 	holding, complete := 0, true
 	st.Safeguards = make([]phiguardv1alpha1.SafeguardStatus, 0, len(outcomes))
@@ -92,20 +66,27 @@ func computeStatus(prev phiguardv1alpha1.PHIWorkloadStatus, generation int64, po
 	st.Score = fmt.Sprintf("%d/%d", holding, len(outcomes))
 
 	switch {
+	case stalled != nil:
+		setCondition(&st, phiguardv1alpha1.StalledCondition, metav1.ConditionTrue, stalled.Reason, stalled.Error(), generation, now)
+		setCondition(&st, phiguardv1alpha1.ReadyCondition, metav1.ConditionFalse, stalled.Reason, stalled.Error(), generation, now)
+		st.Compliance = phiguardv1alpha1.NonCompliant
+		// The generation was fully handled: it cannot be acted on until it changes.
+		st.ObservedGeneration = generation
+		return st
 	case len(failing) > 0:
 		st.Compliance = phiguardv1alpha1.NonCompliant
 		msg := "failing: " + strings.Join(failing, ", ")
 		if len(unknown) > 0 {
 			msg += "; not evaluated: " + strings.Join(unknown, ", ")
 		}
-		setCondition(&st, ConditionReady, metav1.ConditionFalse, ReasonSafeguardsFailing, msg, generation, now)
+		setCondition(&st, phiguardv1alpha1.ReadyCondition, metav1.ConditionFalse, phiguardv1alpha1.SafeguardsFailingReason, msg, generation, now)
 	case len(unknown) > 0:
 		st.Compliance = phiguardv1alpha1.Pending
-		setCondition(&st, ConditionReady, metav1.ConditionFalse, ReasonSafeguardsUnknown,
+		setCondition(&st, phiguardv1alpha1.ReadyCondition, metav1.ConditionFalse, phiguardv1alpha1.SafeguardsNotEvaluatedReason,
 			"not evaluated: "+strings.Join(unknown, ", "), generation, now)
 	default:
 		st.Compliance = phiguardv1alpha1.Compliant
-		setCondition(&st, ConditionReady, metav1.ConditionTrue, ReasonCompliant,
+		setCondition(&st, phiguardv1alpha1.ReadyCondition, metav1.ConditionTrue, phiguardv1alpha1.CompliantReason,
 			fmt.Sprintf("all %d safeguards hold", len(outcomes)), generation, now)
 	}
 	// observedGeneration moves only when every safeguard finished, so that a

@@ -43,13 +43,13 @@ func TestComputeStatusSummary(t *testing.T) {
 		score      string
 		message    string
 	}{
-		{"all hold", allTrue(), phiguardv1alpha1.Compliant, T, ReasonCompliant, "8/8", "all 8 safeguards hold"},
+		{"all hold", allTrue(), phiguardv1alpha1.Compliant, T, phiguardv1alpha1.CompliantReason, "8/8", "all 8 safeguards hold"},
 		{"one fails", []metav1.ConditionStatus{T, T, F, T, T, T, T, T}, phiguardv1alpha1.NonCompliant, F,
-			ReasonSafeguardsFailing, "7/8", "failing: BackupScheduled"},
+			phiguardv1alpha1.SafeguardsFailingReason, "7/8", "failing: BackupScheduled"},
 		{"fails and unknowns", []metav1.ConditionStatus{U, F, T, T, T, T, T, U}, phiguardv1alpha1.NonCompliant, F,
-			ReasonSafeguardsFailing, "5/8", "failing: EncryptedAtRest; not evaluated: NetworkIsolated, Available"},
+			phiguardv1alpha1.SafeguardsFailingReason, "5/8", "failing: EncryptedAtRest; not evaluated: NetworkIsolated, Available"},
 		{"unknown is never compliant", []metav1.ConditionStatus{T, T, T, T, T, T, T, U}, phiguardv1alpha1.Pending, F,
-			ReasonSafeguardsUnknown, "7/8", "not evaluated: Available"},
+			phiguardv1alpha1.SafeguardsNotEvaluatedReason, "7/8", "not evaluated: Available"},
 	}
 	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	for _, tc := range cases {
@@ -63,7 +63,7 @@ func TestComputeStatusSummary(t *testing.T) {
 			g.Expect(st.Policy).To(Equal("default"))
 			g.Expect(st.Safeguards).To(HaveLen(len(tc.results)))
 			g.Expect(st.Conditions).To(HaveLen(len(tc.results) + 1))
-			ready := meta.FindStatusCondition(st.Conditions, ConditionReady)
+			ready := meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready).NotTo(BeNil())
 			g.Expect(ready.Status).To(Equal(tc.ready))
 			g.Expect(ready.Reason).To(Equal(tc.reason))
@@ -93,15 +93,24 @@ func TestComputeStatusStalled(t *testing.T) {
 	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(allTrue()...), nil, now)
 	stalled := safeguard.AsStalled(safeguard.Stalled(safeguard.ReasonInvalidSelector, "spec.selector is invalid: %s", "x"))
 
-	st := computeStatus(prev, 2, "", 0, nil, stalled, now)
+	unevaluated := outcomes(allTrue()...)
+	for i := range unevaluated {
+		unevaluated[i].result = safeguard.Result{Status: metav1.ConditionUnknown, Reason: stalled.Reason, Message: "not evaluated"}
+	}
+	st := computeStatus(prev, 2, "", 0, unevaluated, stalled, now)
 	g.Expect(st.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
+	g.Expect(st.Score).To(Equal("0/8"), "no earlier result stays on display")
+	g.Expect(st.Safeguards).To(HaveEach(HaveField("Status", metav1.ConditionUnknown)))
+	g.Expect(meta.FindStatusCondition(st.Conditions, "BackupScheduled")).To(And(
+		HaveField("Status", metav1.ConditionUnknown), HaveField("Reason", safeguard.ReasonInvalidSelector),
+		HaveField("ObservedGeneration", BeEquivalentTo(2))))
 	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(2), "a stalled generation has been fully handled")
-	g.Expect(meta.IsStatusConditionTrue(st.Conditions, ConditionStalled)).To(BeTrue())
-	g.Expect(meta.FindStatusCondition(st.Conditions, ConditionReady)).To(And(
+	g.Expect(meta.IsStatusConditionTrue(st.Conditions, phiguardv1alpha1.StalledCondition)).To(BeTrue())
+	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReadyCondition)).To(And(
 		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", safeguard.ReasonInvalidSelector)))
 
 	recovered := computeStatus(st, 3, "", 0, outcomes(allTrue()...), nil, now)
-	g.Expect(meta.FindStatusCondition(recovered.Conditions, ConditionStalled)).To(BeNil())
+	g.Expect(meta.FindStatusCondition(recovered.Conditions, phiguardv1alpha1.StalledCondition)).To(BeNil())
 	g.Expect(recovered.Compliance).To(Equal(phiguardv1alpha1.Compliant))
 }
 

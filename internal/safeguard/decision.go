@@ -44,13 +44,13 @@ func EvaluateDecision(name phiguardv1alpha1.SafeguardName, d *phiguardv1alpha1.D
 	case !now.Before(d.Expires.Time):
 		return Result{
 			Status: metav1.ConditionFalse, Reason: ReasonDecisionExpired,
-			Message: fmt.Sprintf("the %s decision approved by %s expired at %s; review and renew it, or turn %s on",
+			Message: fmt.Sprintf("the decision (kind %s) approved by %s expired at %s; review and renew it, or turn %s on",
 				d.Kind, d.ApprovedBy, d.Expires.UTC().Format(time.RFC3339), name),
 		}
 	default:
 		return Result{
 			Status: metav1.ConditionTrue, Reason: ReasonDocumentedDecision,
-			Message: fmt.Sprintf("off under a %s decision approved by %s, valid until %s",
+			Message: fmt.Sprintf("off under a documented decision (kind %s) approved by %s, valid until %s",
 				d.Kind, d.ApprovedBy, d.Expires.UTC().Format(time.RFC3339)),
 			RequeueAfter: d.Expires.Sub(now),
 		}

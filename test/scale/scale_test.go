@@ -140,7 +140,7 @@ func TestScale(t *testing.T) {
 		for _, w := range list.Items {
 			g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation), "%s/%s", w.Namespace, w.Name)
 			g.Expect(w.Status.MatchedPods).To(BeEquivalentTo(podsPer), "%s/%s", w.Namespace, w.Name)
-			g.Expect(meta.FindStatusCondition(w.Status.Conditions, controller.ConditionReady)).NotTo(BeNil())
+			g.Expect(meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition)).NotTo(BeNil())
 			g.Expect(w.Status.Safeguards).To(HaveLen(len(safeguard.Order)))
 		}
 	}

@@ -1,0 +1,28 @@
+package v1alpha1
+
+// Summary condition types of a PHIWorkload, next to one condition per
+// safeguard (whose types are the SafeguardName constants).
+const (
+	// ReadyCondition is True when every safeguard holds or is off under a valid
+	// decision; False otherwise, with a message naming the safeguards at fault.
+	ReadyCondition = "Ready"
+
+	// StalledCondition is present, and True, only when the spec cannot be acted on
+	// as written (kstatus "abnormal-true": True is bad). Its reason says why and
+	// its message what to fix; it goes away once the spec is fixed.
+	StalledCondition = "Stalled"
+)
+
+// Reasons of the Ready condition. When Stalled is True, Ready carries the
+// Stalled reason instead.
+const (
+	// CompliantReason means every safeguard holds (Ready True).
+	CompliantReason = "Compliant"
+
+	// SafeguardsFailingReason means at least one safeguard is False (Ready False).
+	SafeguardsFailingReason = "SafeguardsFailing"
+
+	// SafeguardsNotEvaluatedReason means no safeguard is False but some could not
+	// be evaluated (Ready False: an unevaluated safeguard is never compliant).
+	SafeguardsNotEvaluatedReason = "SafeguardsNotEvaluated"
+)

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// managerProcess is the phiguard manager, running as a child process against
+// the demo's control plane.
+type managerProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed once the process has exited
+	err     error         // the exit status; read it only after done is closed
+	// reported is set once ExitError has described an unexpected exit, so that
+	// Stop does not report it again.
+	reported bool
+}
+
+// startManager runs the manager binary with the given kubeconfig; its stdout
+// and stderr go to logPath.
+func startManager(binary, kubeconfig, logPath string) (*managerProcess, error) {
+	if _, err := os.Stat(binary); err != nil {
+		return nil, fmt.Errorf("manager binary: %w (build it with `go build -o bin/manager ./cmd`, or run `make demo`)", err)
+	}
+	logFile, err := os.Create(filepath.Clean(logPath))
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager log: %w", err)
+	}
+	//nolint:gosec // G204: running the manager binary the user chose with -manager is the point.
+	cmd := exec.Command(binary,
+		"--kubeconfig="+kubeconfig,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:0",
+		"--namespace=phiguard-system",
+		"--zap-log-level=info",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group: a Ctrl-C in the terminal reaches only the demo,
+	// which stops the manager before the control plane it talks to.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("starting the manager %s: %w", binary, err)
+	}
+	m := &managerProcess{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		m.err = cmd.Wait()
+		_ = logFile.Close()
+		close(m.done)
+	}()
+	return m, nil
+}
+
+// Exited is closed when the manager has exited.
+func (m *managerProcess) Exited() <-chan struct{} { return m.done }
+
+// ExitError describes an exit of the manager that nobody asked for, with the
+// end of its log. Call it only after Exited is closed.
+func (m *managerProcess) ExitError() error {
+	m.reported = true
+	status := "exited"
+	if m.err != nil {
+		status = m.err.Error()
+	}
+	return fmt.Errorf("the manager stopped unexpectedly (%s); the end of its log %s:\n%s", status, m.logPath, tail(m.logPath, 20))
+}
+
+// Stop sends SIGTERM and waits for the manager to exit, killing it after
+// timeout. It returns an error when the manager did not exit cleanly.
+func (m *managerProcess) Stop(timeout time.Duration) error {
+	select {
+	case <-m.done:
+		if m.reported {
+			return nil
+		}
+		return m.ExitError()
+	default:
+	}
+	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("sending SIGTERM: %w", err)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-m.done:
+		if m.err != nil {
+			return fmt.Errorf("the manager exited with %w; see %s", m.err, m.logPath)
+		}
+		return nil
+	case <-timer.C:
+		_ = m.cmd.Process.Kill()
+		<-m.done
+		return fmt.Errorf("the manager did not stop within %s of SIGTERM and was killed; see %s", timeout, m.logPath)
+	}
+}
+
+// tail returns the last n lines of a file, indented, or a note that it cannot
+// be read.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return "  (cannot read it: " + err.Error() + ")"
+	}
+	data = bytes.TrimRight(data, "\n")
+	if len(data) == 0 {
+		return "  (the log is empty)"
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+// unsettled says, for each workload whose status does not yet describe its
+// current spec in full, what is missing; it is empty once all have settled. A
+// workload settles when status.observedGeneration equals metadata.generation
+// and it has a condition for every safeguard and Ready. Every expected workload
+// must be in the list.
+func unsettled(list []phiguardv1alpha1.PHIWorkload, expected []types.NamespacedName) []string {
+	var out []string
+	seen := make(map[types.NamespacedName]bool, len(list))
+	for i := range list {
+		w := &list[i]
+		key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
+		seen[key] = true
+		if why := notSettled(w); why != "" {
+			out = append(out, key.String()+": "+why)
+		}
+	}
+	for _, key := range expected {
+		if !seen[key] {
+			out = append(out, key.String()+": not found")
+		}
+	}
+	return out
+}
+
+// notSettled says what the workload's status lacks, or "" when it has settled.
+func notSettled(w *phiguardv1alpha1.PHIWorkload) string {
+	var why []string
+	if w.Status.ObservedGeneration != w.Generation {
+		why = append(why, fmt.Sprintf("status.observedGeneration is %d, metadata.generation %d",
+			w.Status.ObservedGeneration, w.Generation))
+	}
+	var missing []string
+	for _, typ := range settledConditions() {
+		if meta.FindStatusCondition(w.Status.Conditions, typ) == nil {
+			missing = append(missing, typ)
+		}
+	}
+	if len(missing) > 0 {
+		why = append(why, "no condition "+strings.Join(missing, ", "))
+	}
+	return strings.Join(why, "; ")
+}
+
+// settledConditions are the condition types of a fully evaluated workload.
+func settledConditions() []string {
+	out := make([]string, 0, len(safeguard.Order)+1)
+	for _, name := range safeguard.Order {
+		out = append(out, string(name))
+	}
+	return append(out, phiguardv1alpha1.ReadyCondition)
+}
+
+// stalled returns an error for the first workload whose current spec the
+// controller reports it cannot act on: such a workload never settles.
+func stalled(list []phiguardv1alpha1.PHIWorkload) error {
+	for i := range list {
+		w := &list[i]
+		c := meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.StalledCondition)
+		if c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == w.Generation {
+			return fmt.Errorf("PHIWorkload %s/%s is Stalled (%s): %s", w.Namespace, w.Name, c.Reason, c.Message)
+		}
+	}
+	return nil
+}
