@@ -1,6 +1,10 @@
 package v1alpha1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
 
 // Mode says what phiguard does about one safeguard. In YAML write "Off" in
 // quotes: YAML 1.1, which kubectl speaks, reads a bare Off as the boolean false.
@@ -107,6 +111,118 @@ type NetworkIsolationSpec struct {
 	// Built-in default: true.
 	// +optional
 	AllowSameWorkload *bool `json:"allowSameWorkload,omitempty"`
+
+	// ingress lists who may connect to the selected pods. Nothing else may.
+	// A list set on the workload replaces the policy's list as a whole.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Ingress []NetworkIngressRule `json:"ingress,omitempty"`
+
+	// egress lists where the selected pods may connect. Nothing else is reachable
+	// (but DNS, when allowDNS is true). A list set on the workload replaces the
+	// policy's list as a whole.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Egress []NetworkEgressRule `json:"egress,omitempty"`
+}
+
+// NetworkIngressRule allows traffic from some peers to some ports of the
+// selected pods.
+type NetworkIngressRule struct {
+	// from lists the peers that may connect. At least one is needed: to allow any
+	// source, say so with an ipBlock of 0.0.0.0/0 (and ::/0).
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	From []NetworkPeer `json:"from"`
+
+	// ports lists the ports of the selected pods the peers may reach. Empty
+	// means every port.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Ports []NetworkPort `json:"ports,omitempty"`
+}
+
+// NetworkEgressRule allows traffic from the selected pods to some peers' ports.
+type NetworkEgressRule struct {
+	// to lists the peers the selected pods may reach. At least one is needed: to
+	// allow any destination, say so with an ipBlock of 0.0.0.0/0 (and ::/0).
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	To []NetworkPeer `json:"to"`
+
+	// ports lists the ports of the peers that may be reached. Empty means every port.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Ports []NetworkPort `json:"ports,omitempty"`
+}
+
+// NetworkPeer is one side of an allowed connection: pods chosen by selectors,
+// or addresses in an IP block, as in a NetworkPolicy.
+// +kubebuilder:validation:XValidation:rule="has(self.ipBlock) != (has(self.podSelector) || has(self.namespaceSelector))",message="a peer is either an ipBlock or a podSelector and/or namespaceSelector: give exactly one of the two kinds"
+type NetworkPeer struct {
+	// podSelector selects pods: in the PHIWorkload's namespace, or in the
+	// namespaces namespaceSelector selects when that is set too.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+
+	// namespaceSelector selects namespaces (all their pods, or those podSelector selects).
+	// An empty selector ({}) selects every namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// ipBlock selects addresses outside the cluster's pod network.
+	// +optional
+	IPBlock *IPBlock `json:"ipBlock,omitempty"`
+}
+
+// IPBlock is a CIDR with optional exceptions.
+// +kubebuilder:validation:XValidation:rule="!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || (cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",message="each ipBlock.except must be a CIDR strictly inside ipBlock.cidr"
+type IPBlock struct {
+	// cidr is the block, such as 203.0.113.0/24 or 2001:db8::/48.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="ipBlock.cidr must be a CIDR such as 203.0.113.0/24 or 2001:db8::/48"
+	CIDR string `json:"cidr"`
+
+	// except lists CIDRs inside cidr that are not allowed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(e, isCIDR(e))",message="each ipBlock.except entry must be a CIDR such as 203.0.113.128/25"
+	Except []string `json:"except,omitempty"`
+}
+
+// NetworkPort is a protocol and a port or range of ports.
+// +kubebuilder:validation:XValidation:rule="!has(self.endPort) || (has(self.port) && type(self.port) == int && self.endPort >= self.port)",message="endPort needs a numeric port that is not greater than it"
+type NetworkPort struct {
+	// protocol is TCP, UDP or SCTP.
+	// +optional
+	// +kubebuilder:default=TCP
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
+
+	// port is a port number (1-65535) or the name of a container port. Empty
+	// means every port of the protocol.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : (self.matches('^[a-z0-9]([a-z0-9-]*[a-z0-9])?$') && self.matches('[a-z]') && size(self) <= 15)",message="port must be a number from 1 to 65535 or a container port's name (at most 15 lowercase letters, digits and '-', with a letter)"
+	Port *intstr.IntOrString `json:"port,omitempty"`
+
+	// endPort makes the rule cover the range port..endPort.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	EndPort *int32 `json:"endPort,omitempty"`
 }
 
 // EncryptionAtRestSpec configures the EncryptedAtRest safeguard (Addressable).

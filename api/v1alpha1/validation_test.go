@@ -39,6 +39,16 @@ func indent(s string) string {
 
 const selector = "selector:\n  matchLabels:\n    app: records\n"
 
+// ingress is a networkIsolation block with one ingress rule whose from list is peers (YAML items).
+func ingress(peers string) string {
+	return "networkIsolation:\n  ingress:\n  - from:\n" + indent(indent(peers))
+}
+
+// ingressPorts is a networkIsolation block with one ingress rule from a pod selector, to ports.
+func ingressPorts(ports string) string {
+	return "networkIsolation:\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: web}}}]\n    ports: " + ports + "\n"
+}
+
 // decision is a valid decision for safeguard, in spec YAML.
 func decision(safeguard string) string {
 	return fmt.Sprintf(`decisions:
@@ -135,7 +145,37 @@ var _ = Describe("PHIWorkload validation", func() {
 		Entry("ttl in days", selector+"backup:\n  ttl: 2190d\n", `backup.ttl must be a duration`),
 		Entry("rpo without a unit", selector+"backup:\n  rpo: \"25\"\n", `backup.rpo must be a duration such as "25h"`),
 		Entry("minReplicas zero", selector+"availability:\n  minReplicas: 0\n", "spec.availability.minReplicas: Invalid value: 0"),
+		Entry("peer with both an ipBlock and a podSelector", selector+ingress("- ipBlock: {cidr: 203.0.113.0/24}\n  podSelector: {matchLabels: {app: web}}"),
+			"a peer is either an ipBlock or a podSelector and/or namespaceSelector"),
+		Entry("empty peer", selector+ingress("- {}"), "a peer is either an ipBlock or a podSelector and/or namespaceSelector"),
+		Entry("ingress rule without peers", selector+"networkIsolation:\n  ingress:\n  - ports: [{port: 443}]\n",
+			"spec.networkIsolation.ingress[0].from: Required value"),
+		Entry("egress rule with an empty peer list", selector+"networkIsolation:\n  egress:\n  - to: []\n",
+			"spec.networkIsolation.egress[0].to: Invalid value: 0: spec.networkIsolation.egress[0].to in body should have at least 1 items"),
+		Entry("malformed CIDR", selector+ingress("- ipBlock: {cidr: 203.0.113.0/33}"),
+			"ipBlock.cidr must be a CIDR such as 203.0.113.0/24"),
+		Entry("an address, not a CIDR", selector+ingress("- ipBlock: {cidr: 203.0.113.7}"), "ipBlock.cidr must be a CIDR"),
+		Entry("except outside the block", selector+ingress("- ipBlock: {cidr: 203.0.113.0/24, except: [198.51.100.0/25]}"),
+			"each ipBlock.except must be a CIDR strictly inside ipBlock.cidr"),
+		Entry("except equal to the block", selector+ingress("- ipBlock: {cidr: 203.0.113.0/24, except: [203.0.113.0/24]}"),
+			"each ipBlock.except must be a CIDR strictly inside ipBlock.cidr"),
+		Entry("malformed except", selector+ingress("- ipBlock: {cidr: 203.0.113.0/24, except: [bogus]}"),
+			"each ipBlock.except entry must be a CIDR"),
+		Entry("port zero", selector+ingressPorts("[{port: 0}]"), "port must be a number from 1 to 65535 or a container port's name"),
+		Entry("port too high", selector+ingressPorts("[{port: 70000}]"), "port must be a number from 1 to 65535"),
+		Entry("port name with capitals", selector+ingressPorts("[{port: HTTP_Port}]"), "port must be a number from 1 to 65535 or a container port's name"),
+		Entry("port name too long", selector+ingressPorts("[{port: a-very-long-port-name}]"), "spec.networkIsolation.ingress[0].ports[0].port"),
+		Entry("endPort with a named port", selector+ingressPorts("[{port: http, endPort: 9000}]"),
+			"endPort needs a numeric port that is not greater than it"),
+		Entry("endPort below port", selector+ingressPorts("[{port: 9000, endPort: 8000}]"), "endPort needs a numeric port that is not greater than it"),
+		Entry("unknown protocol", selector+ingressPorts("[{protocol: ICMP, port: 8}]"), `Unsupported value: "ICMP"`),
 	)
+
+	It("rejects a name longer than 63 characters, which could not label what phiguard creates", func() {
+		err := k8s.Create(ctx, workload(strings.Repeat("n", 64), selector))
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("a PHIWorkload name is at most 63 characters"))
+	})
 
 	DescribeTable("accepts valid input",
 		func(spec string) {
@@ -154,6 +194,19 @@ integrity: {mode: Audit}
 availability: {mode: Enforce, minReplicas: 3}
 `),
 		Entry("cron descriptor", selector+"backup:\n  schedule: \"@daily\"\n"),
+		Entry("every kind of peer and port", selector+`networkIsolation:
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {app: web}}
+    - namespaceSelector: {matchLabels: {team: billing}}
+      podSelector: {matchLabels: {app: api}}
+    - ipBlock: {cidr: 203.0.113.0/24, except: [203.0.113.128/25]}
+    - ipBlock: {cidr: "2001:db8::/48", except: ["2001:db8:0:1::/64"]}
+    ports: [{port: http}, {protocol: TCP, port: 8000, endPort: 8100}, {protocol: UDP, port: 5353}]
+  egress:
+  - to: [{namespaceSelector: {}}]
+    ports: [{protocol: SCTP}]
+`),
 		Entry("cron interval", selector+"backup:\n  schedule: \"@every 6h30m\"\n"),
 		Entry("alternative with its measure", selector+`encryptionAtRest:
   mode: "Off"
