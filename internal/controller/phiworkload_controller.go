@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,7 +31,7 @@ import (
 )
 
 // FieldOwner is the field manager of every write phiguard makes.
-const FieldOwner = client.FieldOwner("phiguard")
+const FieldOwner = client.FieldOwner(safeguard.FieldManager)
 
 // PHIWorkloadReconciler keeps a PHIWorkload's safeguards and reports them in
 // its status.
@@ -51,6 +52,7 @@ type PHIWorkloadReconciler struct {
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=get;patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phipolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile loads the workload, resolves its scope once, runs every safeguard in
@@ -88,6 +90,7 @@ func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if scope != nil {
 		pods = len(scope.Pods)
 	}
+	r.recordActions(&w, outcomes)
 	status := computeStatus(w.Status, w.Generation, policy, pods, outcomes, stalled, metav1.NewTime(now))
 	if err := r.writeStatus(ctx, &w, status); err != nil {
 		return ctrl.Result{}, err
@@ -139,6 +142,11 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 			s.Pods = append(s.Pods, pods.Items[i])
 		}
 	}
+	var policies networkingv1.NetworkPolicyList
+	if err := r.List(ctx, &policies, client.InNamespace(w.Namespace)); err != nil {
+		return s, fmt.Errorf("listing NetworkPolicies in %s: %w", w.Namespace, err)
+	}
+	s.NetworkPolicies = policies.Items
 	return s, nil
 }
 
@@ -220,6 +228,22 @@ func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, n
 	}
 }
 
+// recordActions records each enforcement action a safeguard took as an Event.
+func (r *PHIWorkloadReconciler) recordActions(w *phiguardv1alpha1.PHIWorkload, outcomes []outcome) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, o := range outcomes {
+		for _, e := range o.result.Events {
+			kind := corev1.EventTypeNormal
+			if e.Warning {
+				kind = corev1.EventTypeWarning
+			}
+			r.Recorder.Eventf(w, nil, kind, e.Reason, string(o.name), "%s", e.Message)
+		}
+	}
+}
+
 // result turns the outcomes into the controller's answer: transient errors are
 // returned (and retried with backoff); otherwise the earliest time-based requeue.
 func result(outcomes []outcome) (ctrl.Result, error) {
@@ -250,6 +274,10 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Pods matter when they come, go, or change labels (and so selection).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.workloadsForPod),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// Any NetworkPolicy change in a namespace can change its workloads'
+		// isolation: phiguard's own (drift is healed at once, no polling) and
+		// hand-written ones (judged in Audit mode).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.workloadsInNamespace)).
 		Named("phiworkload").
 		Complete(r)
 	if err != nil {
@@ -266,6 +294,20 @@ func (r *PHIWorkloadReconciler) workloadsForPolicy(ctx context.Context, obj clie
 	var list phiguardv1alpha1.PHIWorkloadList
 	if err := r.List(ctx, &list); err != nil {
 		logf.FromContext(ctx).Error(err, "listing PHIWorkloads for a PHIPolicy change")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// workloadsInNamespace maps an object to every PHIWorkload in its namespace.
+func (r *PHIWorkloadReconciler) workloadsInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list phiguardv1alpha1.PHIWorkloadList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "listing PHIWorkloads", "namespace", obj.GetNamespace())
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))

@@ -33,6 +33,11 @@ var _ = Describe("PHIWorkload status", func() {
 			for _, name := range safeguard.Order {
 				c := condition(g, w, string(name))
 				g.Expect(c.ObservedGeneration).To(Equal(got.Generation))
+				if name == phiguardv1alpha1.NetworkIsolated {
+					g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+					g.Expect(c.Reason).To(Equal(safeguard.ReasonPolicyApplied))
+					continue
+				}
 				if name == phiguardv1alpha1.TransmissionSecure {
 					g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 					g.Expect(c.Reason).To(Equal(safeguard.ReasonDocumentedDecision))
@@ -46,13 +51,13 @@ var _ = Describe("PHIWorkload status", func() {
 			ready := condition(g, w, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(phiguardv1alpha1.SafeguardsNotEvaluatedReason))
-			g.Expect(ready.Message).To(ContainSubstring("NetworkIsolated"))
+			g.Expect(ready.Message).To(ContainSubstring("EncryptedAtRest"))
 			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.Pending))
-			g.Expect(got.Status.Score).To(Equal("1/8"))
+			g.Expect(got.Status.Score).To(Equal("2/8"))
 			g.Expect(got.Status.Safeguards).To(HaveLen(8))
-			g.Expect(got.Status.Safeguards[0]).To(Equal(phiguardv1alpha1.SafeguardStatus{
-				Name: phiguardv1alpha1.NetworkIsolated, Section: "§164.312(e)(1)",
-				Specification: phiguardv1alpha1.Required, Mode: phiguardv1alpha1.ModeEnforce,
+			g.Expect(got.Status.Safeguards[1]).To(Equal(phiguardv1alpha1.SafeguardStatus{
+				Name: phiguardv1alpha1.EncryptedAtRest, Section: "§164.312(a)(2)(iv)",
+				Specification: phiguardv1alpha1.Addressable, Mode: phiguardv1alpha1.ModeEnforce,
 				ModeSource: phiguardv1alpha1.SourceDefault, Status: metav1.ConditionUnknown,
 				Reason: safeguard.ReasonNotImplemented,
 			}))
@@ -62,13 +67,15 @@ var _ = Describe("PHIWorkload status", func() {
 
 		By("recording an Event for each safeguard's first result")
 		Eventually(func(g Gomega) {
-			reasons := map[string]string{} // action (the safeguard) -> reason
+			seen := map[string]bool{} // "action/reason"; the action is the safeguard
 			for _, e := range eventsFor(g, fetch(g, w)) {
-				reasons[e.Action] = e.Reason
+				seen[e.Action+"/"+e.Reason] = true
 			}
-			g.Expect(reasons).To(HaveLen(len(safeguard.Order)))
-			g.Expect(reasons).To(HaveKeyWithValue(string(phiguardv1alpha1.NetworkIsolated), safeguard.ReasonNotImplemented))
-			g.Expect(reasons).To(HaveKeyWithValue(string(phiguardv1alpha1.TransmissionSecure), safeguard.ReasonDocumentedDecision))
+			g.Expect(seen).To(HaveLen(len(safeguard.Order)+1), "a result per safeguard, plus the NetworkPolicy's creation")
+			g.Expect(seen).To(HaveKey("NetworkIsolated/" + safeguard.ReasonPolicyCreated))
+			g.Expect(seen).To(HaveKey("NetworkIsolated/" + safeguard.ReasonPolicyApplied))
+			g.Expect(seen).To(HaveKey("EncryptedAtRest/" + safeguard.ReasonNotImplemented))
+			g.Expect(seen).To(HaveKey("TransmissionSecure/" + safeguard.ReasonDocumentedDecision))
 		}, timeout, poll).Should(Succeed())
 	})
 

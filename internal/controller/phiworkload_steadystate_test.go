@@ -63,8 +63,8 @@ var _ = Describe("Reconciling by hand", func() {
 		newPod(manualNamespace, "steady-0", map[string]string{"app": "records"})
 
 		reconcileOnce(w)
-		Expect(writes.n.Load()).To(BeEquivalentTo(1), "the first reconcile writes the status once")
-		Expect(drain()).To(Equal(len(safeguard.Order)), "one Event per safeguard's first result")
+		Expect(writes.n.Load()).To(BeEquivalentTo(2), "the first reconcile applies the NetworkPolicy and writes the status, once each")
+		Expect(drain()).To(Equal(len(safeguard.Order)+1), "one Event per safeguard's first result, one for the NetworkPolicy")
 
 		writes.n.Store(0)
 		reconcileOnce(w)

@@ -37,6 +37,20 @@ type Result struct {
 	// Err is an error that kept the safeguard from finishing. A *StalledError
 	// means the spec cannot be acted on as written; any other error is retried.
 	Err error
+	// Events are the enforcement actions the safeguard took (created, healed,
+	// removed an object), recorded as Events on the PHIWorkload.
+	Events []Event
+}
+
+// Event is one enforcement action, recorded as a Kubernetes Event whose
+// action is the safeguard's name.
+type Event struct {
+	// Warning marks actions that repair something (drift); others are Normal.
+	Warning bool
+	// Reason is a CamelCase reason, such as "PolicyCreated".
+	Reason string
+	// Message says what was done to which object.
+	Message string
 }
 
 // Safeguard is one HIPAA safeguard.
@@ -110,7 +124,12 @@ var Order = []phiguardv1alpha1.SafeguardName{
 func Registry() []Safeguard {
 	out := make([]Safeguard, 0, len(Order))
 	for _, name := range Order {
-		out = append(out, NotImplemented(name))
+		switch name {
+		case phiguardv1alpha1.NetworkIsolated:
+			out = append(out, NetworkIsolation{})
+		default:
+			out = append(out, NotImplemented(name))
+		}
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,6 +34,10 @@ type Scope struct {
 	// Pods are the pods in the workload's namespace that Selector matches,
 	// excluding pods already being deleted. Read from the cache.
 	Pods []corev1.Pod
+
+	// NetworkPolicies are all NetworkPolicies in the workload's namespace, the
+	// ones phiguard owns and the hand-written ones. Read from the cache.
+	NetworkPolicies []networkingv1.NetworkPolicy
 
 	// Now is the time this reconcile evaluates decisions and ages against.
 	Now time.Time

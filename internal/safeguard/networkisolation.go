@@ -1,0 +1,262 @@
+package safeguard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+)
+
+// Reasons of the NetworkIsolated condition and its Events.
+const (
+	// ReasonPolicyApplied (True): phiguard's NetworkPolicy isolates the selected pods.
+	ReasonPolicyApplied = "PolicyApplied"
+	// ReasonPodsIsolated (True, Audit): every selected pod is isolated in both
+	// directions by the NetworkPolicies that exist.
+	ReasonPodsIsolated = "PodsIsolated"
+	// ReasonPodsNotIsolated (False, Audit): some selected pods are open in a direction.
+	ReasonPodsNotIsolated = "PodsNotIsolated"
+	// ReasonPolicyNameTaken (False): a NetworkPolicy phiguard does not own has the
+	// name phiguard needs; phiguard leaves it alone.
+	ReasonPolicyNameTaken = "PolicyNameTaken"
+
+	// ReasonPolicyCreated (Event): the NetworkPolicy was created.
+	ReasonPolicyCreated = "PolicyCreated"
+	// ReasonPolicyUpdated (Event): the NetworkPolicy was changed to follow the spec.
+	ReasonPolicyUpdated = "PolicyUpdated"
+	// ReasonPolicyDrifted (Warning Event): someone changed or deleted the
+	// NetworkPolicy and phiguard put it back.
+	ReasonPolicyDrifted = "PolicyDrifted"
+	// ReasonPolicyRemoved (Event): the NetworkPolicy was removed because the mode
+	// left Enforce.
+	ReasonPolicyRemoved = "PolicyRemoved"
+)
+
+// maxNamed is how many objects a message names before it only counts.
+const maxNamed = 10
+
+// NetworkIsolation keeps the selected pods behind a default-deny NetworkPolicy
+// (HIPAA §164.312(e)(1) transmission security, §164.312(a)(1) access control).
+//
+// Enforce applies one NetworkPolicy per workload with both policy types, so
+// that only what is declared gets in or out; the pods it selects are isolated
+// the moment they exist, without another reconcile. Audit creates nothing and
+// judges the pods against the NetworkPolicies in the namespace.
+type NetworkIsolation struct{}
+
+// Name implements Safeguard.
+func (NetworkIsolation) Name() phiguardv1alpha1.SafeguardName {
+	return phiguardv1alpha1.NetworkIsolated
+}
+
+// Rule implements Safeguard.
+func (NetworkIsolation) Rule() Rule { return RuleFor(phiguardv1alpha1.NetworkIsolated) }
+
+// Reconcile implements Safeguard.
+func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
+	if s.Mode(n.Name()) == phiguardv1alpha1.ModeEnforce {
+		return n.enforce(ctx, s)
+	}
+	events, err := n.removeOwned(ctx, s)
+	if err != nil {
+		return Result{Err: err, Events: events}
+	}
+	r := auditIsolation(s.Pods, s.NetworkPolicies)
+	r.Events = events
+	return r
+}
+
+func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
+	name := NetworkPolicyName(s.Workload.Name)
+	desired := DesiredNetworkPolicy(s.Workload, s.Settings.NetworkIsolation)
+	existing := findPolicy(s.NetworkPolicies, name)
+	if existing != nil && !metav1.IsControlledBy(existing, s.Workload) {
+		return Result{
+			Status: metav1.ConditionFalse, Reason: ReasonPolicyNameTaken,
+			Message: fmt.Sprintf("NetworkPolicy %s exists and is not phiguard's; rename or delete it so that phiguard can isolate the pods", name),
+		}
+	}
+
+	var events []Event
+	if event, changed, err := n.applyIfChanged(ctx, s, existing, desired); err != nil {
+		return Result{Err: err}
+	} else if changed {
+		events = append(events, event)
+	}
+	return Result{
+		Status: metav1.ConditionTrue, Reason: ReasonPolicyApplied,
+		Message: fmt.Sprintf("NetworkPolicy %s isolates the %d selected pods in both directions (and any created later); allowed: %s",
+			name, len(s.Pods), describeAllowed(s.Settings.NetworkIsolation)),
+		Events: events,
+	}
+}
+
+// applyIfChanged applies desired unless the fields phiguard owns on the
+// existing policy already equal it: a steady reconcile makes no write. Someone
+// else's change to a field phiguard owns moves that field out of phiguard's
+// managed set, so it shows as a difference and is reverted (force).
+func (n NetworkIsolation) applyIfChanged(ctx context.Context, s *Scope, existing *networkingv1.NetworkPolicy,
+	desired *networkingv1ac.NetworkPolicyApplyConfiguration) (Event, bool, error) {
+	name := *desired.Name
+	event := Event{Reason: ReasonPolicyCreated, Message: "created NetworkPolicy " + name}
+	if existing != nil {
+		owned, err := networkingv1ac.ExtractNetworkPolicy(existing, FieldManager)
+		if err != nil {
+			return Event{}, false, fmt.Errorf("reading phiguard's fields of NetworkPolicy %s: %w", name, err)
+		}
+		if equality.Semantic.DeepEqual(owned, desired) {
+			return Event{}, false, nil
+		}
+		event = Event{Reason: ReasonPolicyUpdated, Message: "updated NetworkPolicy " + name + " to follow the spec"}
+		if others := otherSpecManagers(existing); len(others) > 0 {
+			event = Event{Warning: true, Reason: ReasonPolicyDrifted,
+				Message: fmt.Sprintf("reverted changes that %s made to NetworkPolicy %s", strings.Join(others, ", "), name)}
+		}
+	} else if previouslyApplied(s.Workload) {
+		event = Event{Warning: true, Reason: ReasonPolicyDrifted, Message: "re-created NetworkPolicy " + name + ", which was deleted"}
+	}
+	if err := s.Client.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return Event{}, false, fmt.Errorf("applying NetworkPolicy %s: %w", name, err)
+	}
+	return event, true, nil
+}
+
+// removeOwned deletes the NetworkPolicies this workload controls: the mode left Enforce.
+func (n NetworkIsolation) removeOwned(ctx context.Context, s *Scope) ([]Event, error) {
+	var events []Event
+	for i := range s.NetworkPolicies {
+		np := &s.NetworkPolicies[i]
+		if !metav1.IsControlledBy(np, s.Workload) {
+			continue
+		}
+		err := s.Client.Delete(ctx, np, client.Preconditions{UID: &np.UID})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return events, fmt.Errorf("removing NetworkPolicy %s: %w", np.Name, err)
+		}
+		events = append(events, Event{Reason: ReasonPolicyRemoved,
+			Message: fmt.Sprintf("removed NetworkPolicy %s: network isolation is no longer enforced (mode %s)", np.Name, s.Mode(n.Name()))})
+	}
+	return events, nil
+}
+
+// auditIsolation judges each pod against the NetworkPolicies in its namespace:
+// a pod is isolated in a direction only when some policy selects it for that
+// direction (then only what some policy allows gets through).
+func auditIsolation(pods []corev1.Pod, policies []networkingv1.NetworkPolicy) Result {
+	var open []string
+	for i := range pods {
+		ingress, egress := isolation(&pods[i], policies)
+		var dirs []string
+		if !ingress {
+			dirs = append(dirs, "ingress")
+		}
+		if !egress {
+			dirs = append(dirs, "egress")
+		}
+		if len(dirs) > 0 {
+			open = append(open, fmt.Sprintf("%s (%s open)", pods[i].Name, strings.Join(dirs, " and ")))
+		}
+	}
+	if len(open) == 0 {
+		return Result{Status: metav1.ConditionTrue, Reason: ReasonPodsIsolated,
+			Message: fmt.Sprintf("all %d selected pods are isolated in both directions by NetworkPolicies", len(pods))}
+	}
+	slices.Sort(open)
+	named := open
+	if len(named) > maxNamed {
+		named = append(named[:maxNamed:maxNamed], fmt.Sprintf("and %d more", len(open)-maxNamed))
+	}
+	return Result{Status: metav1.ConditionFalse, Reason: ReasonPodsNotIsolated,
+		Message: fmt.Sprintf("%d of %d selected pods are not isolated: %s; set networkIsolation.mode to Enforce or add default-deny NetworkPolicies",
+			len(open), len(pods), strings.Join(named, ", "))}
+}
+
+// isolation says whether any policy selects the pod for ingress and for egress.
+func isolation(pod *corev1.Pod, policies []networkingv1.NetworkPolicy) (ingress, egress bool) {
+	for i := range policies {
+		np := &policies[i]
+		if np.Namespace != pod.Namespace || !np.DeletionTimestamp.IsZero() {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		in, out := policyTypes(np)
+		ingress, egress = ingress || in, egress || out
+	}
+	return ingress, egress
+}
+
+// policyTypes applies the API's rule for a policy without policyTypes: it
+// always isolates ingress, and egress only when it has egress rules.
+func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
+	if len(np.Spec.PolicyTypes) == 0 {
+		return true, len(np.Spec.Egress) > 0
+	}
+	return slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress),
+		slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+}
+
+func findPolicy(policies []networkingv1.NetworkPolicy, name string) *networkingv1.NetworkPolicy {
+	for i := range policies {
+		if policies[i].Name == name {
+			return &policies[i]
+		}
+	}
+	return nil
+}
+
+// otherSpecManagers names the field managers other than phiguard that own
+// fields of the policy's spec: someone edited what phiguard keeps.
+func otherSpecManagers(np *networkingv1.NetworkPolicy) []string {
+	var out []string
+	for _, mf := range np.ManagedFields {
+		if mf.Manager == FieldManager || mf.FieldsV1 == nil {
+			continue
+		}
+		if strings.Contains(mf.FieldsV1.GetRawString(), `"f:spec"`) && !slices.Contains(out, mf.Manager) {
+			out = append(out, mf.Manager)
+		}
+	}
+	return out
+}
+
+// previouslyApplied says whether phiguard had applied the policy for the
+// workload's current generation: a missing policy then was deleted by someone.
+func previouslyApplied(w *phiguardv1alpha1.PHIWorkload) bool {
+	c := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.NetworkIsolated))
+	return c != nil && c.Reason == ReasonPolicyApplied && c.ObservedGeneration == w.Generation
+}
+
+func describeAllowed(spec *phiguardv1alpha1.NetworkIsolationSpec) string {
+	var parts []string
+	if spec.AllowSameWorkload == nil || *spec.AllowSameWorkload {
+		parts = append(parts, "the workload's own pods")
+	}
+	if spec.AllowDNS == nil || *spec.AllowDNS {
+		parts = append(parts, "DNS")
+	}
+	if n := len(spec.Ingress); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d ingress rule(s)", n))
+	}
+	if n := len(spec.Egress); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d egress rule(s)", n))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
