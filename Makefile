@@ -54,8 +54,8 @@ $(BIN)/golangci-lint:
 ##@ Build
 
 .PHONY: controlplane
-controlplane: ## Build etcd and kube-apiserver from Go modules into bin/k8s (cached).
-	hack/build-controlplane.sh etcd kube-apiserver
+controlplane: ## Build etcd, kube-apiserver and kube-controller-manager (its garbage collector runs in tests) into bin/k8s (cached).
+	hack/build-controlplane.sh etcd kube-apiserver kube-controller-manager
 
 .PHONY: build
 build: ## Build the manager binary.

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -239,7 +240,11 @@ func (r *PHIWorkloadReconciler) recordActions(w *phiguardv1alpha1.PHIWorkload, o
 			if e.Warning {
 				kind = corev1.EventTypeWarning
 			}
-			r.Recorder.Eventf(w, nil, kind, e.Reason, string(o.name), "%s", e.Message)
+			var related runtime.Object
+			if e.Related != nil {
+				related = e.Related
+			}
+			r.Recorder.Eventf(w, related, kind, e.Reason, string(o.name), "%s", e.Message)
 		}
 	}
 }

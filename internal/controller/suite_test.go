@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"testing"
 
@@ -34,6 +35,7 @@ const manualNamespace = "manual"
 
 var (
 	env    *envtest.Environment
+	gc     *testenv.GarbageCollector
 	cfg    *rest.Config
 	k8s    client.Client
 	scheme = runtime.NewScheme()
@@ -60,6 +62,17 @@ var _ = BeforeSuite(func() {
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
+	// A real garbage collector, so that deleting a PHIWorkload really removes
+	// what it owns. Its log is kept out of the test output.
+	gcLog, err := os.CreateTemp("", "phiguard-gc-*.log")
+	Expect(err).NotTo(HaveOccurred())
+	gc, err = testenv.StartGarbageCollector(env, gcLog)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		Expect(gcLog.Close()).To(Succeed())
+		Expect(os.Remove(gcLog.Name())).To(Succeed())
+	})
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -85,6 +98,9 @@ var _ = BeforeSuite(func() {
 var _ = AfterSuite(func() {
 	if cancel != nil {
 		cancel()
+	}
+	if gc != nil {
+		Expect(gc.Stop()).To(Succeed())
 	}
 	if env != nil {
 		Expect(env.Stop()).To(Succeed())

@@ -13,7 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -130,6 +132,8 @@ func (n NetworkIsolation) applyIfChanged(ctx context.Context, s *Scope, existing
 	if err := s.Client.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return Event{}, false, fmt.Errorf("applying NetworkPolicy %s: %w", name, err)
 	}
+	// Apply decoded the stored object into desired: refer to that version.
+	event.Related = policyReference(*desired.Namespace, name, ptr.Deref(desired.UID, ""), ptr.Deref(desired.ResourceVersion, ""))
 	return event, true, nil
 }
 
@@ -146,7 +150,8 @@ func (n NetworkIsolation) removeOwned(ctx context.Context, s *Scope) ([]Event, e
 			return events, fmt.Errorf("removing NetworkPolicy %s: %w", np.Name, err)
 		}
 		events = append(events, Event{Reason: ReasonPolicyRemoved,
-			Message: fmt.Sprintf("removed NetworkPolicy %s: network isolation is no longer enforced (mode %s)", np.Name, s.Mode(n.Name()))})
+			Message: fmt.Sprintf("removed NetworkPolicy %s: network isolation is no longer enforced (mode %s)", np.Name, s.Mode(n.Name())),
+			Related: policyReference(np.Namespace, np.Name, np.UID, np.ResourceVersion)})
 	}
 	return events, nil
 }
@@ -208,6 +213,13 @@ func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
 	}
 	return slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress),
 		slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+}
+
+func policyReference(namespace, name string, uid types.UID, resourceVersion string) *corev1.ObjectReference {
+	return &corev1.ObjectReference{
+		APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy",
+		Namespace: namespace, Name: name, UID: uid, ResourceVersion: resourceVersion,
+	}
 }
 
 func findPolicy(policies []networkingv1.NetworkPolicy, name string) *networkingv1.NetworkPolicy {

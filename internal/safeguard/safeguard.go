@@ -7,6 +7,7 @@ import (
 	"context"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -51,6 +52,9 @@ type Event struct {
 	Reason string
 	// Message says what was done to which object.
 	Message string
+	// Related is the object acted on, at the version the action left it. It
+	// keeps two actions on one object apart, where events.k8s.io would fold them.
+	Related *corev1.ObjectReference
 }
 
 // Safeguard is one HIPAA safeguard.
