@@ -65,12 +65,15 @@ func (g *GarbageCollector) Stop() error {
 	_ = g.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- g.cmd.Wait() }()
+	// Its exit status is not interesting: it exits non-zero on SIGTERM.
+	var exitErr error
 	select {
-	case <-done:
+	case exitErr = <-done:
 	case <-time.After(10 * time.Second):
 		_ = g.cmd.Process.Kill()
-		<-done
+		exitErr = <-done
 	}
+	_ = exitErr
 	if err := os.RemoveAll(g.dir); err != nil {
 		return fmt.Errorf("removing the garbage collector's files: %w", err)
 	}
