@@ -279,10 +279,10 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Pods matter when they come, go, or change labels (and so selection).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.workloadsForPod),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		// Any NetworkPolicy change in a namespace can change its workloads'
-		// isolation: phiguard's own (drift is healed at once, no polling) and
-		// hand-written ones (judged in Audit mode).
-		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.workloadsInNamespace)).
+		// A change to phiguard's own NetworkPolicy goes to its workload (drift is
+		// healed at once, no polling); one to a hand-written policy can change the
+		// isolation of every workload in the namespace (judged in Audit mode).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.workloadsForPolicyObject)).
 		Named("phiworkload").
 		Complete(r)
 	if err != nil {
@@ -306,6 +306,16 @@ func (r *PHIWorkloadReconciler) workloadsForPolicy(ctx context.Context, obj clie
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
+}
+
+// workloadsForPolicyObject maps an object phiguard controls to its PHIWorkload,
+// and any other object to every PHIWorkload in its namespace.
+func (r *PHIWorkloadReconciler) workloadsForPolicyObject(ctx context.Context, obj client.Object) []reconcile.Request {
+	if owner := metav1.GetControllerOf(obj); owner != nil && owner.Kind == "PHIWorkload" &&
+		owner.APIVersion == phiguardv1alpha1.GroupVersion.String() {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: owner.Name}}}
+	}
+	return r.workloadsInNamespace(ctx, obj)
 }
 
 // workloadsInNamespace maps an object to every PHIWorkload in its namespace.

@@ -11,13 +11,10 @@
 package scale
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	goruntime "runtime"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,19 +22,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
-	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 func envInt(t *testing.T, key string, fallback int) int {
@@ -53,26 +41,6 @@ func envInt(t *testing.T, key string, fallback int) int {
 	return n
 }
 
-// counter counts the write requests the manager sends to the apiserver.
-type counter struct{ writes atomic.Int64 }
-
-func (c *counter) wrap(cfg *rest.Config) *rest.Config {
-	out := rest.CopyConfig(cfg)
-	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			if req.Method != http.MethodGet {
-				c.writes.Add(1)
-			}
-			return rt.RoundTrip(req)
-		})
-	}
-	return out
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 func TestScale(t *testing.T) {
 	g := NewWithT(t)
 	namespaces := envInt(t, "PHIGUARD_SCALE_NAMESPACES", 4)
@@ -81,35 +49,9 @@ func TestScale(t *testing.T) {
 	quiet := time.Duration(envInt(t, "PHIGUARD_SCALE_QUIET_SECONDS", 3)) * time.Second
 	total := namespaces * perNamespace
 
-	scheme := runtime.NewScheme()
-	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	g.Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
-
-	env, err := testenv.New()
-	g.Expect(err).NotTo(HaveOccurred())
-	cfg, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
-	fast := rest.CopyConfig(cfg)
-	fast.QPS, fast.Burst = 500, 1000 // create as fast as the apiserver takes it
-	k8s, err := client.New(fast, client.Options{Scheme: scheme})
-	g.Expect(err).NotTo(HaveOccurred())
-
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
-	var count counter
-	mgrCfg := count.wrap(cfg)
-	// The harness creates objects as fast as it can; lift client-go's default
-	// client-side rate limit so that it measures the controller, not the limiter.
-	mgrCfg.QPS, mgrCfg.Burst = 200, 400
-	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect((&controller.PHIWorkloadReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
-		Safeguards: safeguard.Registry(), ExemptNamespaces: []string{"kube-system"},
-	}).SetupWithManager(mgr)).To(Succeed())
-	go func() { _ = mgr.Start(ctx) }()
-	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	k8s, count := startControlPlaneAndManager(t)
+	ctx := t.Context()
+	reconcilesBefore := reconcileTotal(g)
 
 	start := time.Now()
 	for n := range namespaces {
@@ -147,7 +89,7 @@ func TestScale(t *testing.T) {
 	g.Eventually(settled, 5*time.Minute, 200*time.Millisecond).Should(Succeed())
 	toSettle := time.Since(start)
 	writesToSettle := count.writes.Load()
-	reconciles := reconcileTotal(g)
+	reconciles := reconcileTotal(g) - reconcilesBefore
 
 	// Steady state: with nothing changing, the controller must not write at all.
 	count.writes.Store(0)
@@ -161,7 +103,7 @@ func TestScale(t *testing.T) {
 		namespaces, perNamespace, podsPer, total, total*podsPer)
 	t.Logf("scale: created in %s (one client, sequential); all settled %s after the first create, %s after the last",
 		created.Round(time.Millisecond), toSettle.Round(time.Millisecond), (toSettle - created).Round(time.Millisecond))
-	t.Logf("scale: %d reconciles (%.2f per workload), %d write requests until settled (status patches and Events)",
+	t.Logf("scale: %d reconciles (%.2f per workload), %d write requests until settled (NetworkPolicies, status patches, Events)",
 		reconciles, float64(reconciles)/float64(total), writesToSettle)
 	t.Logf("scale: 0 write requests over a %s quiet window; heap in use after GC %.1f MiB (control-plane processes excluded)",
 		quiet, float64(mem.HeapInuse)/(1<<20))

@@ -1,0 +1,88 @@
+package scale
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/controller"
+	"github.com/phiguard/phiguard/internal/safeguard"
+	"github.com/phiguard/phiguard/internal/testenv"
+)
+
+// counter counts the write requests the manager sends to the apiserver.
+type counter struct{ writes atomic.Int64 }
+
+func (c *counter) wrap(cfg *rest.Config) *rest.Config {
+	out := rest.CopyConfig(cfg)
+	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method != http.MethodGet {
+				c.writes.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+	return out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// startControlPlaneAndManager starts the local control plane and, in this
+// process, the manager with phiguard's controller. It returns a client for the
+// test (not rate limited) and the counter of the manager's writes. Everything
+// stops when the test ends.
+func startControlPlaneAndManager(t *testing.T) (client.Client, *counter) {
+	t.Helper()
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	g.Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
+
+	env, err := testenv.New()
+	g.Expect(err).NotTo(HaveOccurred())
+	cfg, err := env.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	fast := rest.CopyConfig(cfg)
+	fast.QPS, fast.Burst = 500, 1000 // create as fast as the apiserver takes it
+	k8s, err := client.New(fast, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // runs before env.Stop: cleanups run last-in first-out
+	count := &counter{}
+	mgrCfg := count.wrap(cfg)
+	// The harness creates objects as fast as it can; lift client-go's default
+	// client-side rate limit so that it measures the controller, not the limiter.
+	mgrCfg.QPS, mgrCfg.Burst = 200, 400
+	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Each test of this package runs its own manager in one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect((&controller.PHIWorkloadReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
+		Safeguards: safeguard.Registry(), ExemptNamespaces: []string{"kube-system"},
+	}).SetupWithManager(mgr)).To(Succeed())
+	go func() { _ = mgr.Start(ctx) }()
+	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	return k8s, count
+}
