@@ -5,9 +5,12 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -71,6 +74,40 @@ var _ = Describe("Reconciling by hand", func() {
 		reconcileOnce(w)
 		Expect(writes.n.Load()).To(BeZero(), "an unchanged workload must not be written")
 		Expect(drain()).To(BeZero(), "an unchanged result must not be announced")
+	})
+
+	It("makes zero write requests for an unchanged NetworkPolicy of every shape", func() {
+		w := newWorkload(manualNamespace, "every-shape", func(w *phiguardv1alpha1.PHIWorkload) {
+			w.Spec.Selector = metav1.LabelSelector{
+				MatchLabels:      map[string]string{"app": "records"},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"db", "cache"}}},
+			}
+			w.Spec.NetworkIsolation = &phiguardv1alpha1.NetworkIsolationSpec{
+				Ingress: []phiguardv1alpha1.NetworkIngressRule{{
+					From: []phiguardv1alpha1.NetworkPeer{
+						{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+						{NamespaceSelector: &metav1.LabelSelector{}, PodSelector: &metav1.LabelSelector{
+							MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpExists}}}},
+						{IPBlock: &phiguardv1alpha1.IPBlock{CIDR: "203.0.113.0/24", Except: []string{"203.0.113.128/25"}}},
+					},
+					Ports: []phiguardv1alpha1.NetworkPort{
+						{Port: ptr.To(intstr.FromString("http"))},
+						{Protocol: corev1.ProtocolUDP, Port: ptr.To(intstr.FromInt32(8000)), EndPort: ptr.To[int32](8100)},
+					},
+				}},
+				Egress: []phiguardv1alpha1.NetworkEgressRule{{
+					To:    []phiguardv1alpha1.NetworkPeer{{IPBlock: &phiguardv1alpha1.IPBlock{CIDR: "2001:db8::/48"}}},
+					Ports: []phiguardv1alpha1.NetworkPort{{Protocol: corev1.ProtocolSCTP}},
+				}},
+			}
+		})
+
+		reconcileOnce(w)
+		Expect(writes.n.Load()).To(BeEquivalentTo(2), "the NetworkPolicy and the status")
+		writes.n.Store(0)
+		reconcileOnce(w)
+		reconcileOnce(w)
+		Expect(writes.n.Load()).To(BeZero(), "what phiguard applied reads back equal: no re-apply")
 	})
 
 	It("requeues at a decision's expiry and reports it expired once the clock passes it", func() {
