@@ -16,6 +16,10 @@ type PHIPolicySpec struct {
 	// +optional
 	Defaults SafeguardSettings `json:"defaults,omitempty"`
 
+	// storage holds what the cluster knows about its storage's encryption.
+	// +optional
+	Storage *StoragePolicy `json:"storage,omitempty"`
+
 	// exemptNamespaces are namespaces phiguard never acts on. kube-system and
 	// phiguard's own namespace are always exempt.
 	// +optional
@@ -23,6 +27,39 @@ type PHIPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+}
+
+// PlatformManagedEncryption says whether encryption a platform applies to every
+// disk with keys it manages counts as encryption at rest.
+// +kubebuilder:validation:Enum=Accept;Reject
+type PlatformManagedEncryption string
+
+const (
+	// PlatformManagedAccept counts platform-managed keys (Azure Disk, GCE PD) as encrypted.
+	PlatformManagedAccept PlatformManagedEncryption = "Accept"
+	// PlatformManagedReject requires customer-managed keys on those platforms.
+	PlatformManagedReject PlatformManagedEncryption = "Reject"
+)
+
+// StoragePolicy holds the cluster's facts about storage encryption that
+// phiguard cannot read from StorageClass parameters.
+type StoragePolicy struct {
+	// encryptedStorageClasses are StorageClasses known to encrypt at rest by
+	// means their parameters do not show (a self-encrypting array, account-wide
+	// default encryption).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	EncryptedStorageClasses []string `json:"encryptedStorageClasses,omitempty"`
+
+	// platformManagedEncryption says whether the encryption Azure and Google
+	// apply to every disk with keys they manage counts: Accept (the default)
+	// or Reject, to require a customer-managed key (diskEncryptionSetID,
+	// disk-encryption-kms-key).
+	// +optional
+	// +kubebuilder:default=Accept
+	PlatformManagedEncryption PlatformManagedEncryption `json:"platformManagedEncryption,omitempty"`
 }
 
 // PHIPolicy is the organisation's defaults for the safeguards of every

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -53,6 +54,8 @@ type PHIWorkloadReconciler struct {
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=get;patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phipolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -148,6 +151,16 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 		return s, fmt.Errorf("listing NetworkPolicies in %s: %w", w.Namespace, err)
 	}
 	s.NetworkPolicies = policies.Items
+	var claims corev1.PersistentVolumeClaimList
+	if err := r.List(ctx, &claims, client.InNamespace(w.Namespace)); err != nil {
+		return s, fmt.Errorf("listing PersistentVolumeClaims in %s: %w", w.Namespace, err)
+	}
+	s.Claims = claims.Items
+	var classes storagev1.StorageClassList
+	if err := r.List(ctx, &classes); err != nil {
+		return s, fmt.Errorf("listing StorageClasses: %w", err)
+	}
+	s.StorageClasses = classes.Items
 	return s, nil
 }
 
@@ -283,6 +296,10 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// healed at once, no polling); one to a hand-written policy can change the
 		// isolation of every workload in the namespace (judged in Audit mode).
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(r.workloadsForPolicyObject)).
+		// Claims and classes decide EncryptedAtRest; claims are few per namespace
+		// and classes change rarely, so each maps to every workload it could affect.
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.workloadsInNamespace)).
+		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.allWorkloads)).
 		Named("phiworkload").
 		Complete(r)
 	if err != nil {
@@ -291,14 +308,19 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
-// workloadsForPolicy maps a PHIPolicy change to every PHIWorkload.
+// workloadsForPolicy maps a change of the PHIPolicy named default to every PHIWorkload.
 func (r *PHIWorkloadReconciler) workloadsForPolicy(ctx context.Context, obj client.Object) []reconcile.Request {
 	if obj.GetName() != phiguardv1alpha1.DefaultPolicyName {
 		return nil
 	}
+	return r.allWorkloads(ctx, obj)
+}
+
+// allWorkloads maps a change to every PHIWorkload.
+func (r *PHIWorkloadReconciler) allWorkloads(ctx context.Context, _ client.Object) []reconcile.Request {
 	var list phiguardv1alpha1.PHIWorkloadList
 	if err := r.List(ctx, &list); err != nil {
-		logf.FromContext(ctx).Error(err, "listing PHIWorkloads for a PHIPolicy change")
+		logf.FromContext(ctx).Error(err, "listing PHIWorkloads")
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))

@@ -179,13 +179,9 @@ func auditIsolation(pods []corev1.Pod, policies []networkingv1.NetworkPolicy) Re
 			Message: fmt.Sprintf("all %d selected pods are isolated in both directions by NetworkPolicies", len(pods))}
 	}
 	slices.Sort(open)
-	named := open
-	if len(named) > maxNamed {
-		named = append(named[:maxNamed:maxNamed], fmt.Sprintf("and %d more", len(open)-maxNamed))
-	}
 	return Result{Status: metav1.ConditionFalse, Reason: ReasonPodsNotIsolated,
 		Message: fmt.Sprintf("%d of %d selected pods are not isolated: %s; set networkIsolation.mode to Enforce or add default-deny NetworkPolicies",
-			len(open), len(pods), strings.Join(named, ", "))}
+			len(open), len(pods), strings.Join(named(open), ", "))}
 }
 
 // isolation says whether any policy selects the pod for ingress and for egress.

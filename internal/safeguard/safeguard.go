@@ -131,6 +131,8 @@ func Registry() []Safeguard {
 		switch name {
 		case phiguardv1alpha1.NetworkIsolated:
 			out = append(out, NetworkIsolation{})
+		case phiguardv1alpha1.EncryptedAtRest:
+			out = append(out, EncryptionAtRest{})
 		default:
 			out = append(out, NotImplemented(name))
 		}

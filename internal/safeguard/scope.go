@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -38,6 +39,13 @@ type Scope struct {
 	// NetworkPolicies are all NetworkPolicies in the workload's namespace, the
 	// ones phiguard owns and the hand-written ones. Read from the cache.
 	NetworkPolicies []networkingv1.NetworkPolicy
+
+	// Claims are the PersistentVolumeClaims in the workload's namespace. Read
+	// from the cache.
+	Claims []corev1.PersistentVolumeClaim
+
+	// StorageClasses are the cluster's StorageClasses. Read from the cache.
+	StorageClasses []storagev1.StorageClass
 
 	// Now is the time this reconcile evaluates decisions and ages against.
 	Now time.Time

@@ -1,0 +1,124 @@
+package safeguard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/storageclass"
+)
+
+// Reasons of the EncryptedAtRest condition.
+const (
+	// ReasonAllVolumesEncrypted (True): every claim the selected pods mount uses
+	// an encrypted StorageClass.
+	ReasonAllVolumesEncrypted = "AllVolumesEncrypted"
+	// ReasonUnencryptedVolumes (False): some claims do not; the message names them.
+	ReasonUnencryptedVolumes = "UnencryptedVolumes"
+)
+
+// EncryptionAtRest reports whether the volumes of the selected pods are
+// encrypted at rest (HIPAA §164.312(a)(2)(iv), Addressable). It changes
+// nothing: in Enforce mode the admission webhook keeps new unencrypted claims
+// out; existing ones can only be reported, as a volume cannot change class.
+type EncryptionAtRest struct{}
+
+// Name implements Safeguard.
+func (EncryptionAtRest) Name() phiguardv1alpha1.SafeguardName { return phiguardv1alpha1.EncryptedAtRest }
+
+// Rule implements Safeguard.
+func (EncryptionAtRest) Rule() Rule { return RuleFor(phiguardv1alpha1.EncryptedAtRest) }
+
+// Reconcile implements Safeguard.
+func (EncryptionAtRest) Reconcile(_ context.Context, s *Scope) Result {
+	claims := ClaimNames(s.Pods)
+	opts := StorageOptions(s.Policy)
+	var unencrypted, missing []string
+	for _, name := range claims {
+		pvc := findClaim(s.Claims, name)
+		if pvc == nil {
+			missing = append(missing, name)
+			continue
+		}
+		class, v := storageclass.Judge(&pvc.Spec, s.StorageClasses, opts)
+		if !v.Encrypted {
+			unencrypted = append(unencrypted, describeClaim(name, class, v))
+		}
+	}
+	if len(unencrypted) == 0 {
+		msg := fmt.Sprintf("all %d persistent volume claims of the %d selected pods use encrypted StorageClasses", len(claims)-len(missing), len(s.Pods))
+		if len(missing) > 0 {
+			msg += fmt.Sprintf("; %d not created yet: %s", len(missing), strings.Join(missing, ", "))
+		}
+		return Result{Status: metav1.ConditionTrue, Reason: ReasonAllVolumesEncrypted, Message: msg}
+	}
+	return Result{Status: metav1.ConditionFalse, Reason: ReasonUnencryptedVolumes,
+		Message: fmt.Sprintf("%d of %d persistent volume claims are not encrypted at rest: %s; move the data to a claim of an encrypted StorageClass (%s)",
+			len(unencrypted), len(claims)-len(missing), strings.Join(named(unencrypted), "; "), availableClasses(s, opts))}
+}
+
+// ClaimNames lists the claims the pods mount, by name, sorted: persistentVolumeClaim
+// volumes (as StatefulSets' claim templates become) and generic ephemeral volumes,
+// whose claim is named <pod>-<volume>.
+func ClaimNames(pods []corev1.Pod) []string {
+	var out []string
+	for i := range pods {
+		for _, v := range pods[i].Spec.Volumes {
+			switch {
+			case v.PersistentVolumeClaim != nil:
+				out = append(out, v.PersistentVolumeClaim.ClaimName)
+			case v.Ephemeral != nil:
+				out = append(out, pods[i].Name+"-"+v.Name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// StorageOptions reads the cluster's storage facts from the PHIPolicy.
+func StorageOptions(policy *phiguardv1alpha1.PHIPolicy) storageclass.Options {
+	if policy == nil || policy.Spec.Storage == nil {
+		return storageclass.Options{}
+	}
+	return storageclass.Options{
+		EncryptedClasses:      policy.Spec.Storage.EncryptedStorageClasses,
+		RejectPlatformManaged: policy.Spec.Storage.PlatformManagedEncryption == phiguardv1alpha1.PlatformManagedReject,
+	}
+}
+
+func describeClaim(name, class string, v storageclass.Verdict) string {
+	if class == "" {
+		return fmt.Sprintf("%s (%s)", name, v.Reason)
+	}
+	return fmt.Sprintf("%s (class %s: %s)", name, class, v.Reason)
+}
+
+func availableClasses(s *Scope, opts storageclass.Options) string {
+	if enc := storageclass.Encrypted(s.StorageClasses, opts); len(enc) > 0 {
+		return "encrypted classes: " + strings.Join(enc, ", ")
+	}
+	return "no StorageClass in the cluster is encrypted yet"
+}
+
+func findClaim(claims []corev1.PersistentVolumeClaim, name string) *corev1.PersistentVolumeClaim {
+	for i := range claims {
+		if claims[i].Name == name {
+			return &claims[i]
+		}
+	}
+	return nil
+}
+
+// named keeps the first maxNamed items and counts the rest.
+func named(items []string) []string {
+	if len(items) <= maxNamed {
+		return items
+	}
+	return append(items[:maxNamed:maxNamed], fmt.Sprintf("and %d more", len(items)-maxNamed))
+}
