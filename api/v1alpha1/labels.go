@@ -2,11 +2,11 @@ package v1alpha1
 
 // Labels phiguard reads and writes.
 const (
-	// EPHILabel, set to "true" on a Deployment, StatefulSet, Service or
-	// Namespace, says that it handles ePHI and should be covered by phiguard.
+	// EPHILabel is the label that, set to "true" on a Deployment, StatefulSet,
+	// Service or Namespace, says that it handles ePHI and should be covered by phiguard.
 	EPHILabel = "phiguard.io/ephi"
 
-	// WorkloadLabel, on an object phiguard created, names the PHIWorkload (in the
+	// WorkloadLabel is the label that, on an object phiguard created, names the PHIWorkload (in the
 	// object's namespace) it was created for.
 	WorkloadLabel = "phiguard.io/workload"
 

@@ -29,7 +29,9 @@ const (
 type EncryptionAtRest struct{}
 
 // Name implements Safeguard.
-func (EncryptionAtRest) Name() phiguardv1alpha1.SafeguardName { return phiguardv1alpha1.EncryptedAtRest }
+func (EncryptionAtRest) Name() phiguardv1alpha1.SafeguardName {
+	return phiguardv1alpha1.EncryptedAtRest
+}
 
 // Rule implements Safeguard.
 func (EncryptionAtRest) Rule() Rule { return RuleFor(phiguardv1alpha1.EncryptedAtRest) }

@@ -12,8 +12,8 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 )
 
-// EncryptedAnnotation, set to "true" on a StorageClass, declares that its
-// volumes are encrypted by means phiguard cannot see (a self-encrypting array,
+// EncryptedAnnotation is the annotation that, set to "true" on a StorageClass,
+// declares that its volumes are encrypted by means phiguard cannot see (a self-encrypting array,
 // account-wide default encryption).
 const EncryptedAnnotation = "phiguard.io/encrypted"
 
