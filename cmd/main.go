@@ -17,10 +17,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
+	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
 )
 
 func main() {
@@ -33,7 +35,10 @@ func main() {
 func run() error {
 	var (
 		metricsAddr, probeAddr, namespace string
+		webhookHost, webhookCertDir       string
+		webhookPort                       int
 		leaderElect, secureMetrics        bool
+		enableWebhooks                    bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to; \"0\" disables it.")
@@ -44,6 +49,11 @@ func run() error {
 		"Elect a leader so that only one replica reconciles at a time.")
 	flag.StringVar(&namespace, "namespace", envOr("POD_NAMESPACE", "phiguard-system"),
 		"Namespace the manager runs in; always exempt from safeguards.")
+	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
+	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (empty: all).")
+	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
+		"Directory with the webhook server's tls.crt and tls.key (empty: controller-runtime's default).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -78,25 +88,37 @@ func run() error {
 		LeaderElectionID:              "phiguard.compliance.phiguard.io",
 		LeaderElectionNamespace:       namespace,
 		LeaderElectionReleaseOnCancel: true, // the process exits right after the manager stops
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: webhookHost, Port: webhookPort, CertDir: webhookCertDir,
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
+	exempt := []string{"kube-system", namespace}
 	if err := (&controller.PHIWorkloadReconciler{
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
 		Clock:            clock.RealClock{},
 		Safeguards:       safeguard.Registry(),
-		ExemptNamespaces: []string{"kube-system", namespace},
+		ExemptNamespaces: exempt,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the PHIWorkload controller: %w", err)
+	}
+
+	if enableWebhooks {
+		if err := (&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	// Ready only once the webhook server is serving with its certificate.
+	if err := mgr.AddReadyzCheck("readyz", readyz(mgr, enableWebhooks)); err != nil {
 		return fmt.Errorf("adding readiness check: %w", err)
 	}
 
@@ -107,6 +129,13 @@ func run() error {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
+}
+
+func readyz(mgr ctrl.Manager, webhooks bool) healthz.Checker {
+	if !webhooks {
+		return healthz.Ping
+	}
+	return mgr.GetWebhookServer().StartedChecker()
 }
 
 func envOr(key, fallback string) string {

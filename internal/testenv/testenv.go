@@ -72,3 +72,21 @@ func New(extraCRDDirs ...string) (*envtest.Environment, error) {
 		ErrorIfCRDPathMissing: true,
 	}, nil
 }
+
+// NewWithWebhooks is New plus phiguard's webhook configurations (as `make
+// manifests` generates them), which envtest points at a local TLS server: the
+// apiserver then calls the webhooks a manager serves on
+// env.WebhookInstallOptions.LocalServingHost/Port with the certificates in
+// LocalServingCertDir.
+func NewWithWebhooks() (*envtest.Environment, error) {
+	env, err := New()
+	if err != nil {
+		return nil, err
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	env.WebhookInstallOptions.Paths = []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}
+	return env, nil
+}
