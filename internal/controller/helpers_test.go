@@ -89,3 +89,6 @@ func eventsFor(g Gomega, obj client.Object) []eventsv1.Event {
 	}
 	return out
 }
+
+// objectKey is the key of a cluster-scoped object.
+func objectKey(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
