@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,11 +17,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	"github.com/phiguard/phiguard/internal/testenv"
+	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
 )
 
 // counter counts the write requests the manager sends to the apiserver.
@@ -49,12 +52,22 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // stops when the test ends.
 func startControlPlaneAndManager(t *testing.T) (client.Client, *counter) {
 	t.Helper()
+	return start(t, false)
+}
+
+// start is startControlPlaneAndManager, with the admission webhooks installed
+// and served (over TLS, called by the apiserver) when webhooks is true.
+func start(t *testing.T, webhooks bool) (client.Client, *counter) {
+	t.Helper()
 	g := NewWithT(t)
 	scheme := runtime.NewScheme()
 	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	g.Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
 
 	env, err := testenv.New()
+	if webhooks {
+		env, err = testenv.NewWithWebhooks()
+	}
 	g.Expect(err).NotTo(HaveOccurred())
 	cfg, err := env.Start()
 	g.Expect(err).NotTo(HaveOccurred())
@@ -71,9 +84,12 @@ func startControlPlaneAndManager(t *testing.T) (client.Client, *counter) {
 	// The harness creates objects as fast as it can; lift client-go's default
 	// client-side rate limit so that it measures the controller, not the limiter.
 	mgrCfg.QPS, mgrCfg.Burst = 200, 400
+	wh := env.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir}),
 		// Each test of this package runs its own manager in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
@@ -82,7 +98,13 @@ func startControlPlaneAndManager(t *testing.T) (client.Client, *counter) {
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
 		Safeguards: safeguard.Registry(), ExemptNamespaces: []string{"kube-system"},
 	}).SetupWithManager(mgr)).To(Succeed())
+	if webhooks {
+		g.Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
+	}
 	go func() { _ = mgr.Start(ctx) }()
 	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	if webhooks {
+		g.Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }, 10*time.Second).Should(Succeed())
+	}
 	return k8s, count
 }

@@ -1,0 +1,88 @@
+package scale
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+)
+
+// TestWebhookAddedLatency measures what the claim webhook adds to a claim
+// create through the apiserver: the same creates (a covered claim on an
+// encrypted class, so the webhook evaluates in full and admits) with the
+// webhook configuration installed, then without it. It logs the medians.
+//
+//	PHIGUARD_WEBHOOK_CREATES=500 go test ./test/scale/ -run TestWebhookAddedLatency -v
+func TestWebhookAddedLatency(t *testing.T) {
+	g := NewWithT(t)
+	creates := envInt(t, "PHIGUARD_WEBHOOK_CREATES", 100)
+	k8s, _ := start(t, true)
+	ctx := t.Context()
+
+	const ns = "latency"
+	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "encrypted"},
+		Provisioner: "ebs.csi.aws.com", Parameters: map[string]string{"encrypted": "true"}})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "plain"},
+		Provisioner: "ebs.csi.aws.com"})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"},
+		Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "records"}}},
+	})).To(Succeed())
+	claim := func(name, class string) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "records"}},
+			Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To(class),
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+		}
+	}
+	// The webhook is live once it denies an unencrypted claim.
+	g.Eventually(func() error {
+		return k8s.Create(ctx, claim("probe", "plain"), client.DryRunAll)
+	}, 30*time.Second, 50*time.Millisecond).Should(HaveOccurred())
+
+	timeCreates := func(prefix string) []time.Duration {
+		out := make([]time.Duration, 0, creates)
+		for i := range creates {
+			c := claim(fmt.Sprintf("%s-%d", prefix, i), "encrypted")
+			start := time.Now()
+			g.Expect(k8s.Create(ctx, c)).To(Succeed())
+			out = append(out, time.Since(start))
+		}
+		return out
+	}
+	with := timeCreates("with")
+
+	var hooks admissionregistrationv1.ValidatingWebhookConfigurationList
+	g.Expect(k8s.List(ctx, &hooks)).To(Succeed())
+	for i := range hooks.Items {
+		g.Expect(k8s.Delete(ctx, &hooks.Items[i])).To(Succeed())
+	}
+	// Gone once an unencrypted claim is admitted.
+	g.Eventually(func() error {
+		return k8s.Create(ctx, claim("probe", "plain"), client.DryRunAll)
+	}, 30*time.Second, 50*time.Millisecond).Should(Succeed())
+	without := timeCreates("without")
+
+	t.Logf("webhook: %d claim creates each; with the webhook %s", creates, summary(with))
+	t.Logf("webhook: without the webhook %s", summary(without))
+	t.Logf("webhook: added median %s", (median(with) - median(without)).Round(10*time.Microsecond))
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
