@@ -102,7 +102,7 @@ func run(opts options) (err error) {
 	}
 	out := newScreen(os.Stdout, p)
 
-	env, err := testenv.New()
+	env, err := testenv.NewWithWebhooks()
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func run(opts options) (err error) {
 	}
 
 	fmt.Printf("Starting the manager %s; its log goes to %s\n", out.rel(opts.manager), out.rel(p.managerLog))
-	mgr, err := startManager(opts.manager, p.kubeconfig, p.managerLog)
+	mgr, err := startManager(opts.manager, p.kubeconfig, p.managerLog, &env.WebhookInstallOptions)
 	if err != nil {
 		return err
 	}
@@ -137,6 +137,9 @@ func run(opts options) (err error) {
 	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh}
 	list, err := w.waitSettled(ctx, opts.timeout)
 	if err != nil {
+		return err
+	}
+	if err := showAdmission(ctx, c); err != nil {
 		return err
 	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {

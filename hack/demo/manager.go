@@ -1,6 +1,8 @@
 package main
 
 import (
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -26,7 +28,7 @@ type managerProcess struct {
 
 // startManager runs the manager binary with the given kubeconfig; its stdout
 // and stderr go to logPath.
-func startManager(binary, kubeconfig, logPath string) (*managerProcess, error) {
+func startManager(binary, kubeconfig, logPath string, wh *envtest.WebhookInstallOptions) (*managerProcess, error) {
 	if _, err := os.Stat(binary); err != nil {
 		return nil, fmt.Errorf("manager binary: %w (build it with `go build -o bin/manager ./cmd`, or run `make demo`)", err)
 	}
@@ -41,6 +43,10 @@ func startManager(binary, kubeconfig, logPath string) (*managerProcess, error) {
 		"--health-probe-bind-address=127.0.0.1:0",
 		"--namespace=phiguard-system",
 		"--zap-log-level=info",
+		// The apiserver calls the webhooks here, trusting envtest's CA.
+		"--webhook-host="+wh.LocalServingHost,
+		fmt.Sprintf("--webhook-port=%d", wh.LocalServingPort),
+		"--webhook-cert-dir="+wh.LocalServingCertDir,
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C in the terminal reaches only the demo,
