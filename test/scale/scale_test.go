@@ -88,7 +88,6 @@ func TestScale(t *testing.T) {
 	}
 	g.Eventually(settled, 5*time.Minute, 200*time.Millisecond).Should(Succeed())
 	toSettle := time.Since(start)
-	writesToSettle := count.writes.Load()
 	reconciles := reconcileTotal(g) - reconcilesBefore
 
 	// Events are sent by a background broadcaster, one request at a time: let
@@ -100,7 +99,7 @@ func TestScale(t *testing.T) {
 		g.Consistently(count.writes.Load, 500*time.Millisecond, 50*time.Millisecond).Should(Equal(n))
 	}, 5*time.Minute, 10*time.Millisecond).Should(Succeed())
 	drained := time.Since(drainStart)
-	writesToSettle = count.writes.Load()
+	writesToSettle := count.writes.Load()
 
 	// Steady state: with nothing changing, the controller must not write at all.
 	count.writes.Store(0)
