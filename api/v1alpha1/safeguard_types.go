@@ -284,9 +284,95 @@ type AuditLoggingSpec struct {
 	Mode Mode `json:"mode,omitempty"`
 
 	// restartNonCompliant rolls the owning Deployment, StatefulSet or DaemonSet
-	// when it has pods created without the sidecar. Built-in default: false.
+	// when it has pods created without the sidecar, at most once per generation
+	// of the PHIWorkload. Built-in default: false.
 	// +optional
 	RestartNonCompliant *bool `json:"restartNonCompliant,omitempty"`
+
+	// sidecar is the audit sidecar injected into the selected pods. Its security
+	// context is always restricted (non-root, read-only root filesystem, no
+	// privilege escalation, all capabilities dropped) and cannot be loosened.
+	// Built-in default: Fluent Bit tailing the log directory to stdout.
+	// +optional
+	Sidecar *AuditSidecar `json:"sidecar,omitempty"`
+
+	// logPath is where the app containers write audit logs: the shared log
+	// volume is mounted there, read-write. The sidecar reads it at the same
+	// path. Built-in default: /var/log/phiguard-audit.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && !self.contains(':') && self != '/'",message="auditLogging.logPath must be an absolute path other than / and without ':' (for example /var/log/audit)"
+	LogPath string `json:"logPath,omitempty"`
+}
+
+// AuditSidecar is the container that forwards a pod's audit logs.
+type AuditSidecar struct {
+	// image is the sidecar's image; pin it by digest where you can.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:space:]]')",message="auditLogging.sidecar.image must not contain whitespace"
+	Image string `json:"image"`
+
+	// args are the sidecar's arguments.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
+	Args []string `json:"args,omitempty"`
+
+	// env are literal environment variables of the sidecar (values only: the
+	// sidecar's credentials belong in a Secret the image reads from a file).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Env []AuditSidecarEnv `json:"env,omitempty"`
+
+	// resources are the sidecar's requests and limits.
+	// +optional
+	Resources *AuditSidecarResources `json:"resources,omitempty"`
+}
+
+// AuditSidecarEnv is one environment variable of the sidecar.
+type AuditSidecarEnv struct {
+	// name of the variable.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z][-._a-zA-Z0-9]*$')",message="an environment variable name consists of letters, digits, '_', '-' and '.', and does not start with a digit"
+	Name string `json:"name"`
+
+	// value of the variable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Value string `json:"value,omitempty"`
+}
+
+// AuditSidecarResources are the sidecar's CPU and memory requests and limits.
+// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || quantity(self.requests.cpu).compareTo(quantity(self.limits.cpu)) <= 0",message="the sidecar's cpu request must not exceed its limit"
+// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || quantity(self.requests.memory).compareTo(quantity(self.limits.memory)) <= 0",message="the sidecar's memory request must not exceed its limit"
+type AuditSidecarResources struct {
+	// requests are the minimum resources the sidecar needs.
+	// +optional
+	Requests *CPUMemory `json:"requests,omitempty"`
+	// limits are the most the sidecar may use.
+	// +optional
+	Limits *CPUMemory `json:"limits,omitempty"`
+}
+
+// CPUMemory is an amount of CPU and memory.
+type CPUMemory struct {
+	// cpu, such as 50m.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self)",message="cpu must be a quantity such as 50m or 1"
+	// +kubebuilder:validation:MaxLength=32
+	CPU string `json:"cpu,omitempty"`
+	// memory, such as 64Mi.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self)",message="memory must be a quantity such as 64Mi"
+	// +kubebuilder:validation:MaxLength=32
+	Memory string `json:"memory,omitempty"`
 }
 
 // TransmissionSecuritySpec configures the TransmissionSecure safeguard (Addressable).

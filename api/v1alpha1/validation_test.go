@@ -168,6 +168,16 @@ var _ = Describe("PHIWorkload validation", func() {
 		Entry("endPort with a named port", selector+ingressPorts("[{port: http, endPort: 9000}]"),
 			"endPort needs a numeric port that is not greater than it"),
 		Entry("endPort below port", selector+ingressPorts("[{port: 9000, endPort: 8000}]"), "endPort needs a numeric port that is not greater than it"),
+		Entry("sidecar without an image", selector+"auditLogging:\n  sidecar: {args: [-v]}\n", "spec.auditLogging.sidecar.image: Required value"),
+		Entry("sidecar image with a space", selector+"auditLogging:\n  sidecar: {image: \"fluent bit\"}\n",
+			"auditLogging.sidecar.image must not contain whitespace"),
+		Entry("sidecar env name starting with a digit", selector+"auditLogging:\n  sidecar: {image: fluent-bit, env: [{name: 1BAD, value: x}]}\n",
+			"an environment variable name consists of letters, digits"),
+		Entry("sidecar cpu request above its limit", selector+"auditLogging:\n  sidecar: {image: fluent-bit, resources: {requests: {cpu: \"2\"}, limits: {cpu: 500m}}}\n",
+			"the sidecar's cpu request must not exceed its limit"),
+		Entry("sidecar memory that is not a quantity", selector+"auditLogging:\n  sidecar: {image: fluent-bit, resources: {limits: {memory: lots}}}\n",
+			"memory must be a quantity such as 64Mi"),
+		Entry("relative log path", selector+"auditLogging:\n  logPath: var/log/audit\n", "auditLogging.logPath must be an absolute path"),
 		Entry("unknown protocol", selector+ingressPorts("[{protocol: ICMP, port: 8}]"), `Unsupported value: "ICMP"`),
 	)
 
@@ -194,6 +204,16 @@ integrity: {mode: Audit}
 availability: {mode: Enforce, minReplicas: 3}
 `),
 		Entry("cron descriptor", selector+"backup:\n  schedule: \"@daily\"\n"),
+		Entry("a full audit sidecar", selector+`auditLogging:
+  mode: Enforce
+  logPath: /var/log/audit
+  restartNonCompliant: true
+  sidecar:
+    image: registry.example/audit-forwarder@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+    args: [--input, /var/log/audit]
+    env: [{name: SIEM_ENDPOINT, value: "https://siem.example:6514"}]
+    resources: {requests: {cpu: 10m, memory: 32Mi}, limits: {cpu: 100m, memory: 64Mi}}
+`),
 		Entry("every kind of peer and port", selector+`networkIsolation:
   ingress:
   - from:
