@@ -133,6 +133,8 @@ func Registry() []Safeguard {
 			out = append(out, NetworkIsolation{})
 		case phiguardv1alpha1.EncryptedAtRest:
 			out = append(out, EncryptionAtRest{})
+		case phiguardv1alpha1.AuditLogging:
+			out = append(out, AuditLogging{})
 		default:
 			out = append(out, NotImplemented(name))
 		}

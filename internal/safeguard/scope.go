@@ -50,8 +50,10 @@ type Scope struct {
 	// Now is the time this reconcile evaluates decisions and ages against.
 	Now time.Time
 
-	// Client writes the objects a safeguard owns (server-side apply, field owner
-	// "phiguard"). Reads go through the fields above.
+	// Client writes what a safeguard acts on (server-side apply, field owner
+	// "phiguard", for objects it owns) and reads, from the cache, the single
+	// objects it must act on (a pod's owning Deployment). Lists go through the
+	// fields above.
 	Client client.Client
 }
 

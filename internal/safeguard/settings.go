@@ -41,6 +41,15 @@ func BuiltinDefaults() phiguardv1alpha1.SafeguardSettings {
 		},
 		AuditLogging: &phiguardv1alpha1.AuditLoggingSpec{
 			Mode: phiguardv1alpha1.ModeEnforce, RestartNonCompliant: ptr.To(false),
+			LogPath: DefaultAuditLogPath,
+			Sidecar: &phiguardv1alpha1.AuditSidecar{
+				Image: DefaultAuditSidecarImage,
+				Args:  []string{"-i", "tail", "-p", "path=" + DefaultAuditLogPath + "/*.log", "-o", "stdout"},
+				Resources: &phiguardv1alpha1.AuditSidecarResources{
+					Requests: &phiguardv1alpha1.CPUMemory{CPU: "10m", Memory: "32Mi"},
+					Limits:   &phiguardv1alpha1.CPUMemory{CPU: "100m", Memory: "64Mi"},
+				},
+			},
 		},
 		TransmissionSecurity: &phiguardv1alpha1.TransmissionSecuritySpec{Mode: phiguardv1alpha1.ModeEnforce},
 		AccessControl: &phiguardv1alpha1.AccessControlSpec{

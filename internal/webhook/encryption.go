@@ -13,10 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -64,61 +61,6 @@ func (e *Encryption) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("registering the StatefulSet webhook: %w", err)
 	}
 	return nil
-}
-
-// cover is the strongest encryption mode among the PHIWorkloads covering an
-// object, and the workload that sets it.
-type cover struct {
-	mode     phiguardv1alpha1.Mode
-	workload *phiguardv1alpha1.PHIWorkload
-	policy   *phiguardv1alpha1.PHIPolicy
-}
-
-// coverage finds the PHIWorkloads in ns for which covers returns true and
-// returns the strongest encryption mode among them (Enforce over Audit; Off
-// under a decision does not cover). ok is false when nothing covers.
-func (e *Encryption) coverage(ctx context.Context, ns string, covers func(sel labels.Selector) (bool, error)) (cover, bool, error) {
-	if slices.Contains(e.ExemptNamespaces, ns) {
-		return cover{}, false, nil
-	}
-	var policy *phiguardv1alpha1.PHIPolicy
-	var p phiguardv1alpha1.PHIPolicy
-	switch err := e.Reader.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &p); {
-	case err == nil:
-		policy = &p
-		if slices.Contains(p.Spec.ExemptNamespaces, ns) {
-			return cover{}, false, nil
-		}
-	case !apierrors.IsNotFound(err):
-		return cover{}, false, fmt.Errorf("reading PHIPolicy %s: %w", phiguardv1alpha1.DefaultPolicyName, err)
-	}
-
-	var list phiguardv1alpha1.PHIWorkloadList
-	if err := e.Reader.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return cover{}, false, fmt.Errorf("listing PHIWorkloads in %s: %w", ns, err)
-	}
-	best := cover{policy: policy}
-	for i := range list.Items {
-		w := &list.Items[i]
-		sel, err := metav1.LabelSelectorAsSelector(&w.Spec.Selector)
-		if err != nil {
-			continue // reported as Stalled on the workload
-		}
-		if ok, err := covers(sel); err != nil {
-			return cover{}, false, err
-		} else if !ok {
-			continue
-		}
-		settings, _, err := safeguard.Effective(&w.Spec.SafeguardSettings, policy)
-		if err != nil {
-			return cover{}, false, err
-		}
-		mode := settings.Mode(phiguardv1alpha1.EncryptedAtRest)
-		if mode == phiguardv1alpha1.ModeEnforce || (mode == phiguardv1alpha1.ModeAudit && best.mode == "") {
-			best.mode, best.workload = mode, w
-		}
-	}
-	return best, best.mode != "", nil
 }
 
 // claimCovered says whether a PHIWorkload's selector covers a claim: the claim
@@ -180,7 +122,7 @@ func (e *Encryption) judge(ctx context.Context, c cover, subject string, claims 
 type claimValidator struct{ *Encryption }
 
 func (v claimValidator) ValidateCreate(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (admission.Warnings, error) {
-	c, ok, err := v.coverage(ctx, pvc.Namespace, v.claimCovered(ctx, pvc))
+	c, ok, err := coverage(ctx, v.Reader, v.ExemptNamespaces, pvc.Namespace, phiguardv1alpha1.EncryptedAtRest, v.claimCovered(ctx, pvc))
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -201,7 +143,7 @@ func (v statefulSetValidator) ValidateCreate(ctx context.Context, sts *appsv1.St
 	if len(sts.Spec.VolumeClaimTemplates) == 0 {
 		return nil, nil
 	}
-	c, ok, err := v.coverage(ctx, sts.Namespace, func(sel labels.Selector) (bool, error) {
+	c, ok, err := coverage(ctx, v.Reader, v.ExemptNamespaces, sts.Namespace, phiguardv1alpha1.EncryptedAtRest, func(sel labels.Selector) (bool, error) {
 		return sel.Matches(labels.Set(sts.Spec.Template.Labels)), nil
 	})
 	if err != nil || !ok {

@@ -1,0 +1,104 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+// The pod webhook's configuration, generated into config/webhook:
+//   - failurePolicy=ignore: it sees every pod created in the cluster; were it
+//     Fail, an outage of phiguard would stop every namespace (and the control
+//     plane's own add-ons) from starting pods. A pod admitted without the
+//     sidecar is reported by AuditLogging and, with restartNonCompliant,
+//     re-created through its owner once phiguard is back.
+//   - timeoutSeconds=5: the decision reads only the manager's cache.
+//   - reinvocationPolicy=IfNeeded: when a later mutating webhook (a service
+//     mesh, say) adds containers, phiguard runs again and mounts the log volume
+//     into them too; the injection is idempotent, so a second call adds nothing.
+//   - CREATE only: a pod's containers cannot change after creation.
+//   - namespaces: as for the encryption webhooks, config/webhook skips
+//     kube-system and phiguard's own namespace, and the handler does too.
+
+// +kubebuilder:webhook:path=/mutate--v1-pod,mutating=true,failurePolicy=ignore,sideEffects=None,groups="",resources=pods,verbs=create,versions=v1,name=mpod.phiguard.io,admissionReviewVersions=v1,timeoutSeconds=5,reinvocationPolicy=IfNeeded
+
+// AuditPath is where the pod webhook is served.
+const AuditPath = "/mutate--v1-pod"
+
+// AuditInjector injects the audit sidecar into pods a PHIWorkload in Enforce
+// mode selects; under Audit it only warns that it would.
+type AuditInjector struct {
+	// Reader reads PHIWorkloads and the PHIPolicy (the manager's cache).
+	Reader client.Reader
+	// ExemptNamespaces are never mutated (kube-system, phiguard's own).
+	ExemptNamespaces []string
+	decoder          admission.Decoder
+}
+
+// SetupWithManager registers the pod webhook on the manager's webhook server.
+func (a *AuditInjector) SetupWithManager(mgr ctrl.Manager) error {
+	a.decoder = admission.NewDecoder(mgr.GetScheme())
+	mgr.GetWebhookServer().Register(AuditPath, &webhook.Admission{Handler: a})
+	return nil
+}
+
+// Handle implements admission.Handler.
+func (a *AuditInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	pod := &corev1.Pod{}
+	if err := a.decoder.Decode(req, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the pod: %w", err))
+	}
+	// A pod made from a template has no name yet and may lack its namespace.
+	c, ok, err := coverage(ctx, a.Reader, a.ExemptNamespaces, req.Namespace, phiguardv1alpha1.AuditLogging,
+		func(sel labels.Selector) (bool, error) { return sel.Matches(labels.Set(pod.Labels)), nil })
+	switch {
+	case err != nil:
+		return admission.Errored(http.StatusInternalServerError, err)
+	case !ok || safeguard.HasAuditSidecar(pod) && podHasMounts(pod):
+		return admission.Allowed("")
+	}
+	who := fmt.Sprintf("PHIWorkload %s/%s", c.workload.Namespace, c.workload.Name)
+	if c.mode == phiguardv1alpha1.ModeAudit {
+		return admission.Allowed("").WithWarnings(fmt.Sprintf(
+			"phiguard (Audit): %s selects this pod; in Enforce mode it would get the audit sidecar %s (HIPAA §164.312(b))",
+			who, c.settings.AuditLogging.Sidecar.Image))
+	}
+	if safeguard.OptedOut(pod) {
+		return admission.Allowed("").WithWarnings(fmt.Sprintf(
+			"phiguard: this pod opted out of the audit sidecar (%s=false); %s reports it as lacking audit controls (HIPAA §164.312(b))",
+			safeguard.AuditOptOutAnnotation, who))
+	}
+	mutated := pod.DeepCopy()
+	safeguard.InjectAuditSidecar(mutated, c.workload.Name, c.settings.AuditLogging)
+	raw, err := json.Marshal(mutated)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding the pod: %w", err))
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+}
+
+// podHasMounts says whether every app container already mounts the log volume:
+// then a reinvocation has nothing to add.
+func podHasMounts(pod *corev1.Pod) bool {
+	for _, c := range pod.Spec.Containers {
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			mounted = mounted || m.Name == safeguard.AuditVolumeName
+		}
+		if !mounted {
+			return false
+		}
+	}
+	return true
+}
