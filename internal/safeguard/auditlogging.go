@@ -204,7 +204,7 @@ func restartOwners(ctx context.Context, s *Scope, pods []corev1.Pod) ([]Event, e
 			continue // already restarted for this generation
 		}
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
-			restartedForAnnotation, stamp, restartedAtAnnotation, s.Now.UTC().Format(time.RFC3339))
+			restartedForAnnotation, stamp, restartedAtAnnotation, s.Now.UTC().Format(time.RFC3339Nano))
 		if err := s.Client.Patch(ctx, owner, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner(FieldManager)); err != nil {
 			return events, fmt.Errorf("restarting %s %s: %w", kind, owner.GetName(), err)
 		}
