@@ -115,8 +115,10 @@ var _ = Describe("Audit logging status", func() {
 		}, timeout, poll).Should(Succeed())
 
 		By("another reconcile of the same generation restarts nothing")
-		podWith(ns, "records-7d9f-x2", func(p *corev1.Pod) { p.OwnerReferences = []metav1.OwnerReference{
-			{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}} })
+		podWith(ns, "records-7d9f-x2", func(p *corev1.Pod) {
+			p.OwnerReferences = []metav1.OwnerReference{
+				{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}}
+		})
 		Eventually(func(g Gomega) { g.Expect(fetch(g, w).Status.MatchedPods).To(BeEquivalentTo(2)) }, timeout, poll).Should(Succeed())
 		Consistently(func(g Gomega) {
 			g.Expect(restarted(g).Generation).To(Equal(first.Generation))
