@@ -147,3 +147,40 @@ func BenchmarkClaimDenied(b *testing.B) {
 func BenchmarkClaimUncovered(b *testing.B) {
 	benchAdmission(b, claimRequest(b, map[string]string{"app": "other"}, "class-1"), true)
 }
+
+// BenchmarkPodInjection: a pod with 3 containers that a workload in Enforce
+// mode selects gets the sidecar, the volume and 3 mounts (a JSON patch).
+func BenchmarkPodInjection(b *testing.B) {
+	scheme, reader := benchWorld(b)
+	injector := &AuditInjector{Reader: reader, ExemptNamespaces: []string{"kube-system"}, decoder: admission.NewDecoder(scheme)}
+	pod := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "clinic", GenerateName: "app-2-", Labels: map[string]string{"app": "app-2"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "app", Image: "registry.example/app:1"}, {Name: "cache", Image: "registry.example/cache:1"},
+			{Name: "proxy", Image: "registry.example/proxy:1"}}},
+	}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "bench", Operation: admissionv1.Create, Namespace: "clinic",
+		Kind:     metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Object:   runtime.RawExtension{Raw: raw},
+	}}
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		resp := injector.Handle(b.Context(), req)
+		lat = append(lat, time.Since(start))
+		if !resp.Allowed || len(resp.Patches) == 0 {
+			b.Fatalf("want an allowed response with patches: %+v", resp.Result)
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}

@@ -86,3 +86,61 @@ func median(d []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// TestPodWebhookAddedLatency measures what the audit sidecar injection adds to
+// a pod create through the apiserver: the same creates (a selected pod with 3
+// containers, which gets the sidecar) with the mutating webhook configuration
+// installed, then without it.
+//
+//	PHIGUARD_WEBHOOK_CREATES=500 go test ./test/scale/ -run TestPodWebhookAddedLatency -v
+func TestPodWebhookAddedLatency(t *testing.T) {
+	g := NewWithT(t)
+	creates := envInt(t, "PHIGUARD_WEBHOOK_CREATES", 100)
+	k8s, _ := start(t, true)
+	ctx := t.Context()
+
+	const ns = "pod-latency"
+	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"},
+		Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "records"}}},
+	})).To(Succeed())
+	pod := func(name string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "records"}}}
+		for _, c := range []string{"app", "cache", "proxy"} {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c, Image: "registry.example/" + c + ":1"})
+		}
+		return p
+	}
+	injected := func(g Gomega) bool {
+		p := pod("probe")
+		g.Expect(k8s.Create(ctx, p, client.DryRunAll)).To(Succeed())
+		return len(p.Spec.InitContainers) == 1
+	}
+	g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeTrue())
+
+	timeCreates := func(prefix string, wantSidecar bool) []time.Duration {
+		out := make([]time.Duration, 0, creates)
+		for i := range creates {
+			p := pod(fmt.Sprintf("%s-%d", prefix, i))
+			start := time.Now()
+			g.Expect(k8s.Create(ctx, p)).To(Succeed())
+			out = append(out, time.Since(start))
+			g.Expect(p.Spec.InitContainers).To(HaveLen(map[bool]int{true: 1, false: 0}[wantSidecar]))
+		}
+		return out
+	}
+	with := timeCreates("with", true)
+
+	var hooks admissionregistrationv1.MutatingWebhookConfigurationList
+	g.Expect(k8s.List(ctx, &hooks)).To(Succeed())
+	for i := range hooks.Items {
+		g.Expect(k8s.Delete(ctx, &hooks.Items[i])).To(Succeed())
+	}
+	g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeFalse())
+	without := timeCreates("without", false)
+
+	t.Logf("pod webhook: %d pod creates each (3 containers); with the webhook %s", creates, summary(with))
+	t.Logf("pod webhook: without the webhook %s", summary(without))
+	t.Logf("pod webhook: added median %s", (median(with) - median(without)).Round(10*time.Microsecond))
+}
