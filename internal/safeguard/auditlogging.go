@@ -203,6 +203,7 @@ func restartOwners(ctx context.Context, s *Scope, pods []corev1.Pod) ([]Event, e
 		if owner.GetAnnotations()[restartedForAnnotation] == stamp {
 			continue // already restarted for this generation
 		}
+		// Nanoseconds: two restarts within one second must still change the template.
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
 			restartedForAnnotation, stamp, restartedAtAnnotation, s.Now.UTC().Format(time.RFC3339Nano))
 		if err := s.Client.Patch(ctx, owner, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner(FieldManager)); err != nil {
