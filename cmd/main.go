@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -15,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -64,6 +67,8 @@ func run() error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(phiguardv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(velerov1.AddToScheme(scheme))
+	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 
 	metricsOpts := metricsserver.Options{
 		BindAddress:   metricsAddr,
@@ -98,11 +103,15 @@ func run() error {
 	}
 
 	exempt := []string{"kube-system", namespace}
+	backupMetrics, err := safeguard.NewBackupMetrics(crmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	if err := (&controller.PHIWorkloadReconciler{
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
 		Clock:            clock.RealClock{},
-		Safeguards:       safeguard.Registry(),
+		Safeguards:       safeguard.Registry(backupMetrics),
 		ExemptNamespaces: exempt,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the PHIWorkload controller: %w", err)

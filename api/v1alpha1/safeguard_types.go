@@ -274,7 +274,24 @@ type BackupSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	VeleroNamespace string `json:"veleroNamespace,omitempty"`
+
+	// volumes says how volume data is backed up: Snapshot (the storage
+	// provider's snapshots) or FileSystem (Velero's file-system backup, for
+	// storage without snapshots). Built-in default: Snapshot.
+	// +optional
+	// +kubebuilder:validation:Enum=Snapshot;FileSystem
+	Volumes BackupVolumes `json:"volumes,omitempty"`
 }
+
+// BackupVolumes says how volume data is backed up.
+type BackupVolumes string
+
+const (
+	// BackupVolumesSnapshot backs volumes up with the provider's snapshots.
+	BackupVolumesSnapshot BackupVolumes = "Snapshot"
+	// BackupVolumesFileSystem backs volumes up with Velero's file-system backup.
+	BackupVolumesFileSystem BackupVolumes = "FileSystem"
+)
 
 // AuditLoggingSpec configures the AuditLogging safeguard (Required).
 // +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Off'",message="auditLogging.mode cannot be Off: audit controls are a Required HIPAA safeguard (§164.312(b)); use Audit to report without enforcing"

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,12 +24,16 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/safeguard"
@@ -48,9 +55,21 @@ type PHIWorkloadReconciler struct {
 	// ExemptNamespaces are never acted on, whatever the PHIPolicy says
 	// (kube-system and phiguard's own namespace).
 	ExemptNamespaces []string
+
+	// controller and cache let SetupWithManager's watches grow when Velero's
+	// CRDs appear after the manager started.
+	controller    controller.Controller
+	cache         cache.Cache
+	veleroMu      sync.Mutex
+	veleroWatched bool
 }
 
-// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=get;list;watch
+// CleanupFinalizer holds a PHIWorkload until the safeguards that keep objects
+// outside its namespace (the backup Schedule) have removed them.
+const CleanupFinalizer = "compliance.phiguard.io/cleanup"
+
+// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/finalizers,verbs=update
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=get;patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phipolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -59,6 +78,9 @@ type PHIWorkloadReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=velero.io,resources=schedules,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=velero.io,resources=backups;backupstoragelocations,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile loads the workload, resolves its scope once, runs every safeguard in
@@ -72,7 +94,11 @@ func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, fmt.Errorf("reading PHIWorkload %s: %w", req.NamespacedName, err)
 	}
 	if !w.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil // being deleted; owned objects go by garbage collection
+		// Owned objects go by garbage collection; the rest is finalized here.
+		return ctrl.Result{}, r.finalize(ctx, &w)
+	}
+	if err := r.ensureFinalizer(ctx, &w); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	now := r.Clock.Now()
@@ -163,7 +189,80 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 		return s, fmt.Errorf("listing StorageClasses: %w", err)
 	}
 	s.StorageClasses = classes.Items
+	if s.Velero, err = r.velero(ctx, s.Settings.Backup.VeleroNamespace); err != nil {
+		return s, err
+	}
 	return s, nil
+}
+
+// velero reads Velero's objects in its namespace, or returns nil when Velero's
+// CRDs are not installed.
+func (r *PHIWorkloadReconciler) velero(ctx context.Context, ns string) (*safeguard.Velero, error) {
+	var schedules velerov1.ScheduleList
+	var backups velerov1.BackupList
+	var locations velerov1.BackupStorageLocationList
+	for _, l := range []struct {
+		list client.ObjectList
+		what string
+	}{{&schedules, "Schedules"}, {&backups, "Backups"}, {&locations, "BackupStorageLocations"}} {
+		err := r.List(ctx, l.list, client.InNamespace(ns))
+		if meta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing Velero %s in %s: %w", l.what, ns, err)
+		}
+	}
+	return &safeguard.Velero{Schedules: schedules.Items, Backups: backups.Items, StorageLocations: locations.Items}, nil
+}
+
+// ensureFinalizer adds CleanupFinalizer when some safeguard keeps objects that
+// owner references cannot cover.
+func (r *PHIWorkloadReconciler) ensureFinalizer(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) error {
+	if len(r.finalizers()) == 0 || controllerutil.ContainsFinalizer(w, CleanupFinalizer) {
+		return nil
+	}
+	patch := client.MergeFrom(w.DeepCopy())
+	controllerutil.AddFinalizer(w, CleanupFinalizer)
+	if err := r.Patch(ctx, w, patch, FieldOwner); err != nil {
+		return fmt.Errorf("adding the finalizer to %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return nil
+}
+
+// finalize lets each Finalizer safeguard remove what it keeps, then releases
+// the workload. A failure keeps the finalizer, and the next attempt retries.
+func (r *PHIWorkloadReconciler) finalize(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) error {
+	if !controllerutil.ContainsFinalizer(w, CleanupFinalizer) {
+		return nil
+	}
+	for _, sg := range r.Safeguards {
+		f, ok := sg.(safeguard.Finalizer)
+		if !ok {
+			continue
+		}
+		events, err := f.Finalize(ctx, r.Client, w)
+		r.recordActions(w, []outcome{{name: sg.Name(), result: safeguard.Result{Events: events}}})
+		if err != nil {
+			return fmt.Errorf("finalizing %s/%s: %w", w.Namespace, w.Name, err)
+		}
+	}
+	patch := client.MergeFrom(w.DeepCopy())
+	controllerutil.RemoveFinalizer(w, CleanupFinalizer)
+	if err := r.Patch(ctx, w, patch, FieldOwner); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("removing the finalizer of %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return nil
+}
+
+func (r *PHIWorkloadReconciler) finalizers() []safeguard.Finalizer {
+	var out []safeguard.Finalizer
+	for _, sg := range r.Safeguards {
+		if f, ok := sg.(safeguard.Finalizer); ok {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func (r *PHIWorkloadReconciler) exempt(ns string, policy *phiguardv1alpha1.PHIPolicy) bool {
@@ -285,7 +384,8 @@ func result(outcomes []outcome) (ctrl.Result, error) {
 
 // SetupWithManager registers the controller and its watches.
 func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	err := ctrl.NewControllerManagedBy(mgr).
+	r.cache = mgr.GetCache()
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Status writes do not change the generation, so our own patches do not
 		// come back as new work.
 		For(&phiguardv1alpha1.PHIWorkload{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -302,12 +402,88 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// and classes change rarely, so each maps to every workload it could affect.
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.workloadsInNamespace)).
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.allWorkloads)).
+		// Velero may be installed before or after phiguard: its CRDs appearing
+		// (also as the initial list) start the watches on its objects, without
+		// a restart. Only CRD metadata is cached.
+		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.onVeleroCRD),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return veleroCRDs[o.GetName()] }))).
 		Named("phiworkload").
-		Complete(r)
+		Build(r)
 	if err != nil {
 		return fmt.Errorf("building the PHIWorkload controller: %w", err)
 	}
+	r.controller = c
 	return nil
+}
+
+// veleroCRDs are the Velero CRDs the backup safeguard reads.
+var veleroCRDs = map[string]bool{
+	"schedules.velero.io": true, "backups.velero.io": true, "backupstoragelocations.velero.io": true,
+}
+
+// onVeleroCRD starts the watches on Velero's objects once its CRDs exist, and
+// re-evaluates every workload (their backups were "Velero not installed").
+func (r *PHIWorkloadReconciler) onVeleroCRD(ctx context.Context, obj client.Object) []reconcile.Request {
+	if err := r.watchVelero(ctx); err != nil {
+		logf.FromContext(ctx).Error(err, "watching Velero's objects", "crd", obj.GetName())
+	}
+	return r.allWorkloads(ctx, obj)
+}
+
+func (r *PHIWorkloadReconciler) watchVelero(ctx context.Context) error {
+	r.veleroMu.Lock()
+	defer r.veleroMu.Unlock()
+	if r.veleroWatched {
+		return nil
+	}
+	// All three kinds must be served before their informers can start.
+	for _, kind := range []string{"Schedule", "Backup", "BackupStorageLocation"} {
+		if _, err := r.RESTMapper().RESTMapping(velerov1.SchemeGroupVersion.WithKind(kind).GroupKind(), "v1"); err != nil {
+			return nil //nolint:nilerr // not all CRDs are established yet; the next CRD event retries
+		}
+	}
+	watches := []source.TypedSource[reconcile.Request]{
+		source.Kind(r.cache, &velerov1.Schedule{}, handler.TypedEnqueueRequestsFromMapFunc(
+			func(_ context.Context, s *velerov1.Schedule) []reconcile.Request { return workloadOfSchedule(s) })),
+		source.Kind(r.cache, &velerov1.Backup{}, handler.TypedEnqueueRequestsFromMapFunc(r.workloadsForBackup)),
+		source.Kind(r.cache, &velerov1.BackupStorageLocation{}, handler.TypedEnqueueRequestsFromMapFunc(
+			func(ctx context.Context, l *velerov1.BackupStorageLocation) []reconcile.Request {
+				return r.allWorkloads(ctx, l)
+			})),
+	}
+	for _, w := range watches {
+		if err := r.controller.Watch(w); err != nil {
+			return fmt.Errorf("starting a watch on Velero's objects: %w", err)
+		}
+	}
+	r.veleroWatched = true
+	logf.FromContext(ctx).Info("Velero's CRDs are installed: watching its Schedules, Backups and BackupStorageLocations")
+	return nil
+}
+
+// workloadOfSchedule maps one of phiguard's Schedules to its workload by labels.
+func workloadOfSchedule(s *velerov1.Schedule) []reconcile.Request {
+	ns, name := s.Labels["phiguard.io/workload-namespace"], s.Labels[phiguardv1alpha1.WorkloadLabel]
+	if ns == "" || name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+}
+
+// workloadsForBackup maps a Backup to the workload of its Schedule, or, for a
+// Schedule that is not phiguard's (judged in Audit mode), to every workload.
+func (r *PHIWorkloadReconciler) workloadsForBackup(ctx context.Context, b *velerov1.Backup) []reconcile.Request {
+	name := b.Labels[velerov1.ScheduleNameLabel]
+	if name == "" {
+		return nil
+	}
+	var s velerov1.Schedule
+	if err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, &s); err == nil {
+		if reqs := workloadOfSchedule(&s); reqs != nil {
+			return reqs
+		}
+	}
+	return r.allWorkloads(ctx, b)
 }
 
 // workloadsForPolicy maps a change of the PHIPolicy named default to every PHIWorkload.

@@ -9,6 +9,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -53,6 +55,8 @@ var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
+	Expect(velerov1.AddToScheme(scheme)).To(Succeed())
+	Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
 
 	var err error
 	env, err = testenv.New()
@@ -85,7 +89,7 @@ var _ = BeforeSuite(func() {
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
 		Clock:            clock.RealClock{},
-		Safeguards:       safeguard.Registry(),
+		Safeguards:       safeguard.Registry(nil),
 		ExemptNamespaces: []string{"kube-system", "phiguard-system"},
 	}).SetupWithManager(mgr)).To(Succeed())
 

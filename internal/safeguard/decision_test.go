@@ -53,7 +53,7 @@ func TestEvaluateDecision(t *testing.T) {
 
 func TestRegistryCoversEverySafeguardInOrder(t *testing.T) {
 	g := NewWithT(t)
-	reg := Registry()
+	reg := Registry(nil)
 	g.Expect(reg).To(HaveLen(len(Order)))
 	for i, sg := range reg {
 		g.Expect(sg.Name()).To(Equal(Order[i]))

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -69,6 +70,13 @@ type Safeguard interface {
 	Reconcile(ctx context.Context, s *Scope) Result
 }
 
+// Finalizer is a safeguard that keeps objects no owner reference can tie to
+// the workload (they live in another namespace). The controller holds a
+// finalizer on every PHIWorkload and calls Finalize before letting it go.
+type Finalizer interface {
+	Finalize(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload) ([]Event, error)
+}
+
 // Rules maps each safeguard to its HIPAA specification.
 var rules = map[phiguardv1alpha1.SafeguardName]Rule{
 	phiguardv1alpha1.NetworkIsolated: {
@@ -124,8 +132,9 @@ var Order = []phiguardv1alpha1.SafeguardName{
 
 // Registry returns every safeguard, in Order. Safeguards that phiguard does not
 // evaluate yet are present as NotImplemented, so that status always shows all
-// of them and none is ever reported compliant without being checked.
-func Registry() []Safeguard {
+// of them and none is ever reported compliant without being checked. metrics
+// may be nil.
+func Registry(metrics *BackupMetrics) []Safeguard {
 	out := make([]Safeguard, 0, len(Order))
 	for _, name := range Order {
 		switch name {
@@ -135,6 +144,8 @@ func Registry() []Safeguard {
 			out = append(out, EncryptionAtRest{})
 		case phiguardv1alpha1.AuditLogging:
 			out = append(out, AuditLogging{})
+		case phiguardv1alpha1.BackupScheduled:
+			out = append(out, BackupScheduling{Metrics: metrics})
 		default:
 			out = append(out, NotImplemented(name))
 		}

@@ -47,6 +47,10 @@ type Scope struct {
 	// StorageClasses are the cluster's StorageClasses. Read from the cache.
 	StorageClasses []storagev1.StorageClass
 
+	// Velero holds Velero's Schedules, Backups and BackupStorageLocations in
+	// the effective Velero namespace; nil when Velero's CRDs are not installed.
+	Velero *Velero
+
 	// Now is the time this reconcile evaluates decisions and ages against.
 	Now time.Time
 

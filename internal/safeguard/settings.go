@@ -38,6 +38,7 @@ func BuiltinDefaults() phiguardv1alpha1.SafeguardSettings {
 			TTL:             &metav1.Duration{Duration: 52560 * time.Hour},
 			RPO:             &metav1.Duration{Duration: 25 * time.Hour},
 			VeleroNamespace: "velero",
+			Volumes:         phiguardv1alpha1.BackupVolumesSnapshot,
 		},
 		AuditLogging: &phiguardv1alpha1.AuditLoggingSpec{
 			Mode: phiguardv1alpha1.ModeEnforce, RestartNonCompliant: ptr.To(false),

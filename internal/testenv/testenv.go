@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -89,4 +91,24 @@ func NewWithWebhooks() (*envtest.Environment, error) {
 	}
 	env.WebhookInstallOptions.Paths = []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}
 	return env, nil
+}
+
+// VeleroCRDs returns the paths of Velero's own CRD manifests for the kinds
+// phiguard uses, from the Velero module in the module cache (the version
+// go.mod requires), for envtest to install.
+func VeleroCRDs() ([]string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/vmware-tanzu/velero").Output()
+	if err != nil {
+		return nil, fmt.Errorf("locating the Velero module (go list -m): %w", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "v1", "bases")
+	var paths []string
+	for _, kind := range []string{"schedules", "backups", "backupstoragelocations"} {
+		p := filepath.Join(dir, "velero.io_"+kind+".yaml")
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("a CRD manifest of the Velero module is missing: %w", err)
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
 }

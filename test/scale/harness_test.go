@@ -8,6 +8,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -63,6 +65,8 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 	scheme := runtime.NewScheme()
 	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	g.Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
+	g.Expect(velerov1.AddToScheme(scheme)).To(Succeed())
+	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
 
 	env, err := testenv.New()
 	if webhooks {
@@ -96,7 +100,7 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect((&controller.PHIWorkloadReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
-		Safeguards: safeguard.Registry(), ExemptNamespaces: []string{"kube-system"},
+		Safeguards: safeguard.Registry(nil), ExemptNamespaces: []string{"kube-system"},
 	}).SetupWithManager(mgr)).To(Succeed())
 	if webhooks {
 		g.Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())

@@ -1,0 +1,446 @@
+package safeguard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+)
+
+// Reasons of the BackupScheduled condition and its Events.
+const (
+	// ReasonBackupFresh (True): the last successful backup is within the RPO.
+	ReasonBackupFresh = "BackupFresh"
+	// ReasonAwaitingFirstBackup (Unknown): the schedule is younger than the RPO
+	// and no backup has completed yet.
+	ReasonAwaitingFirstBackup = "AwaitingFirstBackup"
+	// ReasonBackupStale (False): the last successful backup is older than the RPO
+	// (or there is none, and the schedule is older than the RPO).
+	ReasonBackupStale = "BackupStale"
+	// ReasonBackupFailed (False): the latest finished backup failed.
+	ReasonBackupFailed = "BackupFailed"
+	// ReasonScheduleMissing (False, Audit): no Velero Schedule covers the workload.
+	ReasonScheduleMissing = "ScheduleMissing"
+	// ReasonVeleroNotInstalled (False): Velero's CRDs are not in the cluster.
+	ReasonVeleroNotInstalled = "VeleroNotInstalled"
+	// ReasonStorageLocationMissing (False): the BackupStorageLocation does not exist.
+	ReasonStorageLocationMissing = "StorageLocationMissing"
+	// ReasonStorageLocationUnavailable (False): Velero cannot reach the location.
+	ReasonStorageLocationUnavailable = "StorageLocationUnavailable"
+
+	// ReasonScheduleCreated (Event): the Schedule was created.
+	ReasonScheduleCreated = "ScheduleCreated"
+	// ReasonScheduleUpdated (Event): the Schedule was changed to follow the spec.
+	ReasonScheduleUpdated = "ScheduleUpdated"
+	// ReasonScheduleRemoved (Event): the Schedule was deleted; its backups stay.
+	ReasonScheduleRemoved = "ScheduleRemoved"
+)
+
+const scheduleKind = "Schedule"
+
+// Labels on phiguard's Schedules, which live in Velero's namespace and so
+// cannot be owned by the PHIWorkload: they name it instead.
+const workloadNamespaceLabel = "phiguard.io/workload-namespace"
+
+// Velero is what the cluster holds of Velero in the workload's Velero
+// namespace, read from the cache. Nil in a Scope when Velero's CRDs are absent.
+type Velero struct {
+	Schedules        []velerov1.Schedule
+	Backups          []velerov1.Backup
+	StorageLocations []velerov1.BackupStorageLocation
+}
+
+// BackupMetrics are the backup safeguard's Prometheus metrics.
+type BackupMetrics struct {
+	lastSuccess *prometheus.GaugeVec
+}
+
+// NewBackupMetrics creates and registers the metrics.
+func NewBackupMetrics(reg prometheus.Registerer) (*BackupMetrics, error) {
+	m := &BackupMetrics{lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "phiguard_backup_last_success_timestamp_seconds",
+		Help: "Completion time of the last successful Velero backup of a PHIWorkload, in Unix seconds.",
+	}, []string{"namespace", "workload"})}
+	if err := reg.Register(m.lastSuccess); err != nil {
+		return nil, fmt.Errorf("registering backup metrics: %w", err)
+	}
+	return m, nil
+}
+
+func (m *BackupMetrics) set(w *phiguardv1alpha1.PHIWorkload, t time.Time) {
+	if m != nil {
+		m.lastSuccess.WithLabelValues(w.Namespace, w.Name).Set(float64(t.Unix()))
+	}
+}
+
+func (m *BackupMetrics) forget(w *phiguardv1alpha1.PHIWorkload) {
+	if m != nil {
+		m.lastSuccess.DeleteLabelValues(w.Namespace, w.Name)
+	}
+}
+
+// BackupScheduling keeps a Velero Schedule for the workload and reports the
+// freshness of its backups (HIPAA §164.308(a)(7)(ii)(A), Required).
+//
+// The Schedule lives in Velero's namespace, where Velero reads it, so no owner
+// reference can tie it to the workload: it is found by its labels and removed
+// by Finalize. It never sets useOwnerReferencesInBackup, with which garbage
+// collection would take backups with their schedule: nothing phiguard does
+// deletes a backup.
+type BackupScheduling struct {
+	// Metrics, when set, exports the time of the last successful backup.
+	Metrics *BackupMetrics
+}
+
+// Name implements Safeguard.
+func (BackupScheduling) Name() phiguardv1alpha1.SafeguardName {
+	return phiguardv1alpha1.BackupScheduled
+}
+
+// Rule implements Safeguard.
+func (BackupScheduling) Rule() Rule { return RuleFor(phiguardv1alpha1.BackupScheduled) }
+
+// ScheduleName is the name of phiguard's Schedule for a workload.
+func ScheduleName(w *phiguardv1alpha1.PHIWorkload) string {
+	return "phiguard-" + w.Namespace + "-" + w.Name
+}
+
+// ScheduleLabels are the labels of phiguard's Schedule for a workload.
+func ScheduleLabels(w *phiguardv1alpha1.PHIWorkload) map[string]string {
+	l := ownedLabels(w)
+	l[workloadNamespaceLabel] = w.Namespace
+	return l
+}
+
+// Reconcile implements Safeguard.
+func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
+	if s.Velero == nil {
+		return Result{Status: metav1.ConditionFalse, Reason: ReasonVeleroNotInstalled,
+			Message: "Velero is not installed (no velero.io/v1 CRDs): install Velero (velero install, or its Helm chart) with a BackupStorageLocation; phiguard starts managing the backup schedule as soon as the CRDs appear"}
+	}
+	spec := s.Settings.Backup
+	var events []Event
+	var sched *velerov1.Schedule
+	if s.Mode(b.Name()) == phiguardv1alpha1.ModeEnforce {
+		var event *Event
+		var err error
+		if sched, event, err = b.ensureSchedule(ctx, s); err != nil {
+			return Result{Err: err}
+		}
+		if event != nil {
+			events = append(events, *event)
+		}
+	} else {
+		removed, err := removeSchedules(ctx, s.Client, s.Workload, s.Velero.Schedules)
+		if err != nil {
+			return Result{Err: err, Events: removed}
+		}
+		events = removed
+		if sched = coveringSchedule(s); sched == nil {
+			return Result{Status: metav1.ConditionFalse, Reason: ReasonScheduleMissing, Events: events,
+				Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
+					spec.VeleroNamespace, s.Workload.Namespace)}
+		}
+	}
+	r := b.judge(s, sched)
+	r.Events = append(events, r.Events...)
+	return r
+}
+
+// judge checks the storage location, then the freshness of the schedule's backups.
+func (b BackupScheduling) judge(s *Scope, sched *velerov1.Schedule) Result {
+	bsl, why := storageLocation(s.Velero.StorageLocations, sched.Spec.Template.StorageLocation)
+	switch {
+	case bsl == nil:
+		return Result{Status: metav1.ConditionFalse, Reason: ReasonStorageLocationMissing, Message: why}
+	case bsl.Status.Phase != velerov1.BackupStorageLocationPhaseAvailable:
+		return Result{Status: metav1.ConditionFalse, Reason: ReasonStorageLocationUnavailable,
+			Message: fmt.Sprintf("BackupStorageLocation %s is %q, not Available: Velero cannot write backups there (%s)",
+				bsl.Name, bsl.Status.Phase, bsl.Status.Message)}
+	}
+	r := freshness(sched, s.Velero.Backups, s.Settings.Backup.RPO.Duration, s.Now)
+	if last := lastCompleted(sched.Name, s.Velero.Backups); last != nil {
+		b.Metrics.set(s.Workload, last.Status.CompletionTimestamp.Time)
+	}
+	r.Message += "; storage: " + storageEncryption(bsl)
+	return r
+}
+
+// ensureSchedule applies phiguard's Schedule when what is stored differs in a
+// field phiguard sets.
+func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope) (*velerov1.Schedule, *Event, error) {
+	want := DesiredSchedule(s.Workload, s.Settings.Backup)
+	have := findSchedule(s.Velero.Schedules, want.Name)
+	if have != nil && scheduleMatches(have, want) {
+		return have, nil, nil
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(want)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding Schedule %s: %w", want.Name, err)
+	}
+	obj := &unstructured.Unstructured{Object: u}
+	unstructured.RemoveNestedField(obj.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(obj.Object, "status")
+	if err := s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return nil, nil, fmt.Errorf("applying Schedule %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	event := &Event{Reason: ReasonScheduleCreated, Message: fmt.Sprintf("created Velero Schedule %s/%s (%q, ttl %s)", want.Namespace, want.Name, want.Spec.Schedule, want.Spec.Template.TTL.Duration)}
+	if have != nil {
+		event = &Event{Reason: ReasonScheduleUpdated, Message: fmt.Sprintf("updated Velero Schedule %s/%s to follow the spec", want.Namespace, want.Name)}
+		// Backups made so far belong to the schedule as it was: keep judging them.
+		want.CreationTimestamp = have.CreationTimestamp
+	} else {
+		want.CreationTimestamp = metav1.NewTime(s.Now)
+	}
+	event.Related = &corev1.ObjectReference{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: scheduleKind,
+		Namespace: want.Namespace, Name: want.Name, UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion()}
+	return want, event, nil
+}
+
+// DesiredSchedule is the Velero Schedule phiguard keeps for a workload: its
+// namespace, its selector, the TTL and storage location of the spec.
+func DesiredSchedule(w *phiguardv1alpha1.PHIWorkload, spec *phiguardv1alpha1.BackupSpec) *velerov1.Schedule {
+	snapshot := spec.Volumes != phiguardv1alpha1.BackupVolumesFileSystem
+	return &velerov1.Schedule{
+		TypeMeta:   metav1.TypeMeta{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: "Schedule"},
+		ObjectMeta: metav1.ObjectMeta{Name: ScheduleName(w), Namespace: spec.VeleroNamespace, Labels: ScheduleLabels(w)},
+		Spec: velerov1.ScheduleSpec{
+			Schedule: spec.Schedule,
+			// Owned and kept false: with it, deleting the Schedule would let
+			// garbage collection delete every backup it made.
+			UseOwnerReferencesInBackup: ptr.To(false),
+			Template: velerov1.BackupSpec{
+				IncludedNamespaces:       []string{w.Namespace},
+				LabelSelector:            w.Spec.Selector.DeepCopy(),
+				TTL:                      *spec.TTL,
+				StorageLocation:          spec.StorageLocation,
+				SnapshotVolumes:          ptr.To(snapshot),
+				DefaultVolumesToFsBackup: ptr.To(!snapshot),
+			},
+		},
+	}
+}
+
+func scheduleMatches(have, want *velerov1.Schedule) bool {
+	for k, v := range want.Labels {
+		if have.Labels[k] != v {
+			return false
+		}
+	}
+	h, w := &have.Spec, &want.Spec
+	return h.Schedule == w.Schedule &&
+		ptr.Deref(h.UseOwnerReferencesInBackup, false) == ptr.Deref(w.UseOwnerReferencesInBackup, false) &&
+		h.UseOwnerReferencesInBackup != nil &&
+		slices.Equal(h.Template.IncludedNamespaces, w.Template.IncludedNamespaces) &&
+		equality.Semantic.DeepEqual(h.Template.LabelSelector, w.Template.LabelSelector) &&
+		h.Template.TTL == w.Template.TTL &&
+		h.Template.StorageLocation == w.Template.StorageLocation &&
+		equality.Semantic.DeepEqual(h.Template.SnapshotVolumes, w.Template.SnapshotVolumes) &&
+		equality.Semantic.DeepEqual(h.Template.DefaultVolumesToFsBackup, w.Template.DefaultVolumesToFsBackup)
+}
+
+// removeSchedules deletes phiguard's Schedules for the workload. Their
+// backups are left alone.
+func removeSchedules(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload, schedules []velerov1.Schedule) ([]Event, error) {
+	var events []Event
+	want := ScheduleLabels(w)
+	for i := range schedules {
+		sc := &schedules[i]
+		if sc.Labels[phiguardv1alpha1.WorkloadLabel] != want[phiguardv1alpha1.WorkloadLabel] ||
+			sc.Labels[workloadNamespaceLabel] != want[workloadNamespaceLabel] ||
+			sc.Labels[phiguardv1alpha1.ManagedByLabel] != phiguardv1alpha1.ManagedByValue {
+			continue
+		}
+		if err := c.Delete(ctx, sc, client.Preconditions{UID: &sc.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return events, fmt.Errorf("deleting Schedule %s/%s: %w", sc.Namespace, sc.Name, err)
+		}
+		events = append(events, Event{Reason: ReasonScheduleRemoved,
+			Message: fmt.Sprintf("deleted Velero Schedule %s/%s; the backups it made are kept until their TTL", sc.Namespace, sc.Name),
+			Related: &corev1.ObjectReference{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: scheduleKind,
+				Namespace: sc.Namespace, Name: sc.Name, UID: sc.UID}})
+	}
+	return events, nil
+}
+
+// Finalize deletes phiguard's Schedules for a workload that is going away,
+// wherever they are, and forgets its metrics. Backups stay. With Velero not
+// installed there is nothing to delete.
+func (b BackupScheduling) Finalize(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload) ([]Event, error) {
+	b.Metrics.forget(w)
+	var list velerov1.ScheduleList
+	err := c.List(ctx, &list, client.MatchingLabels{phiguardv1alpha1.WorkloadLabel: w.Name, workloadNamespaceLabel: w.Namespace})
+	if meta.IsNoMatchError(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing Schedules of %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return removeSchedules(ctx, c, w, list.Items)
+}
+
+// coveringSchedule finds a Schedule (anyone's) that backs up the workload: its
+// namespaces include the workload's and its selector, if any, is one the
+// workload's pods satisfy (the same, or a subset of its labels).
+func coveringSchedule(s *Scope) *velerov1.Schedule {
+	for i := range s.Velero.Schedules {
+		t := &s.Velero.Schedules[i].Spec.Template
+		nsOK := len(t.IncludedNamespaces) == 0 || slices.Contains(t.IncludedNamespaces, "*") || slices.Contains(t.IncludedNamespaces, s.Workload.Namespace)
+		if !nsOK || slices.Contains(t.ExcludedNamespaces, s.Workload.Namespace) {
+			continue
+		}
+		if t.LabelSelector == nil || selectorCovers(t.LabelSelector, &s.Workload.Spec.Selector) {
+			return &s.Velero.Schedules[i]
+		}
+	}
+	return nil
+}
+
+// selectorCovers says whether every pod sel selects is selected by outer: here,
+// when outer's matchLabels are a subset of sel's and it has no expressions.
+func selectorCovers(outer, sel *metav1.LabelSelector) bool {
+	if len(outer.MatchExpressions) > 0 {
+		return equality.Semantic.DeepEqual(outer, sel)
+	}
+	for k, v := range outer.MatchLabels {
+		if sel.MatchLabels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// freshness judges a schedule's backups against the RPO and asks for a
+// requeue when, with no new backup, the verdict would change.
+func freshness(sched *velerov1.Schedule, backups []velerov1.Backup, rpo time.Duration, now time.Time) Result {
+	last := lastCompleted(sched.Name, backups)
+	if latest := latestFinished(sched.Name, backups); latest != nil && latest.Status.Phase != velerov1.BackupPhaseCompleted {
+		msg := fmt.Sprintf("the latest backup %s of Schedule %s ended %s", latest.Name, sched.Name, latest.Status.Phase)
+		if last != nil {
+			msg += fmt.Sprintf("; the last successful one, %s, completed at %s", last.Name, last.Status.CompletionTimestamp.UTC().Format(time.RFC3339))
+		}
+		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupFailed, Message: msg + "; see `velero backup describe " + latest.Name + "`"}
+	}
+	if last == nil {
+		lapse := sched.CreationTimestamp.Add(rpo)
+		if now.Before(lapse) {
+			return Result{Status: metav1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, RequeueAfter: lapse.Sub(now),
+				Message: fmt.Sprintf("Schedule %s (%q) has not completed a backup yet; it must before %s (rpo %s)", sched.Name, sched.Spec.Schedule, lapse.UTC().Format(time.RFC3339), rpo)}
+		}
+		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupStale,
+			Message: fmt.Sprintf("Schedule %s (%q) has completed no backup in the %s since it was created; rpo is %s", sched.Name, sched.Spec.Schedule, now.Sub(sched.CreationTimestamp.Time).Round(time.Second), rpo)}
+	}
+	done := last.Status.CompletionTimestamp.Time
+	lapse := done.Add(rpo)
+	if !now.Before(lapse) {
+		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupStale,
+			Message: fmt.Sprintf("the last successful backup %s completed at %s, %s ago, older than the rpo of %s", last.Name, done.UTC().Format(time.RFC3339), now.Sub(done).Round(time.Second), rpo)}
+	}
+	return Result{Status: metav1.ConditionTrue, Reason: ReasonBackupFresh, RequeueAfter: lapse.Sub(now),
+		Message: fmt.Sprintf("the last successful backup %s completed at %s, within the rpo of %s (Schedule %s, %q)", last.Name, done.UTC().Format(time.RFC3339), rpo, sched.Name, sched.Spec.Schedule)}
+}
+
+func lastCompleted(schedule string, backups []velerov1.Backup) *velerov1.Backup {
+	var last *velerov1.Backup
+	for i := range backups {
+		b := &backups[i]
+		if b.Labels[velerov1.ScheduleNameLabel] != schedule || b.Status.Phase != velerov1.BackupPhaseCompleted || b.Status.CompletionTimestamp == nil {
+			continue
+		}
+		if last == nil || b.Status.CompletionTimestamp.After(last.Status.CompletionTimestamp.Time) {
+			last = b
+		}
+	}
+	return last
+}
+
+// latestFinished is the most recently started backup of the schedule that has
+// ended, successfully or not.
+func latestFinished(schedule string, backups []velerov1.Backup) *velerov1.Backup {
+	var latest *velerov1.Backup
+	for i := range backups {
+		b := &backups[i]
+		if b.Labels[velerov1.ScheduleNameLabel] != schedule || !finished(b.Status.Phase) {
+			continue
+		}
+		if latest == nil || startOf(b).After(startOf(latest)) {
+			latest = b
+		}
+	}
+	return latest
+}
+
+func finished(p velerov1.BackupPhase) bool {
+	switch p {
+	case velerov1.BackupPhaseCompleted, velerov1.BackupPhaseFailed, velerov1.BackupPhasePartiallyFailed, velerov1.BackupPhaseFailedValidation:
+		return true
+	}
+	return false
+}
+
+func startOf(b *velerov1.Backup) time.Time {
+	if b.Status.StartTimestamp != nil {
+		return b.Status.StartTimestamp.Time
+	}
+	return b.CreationTimestamp.Time
+}
+
+// storageLocation finds the named BackupStorageLocation, or Velero's default
+// when name is empty.
+func storageLocation(locations []velerov1.BackupStorageLocation, name string) (*velerov1.BackupStorageLocation, string) {
+	for i := range locations {
+		if (name != "" && locations[i].Name == name) || (name == "" && locations[i].Spec.Default) {
+			return &locations[i], ""
+		}
+	}
+	if name != "" {
+		return nil, fmt.Sprintf("BackupStorageLocation %s does not exist in Velero's namespace: create it or name another in backup.storageLocation", name)
+	}
+	return nil, "Velero has no default BackupStorageLocation: mark one default (spec.default: true) or name one in backup.storageLocation"
+}
+
+// storageEncryption says whether the location's provider config declares
+// encryption at rest, for the providers phiguard knows.
+func storageEncryption(bsl *velerov1.BackupStorageLocation) string {
+	cfg := bsl.Spec.Config
+	switch bsl.Spec.Provider {
+	case "aws", "velero.io/aws":
+		if k := cfg["kmsKeyId"]; k != "" {
+			return fmt.Sprintf("BackupStorageLocation %s encrypts with KMS key %s", bsl.Name, k)
+		}
+		if v := cfg["serverSideEncryption"]; v != "" {
+			return fmt.Sprintf("BackupStorageLocation %s encrypts server-side (%s)", bsl.Name, v)
+		}
+		return fmt.Sprintf("BackupStorageLocation %s declares no encryption (set config.serverSideEncryption or config.kmsKeyId; the bucket's default encryption may still apply)", bsl.Name)
+	case "gcp", "velero.io/gcp":
+		if k := cfg["kmsKeyName"]; k != "" {
+			return fmt.Sprintf("BackupStorageLocation %s encrypts with customer-managed key %s", bsl.Name, k)
+		}
+		return fmt.Sprintf("BackupStorageLocation %s uses Google-managed encryption (set config.kmsKeyName for a customer-managed key)", bsl.Name)
+	case "azure", "velero.io/azure":
+		return fmt.Sprintf("BackupStorageLocation %s is on Azure Storage, encrypted at rest by the platform", bsl.Name)
+	}
+	return fmt.Sprintf("phiguard cannot tell whether BackupStorageLocation %s (provider %s) encrypts at rest; check it", bsl.Name, bsl.Spec.Provider)
+}
+
+func findSchedule(schedules []velerov1.Schedule, name string) *velerov1.Schedule {
+	for i := range schedules {
+		if schedules[i].Name == name {
+			return &schedules[i]
+		}
+	}
+	return nil
+}
