@@ -165,9 +165,17 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 		return s, safeguard.Stalled(safeguard.ReasonInvalidSelector, "spec.selector is invalid: %v", err)
 	}
 
+	return s, r.readTargets(ctx, s)
+}
+
+// readTargets lists, from the cache, what the safeguards judge: the selected
+// pods and the namespace's NetworkPolicies and claims, the cluster's
+// StorageClasses, and Velero's objects.
+func (r *PHIWorkloadReconciler) readTargets(ctx context.Context, s *safeguard.Scope) error {
+	w := s.Workload
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(w.Namespace), client.MatchingLabelsSelector{Selector: s.Selector}); err != nil {
-		return s, fmt.Errorf("listing pods of %s/%s: %w", w.Namespace, w.Name, err)
+		return fmt.Errorf("listing pods of %s/%s: %w", w.Namespace, w.Name, err)
 	}
 	for i := range pods.Items {
 		if pods.Items[i].DeletionTimestamp.IsZero() {
@@ -176,23 +184,29 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 	}
 	var policies networkingv1.NetworkPolicyList
 	if err := r.List(ctx, &policies, client.InNamespace(w.Namespace)); err != nil {
-		return s, fmt.Errorf("listing NetworkPolicies in %s: %w", w.Namespace, err)
+		return fmt.Errorf("listing NetworkPolicies in %s: %w", w.Namespace, err)
 	}
 	s.NetworkPolicies = policies.Items
 	var claims corev1.PersistentVolumeClaimList
 	if err := r.List(ctx, &claims, client.InNamespace(w.Namespace)); err != nil {
-		return s, fmt.Errorf("listing PersistentVolumeClaims in %s: %w", w.Namespace, err)
+		return fmt.Errorf("listing PersistentVolumeClaims in %s: %w", w.Namespace, err)
 	}
 	s.Claims = claims.Items
 	var classes storagev1.StorageClassList
 	if err := r.List(ctx, &classes); err != nil {
-		return s, fmt.Errorf("listing StorageClasses: %w", err)
+		return fmt.Errorf("listing StorageClasses: %w", err)
 	}
 	s.StorageClasses = classes.Items
+	var err error
 	if s.Velero, err = r.velero(ctx, s.Settings.Backup.VeleroNamespace); err != nil {
-		return s, err
+		return err
 	}
-	return s, nil
+	if s.Velero != nil {
+		// Velero's kinds are served: make sure their watches run, should the
+		// CRD events have come before every kind was established.
+		return r.watchVelero(ctx)
+	}
+	return nil
 }
 
 // velero reads Velero's objects in its namespace, or returns nil when Velero's
@@ -433,13 +447,15 @@ func (r *PHIWorkloadReconciler) onVeleroCRD(ctx context.Context, obj client.Obje
 func (r *PHIWorkloadReconciler) watchVelero(ctx context.Context) error {
 	r.veleroMu.Lock()
 	defer r.veleroMu.Unlock()
-	if r.veleroWatched {
+	if r.veleroWatched || r.controller == nil { // nil: reconciling outside a manager, as tests do
 		return nil
 	}
-	// All three kinds must be served before their informers can start.
+	// All three kinds must be served before their informers can start. If one
+	// is not yet, a later CRD event or the next reconcile that finds Velero's
+	// objects listable tries again.
 	for _, kind := range []string{"Schedule", "Backup", "BackupStorageLocation"} {
 		if _, err := r.RESTMapper().RESTMapping(velerov1.SchemeGroupVersion.WithKind(kind).GroupKind(), "v1"); err != nil {
-			return nil //nolint:nilerr // not all CRDs are established yet; the next CRD event retries
+			return nil //nolint:nilerr // not served yet: not an error, retried as said above
 		}
 	}
 	watches := []source.TypedSource[reconcile.Request]{

@@ -51,16 +51,16 @@ var _ = Describe("PHIWorkload status", func() {
 			g.Expect(decided.Reason).To(Equal(safeguard.ReasonDocumentedDecision))
 			g.Expect(decided.Message).To(ContainSubstring("approved by security-officer"))
 
-			// No backup can be fresh here (Velero is absent, or has no storage
-			// location), so the workload is not compliant.
-			g.Expect(condition(g, w, string(phiguardv1alpha1.BackupScheduled)).Status).To(Equal(metav1.ConditionFalse))
+			// No backup can be fresh here: Velero is absent (False), or was
+			// installed by the backup tests and has not backed up yet (Unknown).
+			g.Expect(condition(g, w, string(phiguardv1alpha1.BackupScheduled)).Status).NotTo(Equal(metav1.ConditionTrue))
 			ready := condition(g, w, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(ready.Reason).To(Equal(phiguardv1alpha1.SafeguardsFailingReason))
-			g.Expect(ready.Message).To(ContainSubstring("failing: BackupScheduled"))
+			g.Expect(ready.Reason).To(BeElementOf(phiguardv1alpha1.SafeguardsFailingReason, phiguardv1alpha1.SafeguardsNotEvaluatedReason))
 			g.Expect(placeholders).To(BeNumerically(">", 0))
-			g.Expect(ready.Message).To(ContainSubstring("not evaluated: AccessControlled"))
-			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
+			g.Expect(ready.Message).To(ContainSubstring("not evaluated: "))
+			g.Expect(ready.Message).To(ContainSubstring("AccessControlled"))
+			g.Expect(got.Status.Compliance).To(BeElementOf(phiguardv1alpha1.NonCompliant, phiguardv1alpha1.Pending))
 			g.Expect(got.Status.Score).To(Equal(fmt.Sprintf("%d/8", holding)))
 			g.Expect(got.Status.Safeguards).To(HaveLen(8))
 			for i, row := range got.Status.Safeguards {

@@ -198,17 +198,18 @@ func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope) (*velero
 	if err := s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return nil, nil, fmt.Errorf("applying Schedule %s/%s: %w", want.Namespace, want.Name, err)
 	}
+	// Apply decoded the stored Schedule into obj: judge that, creation time included.
+	stored := &velerov1.Schedule{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, stored); err != nil {
+		return nil, nil, fmt.Errorf("decoding Schedule %s: %w", want.Name, err)
+	}
 	event := &Event{Reason: ReasonScheduleCreated, Message: fmt.Sprintf("created Velero Schedule %s/%s (%q, ttl %s)", want.Namespace, want.Name, want.Spec.Schedule, want.Spec.Template.TTL.Duration)}
 	if have != nil {
 		event = &Event{Reason: ReasonScheduleUpdated, Message: fmt.Sprintf("updated Velero Schedule %s/%s to follow the spec", want.Namespace, want.Name)}
-		// Backups made so far belong to the schedule as it was: keep judging them.
-		want.CreationTimestamp = have.CreationTimestamp
-	} else {
-		want.CreationTimestamp = metav1.NewTime(s.Now)
 	}
 	event.Related = &corev1.ObjectReference{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: scheduleKind,
-		Namespace: want.Namespace, Name: want.Name, UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion()}
-	return want, event, nil
+		Namespace: want.Namespace, Name: want.Name, UID: stored.UID, ResourceVersion: stored.ResourceVersion}
+	return stored, event, nil
 }
 
 // DesiredSchedule is the Velero Schedule phiguard keeps for a workload: its
@@ -324,7 +325,8 @@ func selectorCovers(outer, sel *metav1.LabelSelector) bool {
 }
 
 // freshness judges a schedule's backups against the RPO and asks for a
-// requeue when, with no new backup, the verdict would change.
+// requeue when, with no new backup, the verdict would change. Its messages
+// name absolute times only, so that a reconcile with nothing new writes nothing.
 func freshness(sched *velerov1.Schedule, backups []velerov1.Backup, rpo time.Duration, now time.Time) Result {
 	last := lastCompleted(sched.Name, backups)
 	if latest := latestFinished(sched.Name, backups); latest != nil && latest.Status.Phase != velerov1.BackupPhaseCompleted {
@@ -341,13 +343,14 @@ func freshness(sched *velerov1.Schedule, backups []velerov1.Backup, rpo time.Dur
 				Message: fmt.Sprintf("Schedule %s (%q) has not completed a backup yet; it must before %s (rpo %s)", sched.Name, sched.Spec.Schedule, lapse.UTC().Format(time.RFC3339), rpo)}
 		}
 		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupStale,
-			Message: fmt.Sprintf("Schedule %s (%q) has completed no backup in the %s since it was created; rpo is %s", sched.Name, sched.Spec.Schedule, now.Sub(sched.CreationTimestamp.Time).Round(time.Second), rpo)}
+			Message: fmt.Sprintf("Schedule %s (%q) has completed no backup since it was created at %s; rpo is %s",
+				sched.Name, sched.Spec.Schedule, sched.CreationTimestamp.UTC().Format(time.RFC3339), rpo)}
 	}
 	done := last.Status.CompletionTimestamp.Time
 	lapse := done.Add(rpo)
 	if !now.Before(lapse) {
 		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupStale,
-			Message: fmt.Sprintf("the last successful backup %s completed at %s, %s ago, older than the rpo of %s", last.Name, done.UTC().Format(time.RFC3339), now.Sub(done).Round(time.Second), rpo)}
+			Message: fmt.Sprintf("the last successful backup %s completed at %s, longer ago than the rpo of %s", last.Name, done.UTC().Format(time.RFC3339), rpo)}
 	}
 	return Result{Status: metav1.ConditionTrue, Reason: ReasonBackupFresh, RequeueAfter: lapse.Sub(now),
 		Message: fmt.Sprintf("the last successful backup %s completed at %s, within the rpo of %s (Schedule %s, %q)", last.Name, done.UTC().Format(time.RFC3339), rpo, sched.Name, sched.Spec.Schedule)}
