@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -26,6 +27,26 @@ var _ = Describe("Backups", Ordered, func() {
 	const velero = "velero"
 	var first *phiguardv1alpha1.PHIWorkload
 
+	// lastSuccess reads the last-success gauge of the workload "records" in ns; nil when it has no series.
+	lastSuccess := func(g Gomega, ns string) *float64 {
+		families, err := metricsRegistry.Gather()
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, f := range families {
+			if f.GetName() != "phiguard_backup_last_success_timestamp_seconds" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["namespace"] == ns && labels["workload"] == "records" {
+					return ptr.To(m.GetGauge().GetValue())
+				}
+			}
+		}
+		return nil
+	}
 	backupCondition := func(g Gomega, w *phiguardv1alpha1.PHIWorkload) metav1.Condition {
 		return condition(g, w, string(phiguardv1alpha1.BackupScheduled))
 	}
@@ -107,6 +128,11 @@ var _ = Describe("Backups", Ordered, func() {
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal(safeguard.ReasonBackupFresh))
 			g.Expect(c.Message).To(ContainSubstring("the last successful backup " + name + "-1 completed at"))
+		}, timeout, poll).Should(Succeed())
+
+		By("exporting the completion time of the last successful backup")
+		Eventually(func(g Gomega) {
+			g.Expect(lastSuccess(g, ns)).To(HaveValue(BeEquivalentTo(now.Add(-9 * time.Minute).Unix())))
 		}, timeout, poll).Should(Succeed())
 
 		backup(name+"-2", name, velerov1.BackupPhasePartiallyFailed, now.Add(-5*time.Minute), now.Add(-4*time.Minute))
@@ -214,6 +240,7 @@ var _ = Describe("Backups", Ordered, func() {
 		Eventually(func(g Gomega) { s = schedule(g, w) }, timeout, poll).Should(Succeed())
 		Eventually(func(g Gomega) { g.Expect(fetch(g, w).Finalizers).To(ContainElement("compliance.phiguard.io/cleanup")) }, timeout, poll).Should(Succeed())
 		kept := backup(s.Name+"-before-delete", s.Name, velerov1.BackupPhaseCompleted, time.Now().Add(-time.Minute), time.Now())
+		Eventually(func(g Gomega) { g.Expect(lastSuccess(g, ns)).NotTo(BeNil()) }, timeout, poll).Should(Succeed())
 
 		Expect(k8s.Delete(ctx, w)).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -221,6 +248,7 @@ var _ = Describe("Backups", Ordered, func() {
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "workload still there: %v", err)
 			err = k8s.Get(ctx, client.ObjectKeyFromObject(s), &velerov1.Schedule{})
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Schedule still there: %v", err)
+			g.Expect(lastSuccess(g, ns)).To(BeNil(), "the workload's metric series goes with it")
 		}, timeout, poll).Should(Succeed())
 		Consistently(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(kept), &velerov1.Backup{})).To(Succeed())

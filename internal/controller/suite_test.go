@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -36,13 +37,15 @@ import (
 const manualNamespace = "manual"
 
 var (
-	env    *envtest.Environment
-	gc     *testenv.GarbageCollector
-	cfg    *rest.Config
-	k8s    client.Client
-	scheme = runtime.NewScheme()
-	ctx    context.Context
-	cancel context.CancelFunc
+	env *envtest.Environment
+	// metricsRegistry holds the running controller's phiguard metrics.
+	metricsRegistry *prometheus.Registry
+	gc              *testenv.GarbageCollector
+	cfg             *rest.Config
+	k8s             client.Client
+	scheme          = runtime.NewScheme()
+	ctx             context.Context
+	cancel          context.CancelFunc
 )
 
 func TestController(t *testing.T) {
@@ -85,11 +88,14 @@ var _ = BeforeSuite(func() {
 		}},
 	})
 	Expect(err).NotTo(HaveOccurred())
+	metricsRegistry = prometheus.NewRegistry()
+	backupMetrics, err := safeguard.NewBackupMetrics(metricsRegistry)
+	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.PHIWorkloadReconciler{
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
 		Clock:            clock.RealClock{},
-		Safeguards:       safeguard.Registry(nil),
+		Safeguards:       safeguard.Registry(backupMetrics),
 		ExemptNamespaces: []string{"kube-system", "phiguard-system"},
 	}).SetupWithManager(mgr)).To(Succeed())
 
