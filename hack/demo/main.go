@@ -106,6 +106,13 @@ func run(opts options) (err error) {
 	if err != nil {
 		return err
 	}
+	// Velero's own CRDs (no Velero runs here): phiguard keeps a backup
+	// Schedule for the sample and reports that no storage location exists.
+	velero, err := testenv.VeleroCRDs()
+	if err != nil {
+		return err
+	}
+	env.CRDInstallOptions.Paths = append(env.CRDInstallOptions.Paths, velero...)
 	fmt.Printf("Starting etcd and kube-apiserver from %s ...\n", out.rel(testenv.BinaryDir(opts.root)))
 	cfg, err := env.Start()
 	// Stop even when Start failed half way, so that no etcd or kube-apiserver is left behind.

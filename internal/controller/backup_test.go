@@ -210,6 +210,17 @@ var _ = Describe("Backups", Ordered, func() {
 		}, timeout, poll).Should(Succeed())
 	})
 
+	It("reports a missing Velero namespace as VeleroNotInstalled, without trying to write there", func() {
+		w := newWorkload(newNamespace(), "records", func(w *phiguardv1alpha1.PHIWorkload) {
+			w.Spec.Backup = &phiguardv1alpha1.BackupSpec{VeleroNamespace: "velero-elsewhere"}
+		})
+		Eventually(func(g Gomega) {
+			c := backupCondition(g, w)
+			g.Expect(c.Reason).To(Equal(safeguard.ReasonVeleroNotInstalled))
+			g.Expect(c.Message).To(HavePrefix("Velero's CRDs are installed but namespace velero-elsewhere does not exist"))
+		}, timeout, poll).Should(Succeed())
+	})
+
 	It("checks the storage location (StorageLocationMissing, StorageLocationUnavailable) and says whether it encrypts", func() {
 		missing := newWorkload(newNamespace(), "records", func(w *phiguardv1alpha1.PHIWorkload) {
 			w.Spec.Backup = &phiguardv1alpha1.BackupSpec{StorageLocation: "nowhere"}

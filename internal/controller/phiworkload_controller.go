@@ -73,6 +73,7 @@ const CleanupFinalizer = "compliance.phiguard.io/cleanup"
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=get;patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phipolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
@@ -227,7 +228,13 @@ func (r *PHIWorkloadReconciler) velero(ctx context.Context, ns string) (*safegua
 			return nil, fmt.Errorf("listing Velero %s in %s: %w", l.what, ns, err)
 		}
 	}
-	return &safeguard.Velero{Schedules: schedules.Items, Backups: backups.Items, StorageLocations: locations.Items}, nil
+	v := &safeguard.Velero{Schedules: schedules.Items, Backups: backups.Items, StorageLocations: locations.Items}
+	if err := r.Get(ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
+		v.NamespaceMissing = true
+	} else if err != nil {
+		return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
+	}
+	return v, nil
 }
 
 // ensureFinalizer adds CleanupFinalizer when some safeguard keeps objects that
@@ -417,7 +424,7 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.workloadsInNamespace)).
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.allWorkloads)).
 		// Velero may be installed before or after phiguard: its CRDs appearing
-		// (also as the initial list) start the watches on its objects, without
+		// (also as the initial list) lead to the watches on its objects, without
 		// a restart. Only CRD metadata is cached.
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.onVeleroCRD),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return veleroCRDs[o.GetName()] }))).
@@ -435,15 +442,16 @@ var veleroCRDs = map[string]bool{
 	"schedules.velero.io": true, "backups.velero.io": true, "backupstoragelocations.velero.io": true,
 }
 
-// onVeleroCRD starts the watches on Velero's objects once its CRDs exist, and
-// re-evaluates every workload (their backups were "Velero not installed").
+// onVeleroCRD re-evaluates every workload when one of Velero's CRDs appears
+// or changes (their backups were "Velero not installed"). Those reconciles
+// start the watches on Velero's objects (watchVelero): starting them here,
+// inside an event handler, could block the controller while it starts.
 func (r *PHIWorkloadReconciler) onVeleroCRD(ctx context.Context, obj client.Object) []reconcile.Request {
-	if err := r.watchVelero(ctx); err != nil {
-		logf.FromContext(ctx).Error(err, "watching Velero's objects", "crd", obj.GetName())
-	}
 	return r.allWorkloads(ctx, obj)
 }
 
+// watchVelero starts, once, the watches on Velero's Schedules, Backups and
+// BackupStorageLocations. It is called by a reconcile that could list them.
 func (r *PHIWorkloadReconciler) watchVelero(ctx context.Context) error {
 	r.veleroMu.Lock()
 	defer r.veleroMu.Unlock()
@@ -451,8 +459,7 @@ func (r *PHIWorkloadReconciler) watchVelero(ctx context.Context) error {
 		return nil
 	}
 	// All three kinds must be served before their informers can start. If one
-	// is not yet, a later CRD event or the next reconcile that finds Velero's
-	// objects listable tries again.
+	// is not yet, the next reconcile tries again.
 	for _, kind := range []string{"Schedule", "Backup", "BackupStorageLocation"} {
 		if _, err := r.RESTMapper().RESTMapping(velerov1.SchemeGroupVersion.WithKind(kind).GroupKind(), "v1"); err != nil {
 			return nil //nolint:nilerr // not served yet: not an error, retried as said above

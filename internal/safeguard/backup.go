@@ -59,6 +59,9 @@ const workloadNamespaceLabel = "phiguard.io/workload-namespace"
 // Velero is what the cluster holds of Velero in the workload's Velero
 // namespace, read from the cache. Nil in a Scope when Velero's CRDs are absent.
 type Velero struct {
+	// NamespaceMissing is true when Velero's CRDs exist but its namespace does not.
+	NamespaceMissing bool
+
 	Schedules        []velerov1.Schedule
 	Backups          []velerov1.Backup
 	StorageLocations []velerov1.BackupStorageLocation
@@ -133,12 +136,18 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 			Message: "Velero is not installed (no velero.io/v1 CRDs): install Velero (velero install, or its Helm chart) with a BackupStorageLocation; phiguard starts managing the backup schedule as soon as the CRDs appear"}
 	}
 	spec := s.Settings.Backup
+	if s.Velero.NamespaceMissing {
+		// Namespaces are not watched: look again now and then.
+		return Result{Status: metav1.ConditionFalse, Reason: ReasonVeleroNotInstalled, RequeueAfter: time.Minute,
+			Message: fmt.Sprintf("Velero's CRDs are installed but namespace %s does not exist: install Velero there, or set backup.veleroNamespace to where it runs", spec.VeleroNamespace)}
+	}
 	var events []Event
 	var sched *velerov1.Schedule
 	if s.Mode(b.Name()) == phiguardv1alpha1.ModeEnforce {
 		var event *Event
 		var err error
-		if sched, event, err = b.ensureSchedule(ctx, s); err != nil {
+		sched, event, err = b.ensureSchedule(ctx, s)
+		if err != nil {
 			return Result{Err: err}
 		}
 		if event != nil {

@@ -73,6 +73,11 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 		env, err = testenv.NewWithWebhooks()
 	}
 	g.Expect(err).NotTo(HaveOccurred())
+	// Velero's CRDs are there before the manager starts, as in a cluster that
+	// runs Velero already (the controller suite installs them later instead).
+	velero, err := testenv.VeleroCRDs()
+	g.Expect(err).NotTo(HaveOccurred())
+	env.CRDInstallOptions.Paths = append(env.CRDInstallOptions.Paths, velero...)
 	cfg, err := env.Start()
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
