@@ -1,0 +1,77 @@
+package safeguard
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestFreshness(t *testing.T) {
+	now := time.Date(2030, 3, 1, 12, 0, 0, 0, time.UTC)
+	sched := &velerov1.Schedule{ObjectMeta: metav1.ObjectMeta{Name: "s", CreationTimestamp: metav1.NewTime(now.Add(-2 * time.Hour))},
+		Spec: velerov1.ScheduleSpec{Schedule: "0 * * * *"}}
+	b := func(name string, phase velerov1.BackupPhase, started, done time.Duration) velerov1.Backup {
+		return velerov1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{velerov1.ScheduleNameLabel: "s"}},
+			Status: velerov1.BackupStatus{Phase: phase, StartTimestamp: &metav1.Time{Time: now.Add(started)},
+				CompletionTimestamp: &metav1.Time{Time: now.Add(done)}}}
+	}
+	other := b("other", velerov1.BackupPhaseCompleted, -time.Minute, -time.Minute)
+	other.Labels[velerov1.ScheduleNameLabel] = "someone-else"
+
+	cases := []struct {
+		name    string
+		rpo     time.Duration
+		backups []velerov1.Backup
+		reason  string
+		requeue time.Duration
+		message string
+	}{
+		{"nothing yet, within the rpo", 3 * time.Hour, []velerov1.Backup{other}, ReasonAwaitingFirstBackup, time.Hour,
+			"has not completed a backup yet; it must before 2030-03-01T13:00:00Z"},
+		{"nothing, past the rpo", time.Hour, nil, ReasonBackupStale, 0, "has completed no backup since it was created at 2030-03-01T10:00:00Z"},
+		{"fresh: requeue when it would lapse", time.Hour, []velerov1.Backup{b("a", velerov1.BackupPhaseCompleted, -20*time.Minute, -15*time.Minute)},
+			ReasonBackupFresh, 45 * time.Minute, "the last successful backup a completed at 2030-03-01T11:45:00Z"},
+		{"stale", 10 * time.Minute, []velerov1.Backup{b("a", velerov1.BackupPhaseCompleted, -20*time.Minute, -15*time.Minute)},
+			ReasonBackupStale, 0, "longer ago than the rpo of 10m0s"},
+		{"the latest failed", time.Hour, []velerov1.Backup{
+			b("a", velerov1.BackupPhaseCompleted, -50*time.Minute, -45*time.Minute),
+			b("b", velerov1.BackupPhaseFailed, -10*time.Minute, -9*time.Minute),
+			b("c", velerov1.BackupPhaseInProgress, -time.Minute, 0)}, ReasonBackupFailed, 0, "the latest backup b of Schedule s ended Failed; the last successful one, a"},
+		{"an old failure before a success", time.Hour, []velerov1.Backup{
+			b("a", velerov1.BackupPhaseFailedValidation, -50*time.Minute, -45*time.Minute),
+			b("b", velerov1.BackupPhaseCompleted, -10*time.Minute, -9*time.Minute)}, ReasonBackupFresh, 51 * time.Minute, "backup b completed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := freshness(sched, tc.backups, tc.rpo, now)
+			g.Expect(r.Reason).To(Equal(tc.reason))
+			g.Expect(r.RequeueAfter).To(Equal(tc.requeue))
+			g.Expect(r.Message).To(ContainSubstring(tc.message))
+		})
+	}
+}
+
+func TestStorageEncryption(t *testing.T) {
+	bsl := func(provider string, config map[string]string) *velerov1.BackupStorageLocation {
+		return &velerov1.BackupStorageLocation{ObjectMeta: metav1.ObjectMeta{Name: "loc"},
+			Spec: velerov1.BackupStorageLocationSpec{Provider: provider, Config: config}}
+	}
+	for _, tc := range []struct {
+		loc  *velerov1.BackupStorageLocation
+		want string
+	}{
+		{bsl("aws", map[string]string{"kmsKeyId": "alias/phi"}), "encrypts with KMS key alias/phi"},
+		{bsl("velero.io/aws", map[string]string{"serverSideEncryption": "AES256"}), "encrypts server-side (AES256)"},
+		{bsl("aws", nil), "declares no encryption (set config.serverSideEncryption or config.kmsKeyId"},
+		{bsl("gcp", map[string]string{"kmsKeyName": "projects/p/keys/k"}), "encrypts with customer-managed key projects/p/keys/k"},
+		{bsl("velero.io/gcp", nil), "uses Google-managed encryption"},
+		{bsl("azure", nil), "is on Azure Storage, encrypted at rest by the platform"},
+		{bsl("community.example/minio", nil), "phiguard cannot tell whether BackupStorageLocation loc (provider community.example/minio) encrypts at rest"},
+	} {
+		NewWithT(t).Expect(storageEncryption(tc.loc)).To(ContainSubstring(tc.want))
+	}
+}
