@@ -23,16 +23,13 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	"github.com/phiguard/phiguard/internal/testenv"
 )
 
@@ -189,9 +186,10 @@ func writeKubeconfig(env *envtest.Environment, path string) error {
 }
 
 func newClient(cfg *rest.Config) (client.Client, error) {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(phiguardv1alpha1.AddToScheme(scheme))
+	scheme, err := phischeme.New()
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("creating a client for the control plane: %w", err)

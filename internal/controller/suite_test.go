@@ -10,11 +10,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
-	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,6 +25,7 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
+	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	"github.com/phiguard/phiguard/internal/testenv"
 )
 
@@ -43,7 +41,7 @@ var (
 	gc              *testenv.GarbageCollector
 	cfg             *rest.Config
 	k8s             client.Client
-	scheme          = runtime.NewScheme()
+	scheme          *runtime.Scheme
 	ctx             context.Context
 	cancel          context.CancelFunc
 )
@@ -56,12 +54,9 @@ func TestController(t *testing.T) {
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
-	Expect(velerov1.AddToScheme(scheme)).To(Succeed())
-	Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
-
 	var err error
+	scheme, err = phischeme.New()
+	Expect(err).NotTo(HaveOccurred())
 	env, err = testenv.New()
 	Expect(err).NotTo(HaveOccurred())
 	cfg, err = env.Start()

@@ -10,7 +10,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,7 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	"github.com/phiguard/phiguard/internal/testenv"
 	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
 )
@@ -32,7 +31,7 @@ var (
 	env      *envtest.Environment
 	k8s      client.Client
 	warnings *warningCollector
-	scheme   = runtime.NewScheme()
+	scheme   *runtime.Scheme
 	ctx      context.Context
 	cancel   context.CancelFunc
 )
@@ -45,10 +44,9 @@ func TestWebhooks(t *testing.T) {
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
-
 	var err error
+	scheme, err = phischeme.New()
+	Expect(err).NotTo(HaveOccurred())
 	env, err = testenv.NewWithWebhooks()
 	Expect(err).NotTo(HaveOccurred())
 	cfg, err := env.Start()

@@ -8,10 +8,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -21,9 +17,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
+	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	"github.com/phiguard/phiguard/internal/testenv"
 	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
 )
@@ -62,11 +58,8 @@ func startControlPlaneAndManager(t *testing.T) (client.Client, *counter) {
 func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 	t.Helper()
 	g := NewWithT(t)
-	scheme := runtime.NewScheme()
-	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	g.Expect(phiguardv1alpha1.AddToScheme(scheme)).To(Succeed())
-	g.Expect(velerov1.AddToScheme(scheme)).To(Succeed())
-	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
+	scheme, err := phischeme.New()
+	g.Expect(err).NotTo(HaveOccurred())
 
 	env, err := testenv.New()
 	if webhooks {
