@@ -110,6 +110,12 @@ var _ = Describe("Backups", Ordered, func() {
 			g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
 			g.Expect(c.Reason).To(Equal(safeguard.ReasonAwaitingFirstBackup))
 			g.Expect(c.Message).To(ContainSubstring("storage: BackupStorageLocation default encrypts with KMS key alias/phi"))
+			var created bool
+			for _, e := range eventsFor(g, fetch(g, first)) {
+				created = created || (e.Reason == safeguard.ReasonScheduleCreated && e.Action == string(phiguardv1alpha1.BackupScheduled) &&
+					e.Related != nil && e.Related.Kind == "Schedule")
+			}
+			g.Expect(created).To(BeTrue(), "a ScheduleCreated Event naming the Schedule")
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -190,6 +196,12 @@ var _ = Describe("Backups", Ordered, func() {
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Schedule still there: %v", err)
 			c := backupCondition(g, w)
 			g.Expect(c.Reason).To(Equal(safeguard.ReasonScheduleMissing), "Audit finds no schedule covering the workload")
+			reasons := map[string]bool{}
+			for _, e := range eventsFor(g, fetch(g, w)) {
+				reasons[e.Reason] = true
+			}
+			g.Expect(reasons).To(HaveKey(safeguard.ReasonScheduleUpdated))
+			g.Expect(reasons).To(HaveKey(safeguard.ReasonScheduleRemoved))
 		}, timeout, poll).Should(Succeed())
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), &velerov1.Backup{})).To(Succeed(), "the backup is kept")
 	})
