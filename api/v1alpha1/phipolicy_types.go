@@ -20,6 +20,15 @@ type PHIPolicySpec struct {
 	// +optional
 	Storage *StoragePolicy `json:"storage,omitempty"`
 
+	// minimumModes are the least each safeguard may run in: a PHIWorkload asking
+	// for less is refused at admission, and one that existed before the minimum
+	// runs at the minimum.
+	// +optional
+	// +listType=map
+	// +listMapKey=safeguard
+	// +kubebuilder:validation:MaxItems=8
+	MinimumModes []MinimumMode `json:"minimumModes,omitempty"`
+
 	// exemptNamespaces are namespaces phiguard never acts on. kube-system and
 	// phiguard's own namespace are always exempt.
 	// +optional
@@ -27,6 +36,18 @@ type PHIPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+}
+
+// MinimumMode is the least mode one safeguard may run in.
+type MinimumMode struct {
+	// safeguard the minimum applies to.
+	// +required
+	Safeguard SafeguardName `json:"safeguard"`
+
+	// mode is the minimum: Audit (the safeguard may not be off) or Enforce.
+	// +required
+	// +kubebuilder:validation:Enum=Audit;Enforce
+	Mode Mode `json:"mode"`
 }
 
 // PlatformManagedEncryption says whether encryption a platform applies to every

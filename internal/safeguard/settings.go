@@ -105,7 +105,27 @@ func Effective(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1a
 			sources[name] = phiguardv1alpha1.SourceDefault
 		}
 	}
+	// A mode below the PHIPolicy's minimum runs at the minimum. Admission
+	// refuses new ones; this covers workloads older than the minimum.
+	for name, minimum := range MinimumModes(policy) {
+		if out.Mode(name).Strength() < minimum.Strength() {
+			out.SetMode(name, minimum)
+			sources[name] = phiguardv1alpha1.SourcePolicy
+		}
+	}
 	return out, sources, nil
+}
+
+// MinimumModes returns the PHIPolicy's minimum mode per safeguard; empty
+// without a policy.
+func MinimumModes(policy *phiguardv1alpha1.PHIPolicy) map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.Mode {
+	out := map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.Mode{}
+	if policy != nil {
+		for _, m := range policy.Spec.MinimumModes {
+			out[m.Safeguard] = m.Mode
+		}
+	}
+	return out
 }
 
 // Validate checks what the API's own validation cannot: that the backup

@@ -82,3 +82,24 @@ func TestValidateSchedule(t *testing.T) {
 		})
 	}
 }
+
+func TestEffectiveRaisesModesToThePolicysMinimum(t *testing.T) {
+	g := NewWithT(t)
+	workload := phiguardv1alpha1.SafeguardSettings{
+		NetworkIsolation: &phiguardv1alpha1.NetworkIsolationSpec{Mode: phiguardv1alpha1.ModeAudit},
+		AuditLogging:     &phiguardv1alpha1.AuditLoggingSpec{Mode: phiguardv1alpha1.ModeEnforce},
+	}
+	policy := &phiguardv1alpha1.PHIPolicy{Spec: phiguardv1alpha1.PHIPolicySpec{MinimumModes: []phiguardv1alpha1.MinimumMode{
+		{Safeguard: phiguardv1alpha1.NetworkIsolated, Mode: phiguardv1alpha1.ModeEnforce},
+		{Safeguard: phiguardv1alpha1.AuditLogging, Mode: phiguardv1alpha1.ModeAudit},
+		{Safeguard: phiguardv1alpha1.Available, Mode: phiguardv1alpha1.ModeEnforce},
+	}}}
+	got, sources, err := Effective(&workload, policy)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.NetworkIsolation.Mode).To(Equal(phiguardv1alpha1.ModeEnforce), "raised from Audit")
+	g.Expect(sources).To(HaveKeyWithValue(phiguardv1alpha1.NetworkIsolated, phiguardv1alpha1.SourcePolicy))
+	g.Expect(got.AuditLogging.Mode).To(Equal(phiguardv1alpha1.ModeEnforce), "already above the minimum")
+	g.Expect(sources).To(HaveKeyWithValue(phiguardv1alpha1.AuditLogging, phiguardv1alpha1.SourceWorkload))
+	g.Expect(got.Availability.Mode).To(Equal(phiguardv1alpha1.ModeEnforce), "raised from the built-in Audit")
+	g.Expect(got.Availability.MinReplicas).To(HaveValue(BeEquivalentTo(2)), "the rest of the block is kept")
+}

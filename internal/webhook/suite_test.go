@@ -70,6 +70,7 @@ var _ = BeforeSuite(func() {
 	exempt := []string{"kube-system", "phiguard-system"}
 	Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&phiwebhook.AuditInjector{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&phiwebhook.WorkloadValidator{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()

@@ -103,6 +103,7 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 	if webhooks {
 		g.Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
 		g.Expect((&phiwebhook.AuditInjector{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
+		g.Expect((&phiwebhook.WorkloadValidator{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
 	}
 	go func() { _ = mgr.Start(ctx) }()
 	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())

@@ -1,0 +1,104 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
+)
+
+// The PHIWorkload webhook's configuration:
+//   - failurePolicy=fail: it guards phiguard's own API, which does nothing
+//     without phiguard running; refusing while it is down keeps a workload
+//     from slipping under the organisation's minimum modes.
+//   - all namespaces, kube-system included: a PHIWorkload there is refused
+//     with the reason, rather than silently never acted on.
+
+// +kubebuilder:webhook:path=/validate-compliance-phiguard-io-v1alpha1-phiworkload,mutating=false,failurePolicy=fail,sideEffects=None,groups=compliance.phiguard.io,resources=phiworkloads,verbs=create;update,versions=v1alpha1,name=vphiworkload.phiguard.io,admissionReviewVersions=v1,timeoutSeconds=5
+
+// WorkloadValidator applies, at admission, the PHIPolicy's rules that the
+// CRD's own validation cannot know: exempt namespaces and minimum modes. The
+// reconciler applies the same rules to workloads admitted before them.
+type WorkloadValidator struct {
+	// Reader reads the PHIPolicy (the manager's cache).
+	Reader client.Reader
+	// ExemptNamespaces are always exempt (kube-system, phiguard's own).
+	ExemptNamespaces []string
+	// Now is the clock decisions are judged against; nil means time.Now.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the validator.
+func (v *WorkloadValidator) SetupWithManager(mgr ctrl.Manager) error {
+	if err := ctrl.NewWebhookManagedBy(mgr, &phiguardv1alpha1.PHIWorkload{}).WithValidator(v).Complete(); err != nil {
+		return fmt.Errorf("registering the PHIWorkload webhook: %w", err)
+	}
+	return nil
+}
+
+// ValidateCreate implements admission.Validator.
+func (v *WorkloadValidator) ValidateCreate(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+	var p phiguardv1alpha1.PHIPolicy
+	var policy *phiguardv1alpha1.PHIPolicy
+	switch err := v.Reader.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &p); {
+	case err == nil:
+		policy = &p
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("reading PHIPolicy %s: %w", phiguardv1alpha1.DefaultPolicyName, err)
+	}
+
+	if slices.Contains(v.ExemptNamespaces, w.Namespace) || (policy != nil && slices.Contains(policy.Spec.ExemptNamespaces, w.Namespace)) {
+		return nil, fmt.Errorf("namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): a PHIWorkload here would never be acted on; create it in the namespace of the pods it protects",
+			w.Namespace, phiguardv1alpha1.DefaultPolicyName)
+	}
+
+	var below []string
+	minimums := safeguard.MinimumModes(policy)
+	for _, name := range safeguard.Order {
+		minimum, ok := minimums[name]
+		if asked := w.Spec.Mode(name); ok && asked != "" && asked.Strength() < minimum.Strength() {
+			below = append(below, fmt.Sprintf("%s mode %s is below the minimum %s", name, asked, minimum))
+		}
+	}
+	if len(below) > 0 {
+		return nil, errors.New(strings.Join(below, "; ") + fmt.Sprintf(" set by PHIPolicy %s (spec.minimumModes); raise the mode or leave it empty to inherit",
+			phiguardv1alpha1.DefaultPolicyName))
+	}
+
+	var warnings admission.Warnings
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	for _, d := range w.Spec.Decisions {
+		if !now().Before(d.Expires.Time) {
+			warnings = append(warnings, fmt.Sprintf("the decision for %s expired at %s: %s will count as NonCompliant until it is renewed",
+				d.Safeguard, d.Expires.UTC().Format(time.RFC3339), d.Safeguard))
+		}
+	}
+	return warnings, nil
+}
+
+// ValidateUpdate implements admission.Validator.
+func (v *WorkloadValidator) ValidateUpdate(ctx context.Context, _, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+	if !w.DeletionTimestamp.IsZero() {
+		return nil, nil // let a workload being deleted lose its finalizer
+	}
+	return v.ValidateCreate(ctx, w)
+}
+
+// ValidateDelete implements admission.Validator.
+func (v *WorkloadValidator) ValidateDelete(context.Context, *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+	return nil, nil
+}
