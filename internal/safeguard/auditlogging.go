@@ -211,8 +211,7 @@ func restartOwners(ctx context.Context, s *Scope, pods []corev1.Pod) ([]Event, e
 		}
 		events = append(events, Event{Reason: ReasonRolloutRestarted,
 			Message: fmt.Sprintf("restarted %s %s so that its pods are re-created with the audit sidecar", kind, owner.GetName()),
-			Related: &corev1.ObjectReference{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: kind, Namespace: owner.GetNamespace(),
-				Name: owner.GetName(), UID: owner.GetUID(), ResourceVersion: owner.GetResourceVersion()}})
+			Related: reference(appsv1.SchemeGroupVersion.String(), kind, owner)})
 	}
 	return events, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -193,7 +192,7 @@ func (b BackupScheduling) judge(s *Scope, sched *velerov1.Schedule) Result {
 // field phiguard sets.
 func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope) (*velerov1.Schedule, *Event, error) {
 	want := DesiredSchedule(s.Workload, s.Settings.Backup)
-	have := findSchedule(s.Velero.Schedules, want.Name)
+	have := byName(s.Velero.Schedules, want.Name)
 	if have != nil && scheduleMatches(have, want) {
 		return have, nil, nil
 	}
@@ -216,8 +215,7 @@ func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope) (*velero
 	if have != nil {
 		event = &Event{Reason: ReasonScheduleUpdated, Message: fmt.Sprintf("updated Velero Schedule %s/%s to follow the spec", want.Namespace, want.Name)}
 	}
-	event.Related = &corev1.ObjectReference{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: scheduleKind,
-		Namespace: want.Namespace, Name: want.Name, UID: stored.UID, ResourceVersion: stored.ResourceVersion}
+	event.Related = reference(velerov1.SchemeGroupVersion.String(), scheduleKind, stored)
 	return stored, event, nil
 }
 
@@ -280,8 +278,7 @@ func removeSchedules(ctx context.Context, c client.Client, w *phiguardv1alpha1.P
 		}
 		events = append(events, Event{Reason: ReasonScheduleRemoved,
 			Message: fmt.Sprintf("deleted Velero Schedule %s/%s; the backups it made are kept until their TTL", sc.Namespace, sc.Name),
-			Related: &corev1.ObjectReference{APIVersion: velerov1.SchemeGroupVersion.String(), Kind: scheduleKind,
-				Namespace: sc.Namespace, Name: sc.Name, UID: sc.UID}})
+			Related: reference(velerov1.SchemeGroupVersion.String(), scheduleKind, sc)})
 	}
 	return events, nil
 }
@@ -446,13 +443,4 @@ func storageEncryption(bsl *velerov1.BackupStorageLocation) string {
 		return fmt.Sprintf("BackupStorageLocation %s is on Azure Storage, encrypted at rest by the platform", bsl.Name)
 	}
 	return fmt.Sprintf("phiguard cannot tell whether BackupStorageLocation %s (provider %s) encrypts at rest; check it", bsl.Name, bsl.Spec.Provider)
-}
-
-func findSchedule(schedules []velerov1.Schedule, name string) *velerov1.Schedule {
-	for i := range schedules {
-		if schedules[i].Name == name {
-			return &schedules[i]
-		}
-	}
-	return nil
 }

@@ -42,7 +42,7 @@ func (EncryptionAtRest) Reconcile(_ context.Context, s *Scope) Result {
 	opts := StorageOptions(s.Policy)
 	var unencrypted, missing []string
 	for _, name := range claims {
-		pvc := findClaim(s.Claims, name)
+		pvc := byName(s.Claims, name)
 		if pvc == nil {
 			missing = append(missing, name)
 			continue
@@ -106,15 +106,6 @@ func availableClasses(s *Scope, opts storageclass.Options) string {
 		return "encrypted classes: " + strings.Join(enc, ", ")
 	}
 	return "no StorageClass in the cluster is encrypted yet"
-}
-
-func findClaim(claims []corev1.PersistentVolumeClaim, name string) *corev1.PersistentVolumeClaim {
-	for i := range claims {
-		if claims[i].Name == name {
-			return &claims[i]
-		}
-	}
-	return nil
 }
 
 // named keeps the first maxNamed items and counts the rest.

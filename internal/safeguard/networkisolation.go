@@ -83,7 +83,7 @@ func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
 func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
 	name := NetworkPolicyName(s.Workload.Name)
 	desired := DesiredNetworkPolicy(s.Workload, s.Settings.NetworkIsolation)
-	existing := findPolicy(s.NetworkPolicies, name)
+	existing := byName(s.NetworkPolicies, name)
 	if existing != nil && !metav1.IsControlledBy(existing, s.Workload) {
 		return Result{
 			Status: metav1.ConditionFalse, Reason: ReasonPolicyNameTaken,
@@ -151,7 +151,7 @@ func (n NetworkIsolation) removeOwned(ctx context.Context, s *Scope) ([]Event, e
 		}
 		events = append(events, Event{Reason: ReasonPolicyRemoved,
 			Message: fmt.Sprintf("removed NetworkPolicy %s: network isolation is no longer enforced (mode %s)", np.Name, s.Mode(n.Name())),
-			Related: policyReference(np.Namespace, np.Name, np.UID, np.ResourceVersion)})
+			Related: reference(networkingv1.SchemeGroupVersion.String(), "NetworkPolicy", np)})
 	}
 	return events, nil
 }
@@ -216,15 +216,6 @@ func policyReference(namespace, name string, uid types.UID, resourceVersion stri
 		APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy",
 		Namespace: namespace, Name: name, UID: uid, ResourceVersion: resourceVersion,
 	}
-}
-
-func findPolicy(policies []networkingv1.NetworkPolicy, name string) *networkingv1.NetworkPolicy {
-	for i := range policies {
-		if policies[i].Name == name {
-			return &policies[i]
-		}
-	}
-	return nil
 }
 
 // otherSpecManagers names the field managers other than phiguard that own
