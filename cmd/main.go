@@ -111,6 +111,17 @@ func run() error {
 		return fmt.Errorf("setting up the PHIWorkload controller: %w", err)
 	}
 
+	for _, src := range controller.LabelSources {
+		if err := (&controller.LabelReconciler{
+			Client:           mgr.GetClient(),
+			Recorder:         mgr.GetEventRecorder("phiguard"),
+			Source:           src,
+			ExemptNamespaces: exempt,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the %s label controller: %w", src.Kind, err)
+		}
+	}
+
 	if enableWebhooks {
 		if err := (&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr); err != nil {
 			return err

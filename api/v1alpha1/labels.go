@@ -17,3 +17,26 @@ const (
 	// ManagedByValue is phiguard's value of ManagedByLabel.
 	ManagedByValue = "phiguard"
 )
+
+// Labels and annotations of the PHIWorkloads phiguard generates for labelled objects.
+const (
+	// GeneratedFromLabel, on a generated PHIWorkload, is the kind of the
+	// labelled object it covers: Deployment, StatefulSet, Service or Namespace.
+	GeneratedFromLabel = "phiguard.io/generated-from"
+
+	// SourceAnnotation, on a generated PHIWorkload, names the labelled object
+	// it covers as <Kind>/<name> (its namespace is the workload's).
+	SourceAnnotation = "phiguard.io/source"
+)
+
+// The decision, recorded on a Namespace, that lets its phiguard.io/ephi label
+// be removed while PHIPolicy spec.requireApprovalToUnlabel is true.
+const (
+	// UnlabelJustificationAnnotation says why the namespace no longer handles ePHI.
+	UnlabelJustificationAnnotation = "phiguard.io/unlabel-justification"
+	// UnlabelApprovedByAnnotation names who approved the removal.
+	UnlabelApprovedByAnnotation = "phiguard.io/unlabel-approved-by"
+	// UnlabelExpiresAnnotation is when the approval lapses (RFC 3339); the
+	// label must be removed before then.
+	UnlabelExpiresAnnotation = "phiguard.io/unlabel-expires"
+)

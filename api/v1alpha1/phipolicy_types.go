@@ -36,6 +36,14 @@ type PHIPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+
+	// requireApprovalToUnlabel, when true, refuses to remove the
+	// phiguard.io/ephi label from a Namespace unless the same change documents
+	// the decision in the annotations phiguard.io/unlabel-justification,
+	// phiguard.io/unlabel-approved-by and phiguard.io/unlabel-expires (RFC 3339,
+	// in the future). Default false.
+	// +optional
+	RequireApprovalToUnlabel bool `json:"requireApprovalToUnlabel,omitempty"`
 }
 
 // MinimumMode is the least mode one safeguard may run in.

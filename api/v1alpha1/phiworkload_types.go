@@ -7,12 +7,20 @@ import (
 // PHIWorkloadSpec names the pods that handle ePHI and the safeguards they need.
 // +kubebuilder:validation:XValidation:rule="!has(self.encryptionAtRest) || !has(self.encryptionAtRest.mode) || self.encryptionAtRest.mode != 'Off' || (has(self.decisions) && self.decisions.exists(d, d.safeguard == 'EncryptedAtRest'))",message="encryptionAtRest.mode is Off without a decision: add an entry to spec.decisions with safeguard EncryptedAtRest, kind, justification, approvedBy and expires, or set the mode to Enforce or Audit"
 // +kubebuilder:validation:XValidation:rule="!has(self.transmissionSecurity) || !has(self.transmissionSecurity.mode) || self.transmissionSecurity.mode != 'Off' || (has(self.decisions) && self.decisions.exists(d, d.safeguard == 'TransmissionSecure'))",message="transmissionSecurity.mode is Off without a decision: add an entry to spec.decisions with safeguard TransmissionSecure, kind, justification, approvedBy and expires, or set the mode to Enforce or Audit"
+// +kubebuilder:validation:XValidation:rule="(has(self.namespaceWide) && self.namespaceWide) || (has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)",message="spec.selector is empty: give matchLabels or matchExpressions that select the pods handling ePHI, or set spec.namespaceWide: true to cover every pod in the namespace"
+// +kubebuilder:validation:XValidation:rule="!has(self.namespaceWide) || !self.namespaceWide || ((!has(self.selector.matchLabels) || size(self.selector.matchLabels) == 0) && (!has(self.selector.matchExpressions) || size(self.selector.matchExpressions) == 0))",message="spec.namespaceWide covers every pod in the namespace: leave spec.selector empty ({}), or set namespaceWide to false to cover only the pods the selector names"
 type PHIWorkloadSpec struct {
 	// selector selects the pods in this namespace that handle ePHI. It must not be
-	// empty: an empty selector would silently cover every pod in the namespace.
+	// empty unless namespaceWide is true: an empty selector would otherwise
+	// silently cover every pod in the namespace.
 	// +required
-	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="spec.selector is empty: give matchLabels or matchExpressions that select the pods handling ePHI"
 	Selector metav1.LabelSelector `json:"selector"`
+
+	// namespaceWide says, explicitly, that every pod in the namespace handles
+	// ePHI; the selector must then be empty. A Namespace labelled
+	// phiguard.io/ephi=true is covered by a generated PHIWorkload of this kind.
+	// +optional
+	NamespaceWide bool `json:"namespaceWide,omitempty"`
 
 	// The safeguard blocks; empty fields come from the PHIPolicy named "default",
 	// then from built-in defaults.

@@ -73,6 +73,9 @@ var _ = Describe("PHIWorkload validation", func() {
 		Entry("missing selector", "networkIsolation:\n  mode: Enforce\n", "spec.selector: Required value"),
 		Entry("empty selector", "selector: {}\n", "spec.selector is empty: give matchLabels or matchExpressions"),
 		Entry("selector with empty matchLabels", "selector:\n  matchLabels: {}\n", "spec.selector is empty"),
+		Entry("empty selector names the explicit alternative", "selector: {}\n", "or set spec.namespaceWide: true"),
+		Entry("namespaceWide with a selector", selector+"namespaceWide: true\n",
+			"spec.namespaceWide covers every pod in the namespace: leave spec.selector empty"),
 		// YAML 1.1 (which kubectl speaks) reads a bare Off as the boolean false.
 		Entry("unquoted Off, read by YAML as false", selector+"encryptionAtRest:\n  mode: Off\n",
 			"spec.encryptionAtRest.mode in body must be of type string"),
@@ -192,6 +195,7 @@ var _ = Describe("PHIWorkload validation", func() {
 			Expect(k8s.Create(ctx, workload(name(), spec))).To(Succeed())
 		},
 		Entry("selector only", selector),
+		Entry("namespace-wide with an empty selector", "selector: {}\nnamespaceWide: true\n"),
 		Entry("matchExpressions selector", "selector:\n  matchExpressions:\n  - {key: app, operator: In, values: [records]}\n"),
 		Entry("addressable safeguard off with a decision", selector+"transmissionSecurity:\n  mode: \"Off\"\n"+decision("TransmissionSecure")),
 		Entry("every mode set", selector+`networkIsolation: {mode: Enforce, allowDNS: false}

@@ -66,6 +66,46 @@ var _ = Describe("PHIPolicy defaults", Ordered, func() {
 		}, timeout, poll).Should(Succeed())
 	})
 
+	It("fans a policy change out to exactly the workloads whose effective settings change", func() {
+		ns := newNamespace()
+		newDeployment(ns, "api", ephi, map[string]string{"app": "api"}, map[string]string{"app": "api"})
+		inherits := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "deploy-api"}}
+		pinned := newWorkload(ns, "pinned", func(w *phiguardv1alpha1.PHIWorkload) {
+			w.Spec.NetworkIsolation = &phiguardv1alpha1.NetworkIsolationSpec{Mode: phiguardv1alpha1.ModeEnforce}
+		})
+		Eventually(func(g Gomega) {
+			g.Expect(row(g, inherits, phiguardv1alpha1.NetworkIsolated)).To(HaveField("Mode", phiguardv1alpha1.ModeEnforce))
+			g.Expect(row(g, pinned, phiguardv1alpha1.NetworkIsolated)).To(HaveField("Status", metav1.ConditionTrue))
+		}, timeout, poll).Should(Succeed())
+		// Settled: nothing else is written to either until the policy changes.
+		var before phiguardv1alpha1.PHIWorkload
+		var beforeGenerated phiguardv1alpha1.PHIWorkload
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pinned), &before)).To(Succeed())
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(inherits), &beforeGenerated)).To(Succeed())
+			g.Consistently(func(g Gomega) {
+				g.Expect(fetch(g, pinned).ResourceVersion).To(Equal(before.ResourceVersion))
+			}, time.Second, poll).Should(Succeed())
+		}, timeout, poll).Should(Succeed())
+
+		Expect(k8s.Patch(ctx, policy, client.RawPatch(client.Merge.Type(),
+			[]byte(`{"spec":{"defaults":{"networkIsolation":{"mode":"Audit"}}}}`)))).To(Succeed())
+		DeferCleanup(func() {
+			Expect(k8s.Patch(ctx, policy, client.RawPatch(client.Merge.Type(),
+				[]byte(`{"spec":{"defaults":{"networkIsolation":null}}}`)))).To(Succeed())
+		})
+		By("the workload that inherits the mode follows the policy")
+		Eventually(func(g Gomega) {
+			g.Expect(row(g, inherits, phiguardv1alpha1.NetworkIsolated)).To(And(
+				HaveField("Mode", phiguardv1alpha1.ModeAudit), HaveField("ModeSource", phiguardv1alpha1.SourcePolicy)))
+		}, timeout, poll).Should(Succeed())
+		By("the workload that sets its own mode, and the generated workload's spec, are not written")
+		Consistently(func(g Gomega) {
+			g.Expect(fetch(g, pinned).ResourceVersion).To(Equal(before.ResourceVersion))
+			g.Expect(fetch(g, inherits).Generation).To(Equal(beforeGenerated.Generation))
+		}, 2*time.Second, poll).Should(Succeed())
+	})
+
 	It("exempts the policy's exempt namespaces", func() {
 		ns := newNamespace()
 		Expect(k8s.Patch(ctx, policy, client.RawPatch(client.Merge.Type(),

@@ -94,6 +94,15 @@ var _ = BeforeSuite(func() {
 		ExemptNamespaces: []string{"kube-system", "phiguard-system"},
 	}).SetupWithManager(mgr)).To(Succeed())
 
+	for _, src := range controller.LabelSources {
+		Expect((&controller.LabelReconciler{
+			Client:           mgr.GetClient(),
+			Recorder:         mgr.GetEventRecorder("phiguard"),
+			Source:           src,
+			ExemptNamespaces: []string{"kube-system", "phiguard-system"},
+		}).SetupWithManager(mgr)).To(Succeed())
+	}
+
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

@@ -1,0 +1,339 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+)
+
+// CoverageFinalizer holds a generated PHIWorkload until phiguard has recorded,
+// as an Event and a log line, which object's pods lost coverage and why: the
+// record survives however the workload goes (label removed, object deleted,
+// garbage collection, a hand delete).
+const CoverageFinalizer = "compliance.phiguard.io/coverage-record"
+
+// Reasons of the Events about a labelled object's coverage.
+const (
+	// ReasonCoverageCreated: a PHIWorkload was generated for a labelled object.
+	ReasonCoverageCreated = "CoverageCreated"
+	// ReasonCoverageRemoved: the label was removed or the object deleted, and
+	// its pods are no longer covered.
+	ReasonCoverageRemoved = "CoverageRemoved"
+	// ReasonCoverageInterrupted: the generated PHIWorkload was deleted while its
+	// object is still labelled; phiguard generates it again.
+	ReasonCoverageInterrupted = "CoverageInterrupted"
+	// ReasonCoveredByWorkload: another PHIWorkload (hand-written, or the
+	// Namespace's) covers the same pods, so none is generated.
+	ReasonCoveredByWorkload = "CoveredByWorkload"
+	// ReasonCoverageNotPossible: the object is labelled but cannot be covered
+	// (exempt namespace, a Service without a selector).
+	ReasonCoverageNotPossible = "CoverageNotPossible"
+	// ReasonWorkloadNameTaken: a PHIWorkload phiguard did not generate has the
+	// name the generated one needs.
+	ReasonWorkloadNameTaken = "WorkloadNameTaken"
+)
+
+// coverageAction is the action of every coverage Event.
+const coverageAction = "Coverage"
+
+// LabelReconciler keeps one generated PHIWorkload for each object of one kind
+// labelled phiguard.io/ephi=true. The generated workload holds only its
+// selector: every safeguard setting comes from the PHIPolicy named default,
+// then the built-in defaults, exactly as for a hand-written one.
+type LabelReconciler struct {
+	client.Client
+	// Recorder records the coverage Events, the evidence auditors read.
+	Recorder recorder.EventRecorder
+	// Source is the labelled kind.
+	Source LabelSource
+	// ExemptNamespaces are never covered, whatever the PHIPolicy says
+	// (kube-system and phiguard's own namespace).
+	ExemptNamespaces []string
+}
+
+// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=create;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+
+// verdict is whether a labelled object is to be covered by its own generated
+// PHIWorkload, and if not, why.
+type verdict struct {
+	cover   bool
+	target  coverageTarget
+	reason  string
+	message string
+	warning bool
+}
+
+// Reconcile generates, updates or withdraws the PHIWorkload of one object.
+func (r *LabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := r.Source.newObject()
+	found := true
+	if err := r.Get(ctx, req.NamespacedName, obj); apierrors.IsNotFound(err) {
+		found = false
+	} else if err != nil {
+		return ctrl.Result{}, fmt.Errorf("reading %s %s: %w", r.Source.Kind, req.NamespacedName, err)
+	}
+	key := types.NamespacedName{Namespace: r.Source.generatedNamespace(req.NamespacedName), Name: r.Source.GeneratedName(req.Name)}
+	var generated *phiguardv1alpha1.PHIWorkload
+	var w phiguardv1alpha1.PHIWorkload
+	switch err := r.Get(ctx, key, &w); {
+	case err == nil:
+		generated = &w
+	case !apierrors.IsNotFound(err):
+		return ctrl.Result{}, fmt.Errorf("reading PHIWorkload %s: %w", key, err)
+	}
+	if generated != nil && !r.Source.generatedFor(generated, req.Name) {
+		if found && labelled(obj) {
+			r.event(obj, generated, verdict{reason: ReasonWorkloadNameTaken, warning: true, message: fmt.Sprintf(
+				"PHIWorkload %s exists and was not generated for %s, so phiguard cannot generate one of that name; if it covers these pods, remove the %s label",
+				key, r.describe(req.NamespacedName), phiguardv1alpha1.EPHILabel)})
+		}
+		return ctrl.Result{}, nil
+	}
+
+	v, err := r.judge(ctx, obj, found, req.NamespacedName, key)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	switch {
+	case v.cover && generated != nil && !generated.DeletionTimestamp.IsZero():
+		// Deleted by hand while the object is still labelled: record it and let
+		// it go; its deletion brings this object back and it is generated again.
+		return ctrl.Result{}, r.release(ctx, obj, found, generated, verdict{reason: ReasonCoverageInterrupted, warning: true,
+			message: fmt.Sprintf("PHIWorkload %s was deleted while %s is still labelled %s=true; phiguard generates it again",
+				key, r.describe(req.NamespacedName), phiguardv1alpha1.EPHILabel)})
+	case v.cover:
+		return ctrl.Result{}, r.apply(ctx, obj, generated, key, v.target)
+	case generated != nil:
+		return ctrl.Result{}, r.withdraw(ctx, obj, found, generated, v)
+	case found && labelled(obj):
+		r.event(obj, nil, v) // why a labelled object has no PHIWorkload of its own
+	}
+	return ctrl.Result{}, nil
+}
+
+// judge decides whether the object gets a generated PHIWorkload.
+func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bool, objKey, key types.NamespacedName) (verdict, error) {
+	desc := r.describe(objKey)
+	switch {
+	case !found || !obj.GetDeletionTimestamp().IsZero():
+		return verdict{reason: ReasonCoverageRemoved, warning: true, message: desc + " was deleted"}, nil
+	case !labelled(obj):
+		msg := fmt.Sprintf("label %s=true removed from %s", phiguardv1alpha1.EPHILabel, desc)
+		if a := obj.GetAnnotations(); a[phiguardv1alpha1.UnlabelApprovedByAnnotation] != "" {
+			msg += fmt.Sprintf("; removal approved by %s: %s", a[phiguardv1alpha1.UnlabelApprovedByAnnotation], a[phiguardv1alpha1.UnlabelJustificationAnnotation])
+		}
+		return verdict{reason: ReasonCoverageRemoved, warning: true, message: msg}, nil
+	}
+
+	exempt, err := r.exempt(ctx, key.Namespace)
+	if err != nil {
+		return verdict{}, err
+	}
+	if exempt {
+		return verdict{reason: ReasonCoverageNotPossible, warning: true, message: fmt.Sprintf(
+			"%s is labelled %s=true, but namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): its pods are not covered",
+			desc, phiguardv1alpha1.EPHILabel, key.Namespace, phiguardv1alpha1.DefaultPolicyName)}, nil
+	}
+	target, ok, why := r.Source.target(obj)
+	if !ok {
+		return verdict{reason: ReasonCoverageNotPossible, warning: true,
+			message: fmt.Sprintf("%s is labelled %s=true, but %s", desc, phiguardv1alpha1.EPHILabel, why)}, nil
+	}
+
+	var list phiguardv1alpha1.PHIWorkloadList
+	if err := r.List(ctx, &list, client.InNamespace(key.Namespace)); err != nil {
+		return verdict{}, fmt.Errorf("listing PHIWorkloads in %s: %w", key.Namespace, err)
+	}
+	slices.SortFunc(list.Items, func(a, b phiguardv1alpha1.PHIWorkload) int { return cmp.Compare(a.Name, b.Name) })
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.Name == key.Name || !other.DeletionTimestamp.IsZero() || !r.Source.supersedes(other) || !target.coveredBy(other) {
+			continue
+		}
+		by := "written by hand"
+		if from := other.Labels[phiguardv1alpha1.GeneratedFromLabel]; from != "" {
+			by = "generated for the " + from
+		}
+		return verdict{reason: ReasonCoveredByWorkload, message: fmt.Sprintf(
+			"%s is covered by PHIWorkload %s/%s (%s), which selects the same pods; phiguard does not generate a second one",
+			desc, other.Namespace, other.Name, by)}, nil
+	}
+	return verdict{cover: true, target: target}, nil
+}
+
+// exempt says whether phiguard never acts in the namespace.
+func (r *LabelReconciler) exempt(ctx context.Context, ns string) (bool, error) {
+	if slices.Contains(r.ExemptNamespaces, ns) {
+		return true, nil
+	}
+	var p phiguardv1alpha1.PHIPolicy
+	switch err := r.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &p); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading PHIPolicy %s: %w", phiguardv1alpha1.DefaultPolicyName, err)
+	}
+	return slices.Contains(p.Spec.ExemptNamespaces, ns), nil
+}
+
+// apply generates or updates the PHIWorkload by server-side apply, only when
+// what phiguard sets differs from what is stored.
+func (r *LabelReconciler) apply(ctx context.Context, obj client.Object, existing *phiguardv1alpha1.PHIWorkload,
+	key types.NamespacedName, t coverageTarget) error {
+	if existing != nil && r.upToDate(existing, obj, t) {
+		return nil
+	}
+	desired, err := r.desired(obj, key, t)
+	if err != nil {
+		return err
+	}
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), FieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying PHIWorkload %s: %w", key, err)
+	}
+	if existing == nil {
+		msg := fmt.Sprintf("%s is labelled %s=true: PHIWorkload %s generated; its safeguards follow PHIPolicy %s",
+			r.describe(client.ObjectKeyFromObject(obj)), phiguardv1alpha1.EPHILabel, key, phiguardv1alpha1.DefaultPolicyName)
+		r.event(obj, desired, verdict{reason: ReasonCoverageCreated, message: msg})
+		logf.FromContext(ctx).Info("coverage generated", "kind", r.Source.Kind, "object", client.ObjectKeyFromObject(obj), "workload", key)
+	}
+	return nil
+}
+
+// upToDate says whether the stored workload already has everything apply sets.
+func (r *LabelReconciler) upToDate(w *phiguardv1alpha1.PHIWorkload, obj client.Object, t coverageTarget) bool {
+	owner := metav1.GetControllerOf(w)
+	return r.Source.generatedFor(w, obj.GetName()) &&
+		w.Labels[phiguardv1alpha1.ManagedByLabel] == phiguardv1alpha1.ManagedByValue &&
+		owner != nil && owner.UID == obj.GetUID() &&
+		controllerutil.ContainsFinalizer(w, CoverageFinalizer) &&
+		w.Spec.NamespaceWide == t.namespaceWide &&
+		equality.Semantic.DeepEqual(w.Spec.Selector, t.selector)
+}
+
+// desired is the generated PHIWorkload, as phiguard applies it: labels, the
+// source annotation, the labelled object as controlling owner (garbage
+// collection removes the workload with it), the coverage finalizer, and the
+// selector. Safeguard settings are left to the PHIPolicy.
+func (r *LabelReconciler) desired(obj client.Object, key types.NamespacedName, t coverageTarget) (*unstructured.Unstructured, error) {
+	gvk, err := apiutil.GVKForObject(obj, r.Scheme())
+	if err != nil {
+		return nil, fmt.Errorf("finding the kind of %s: %w", r.Source.Kind, err)
+	}
+	selector, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&t.selector)
+	if err != nil {
+		return nil, fmt.Errorf("converting the selector of %s: %w", key, err)
+	}
+	spec := map[string]any{"selector": selector}
+	if t.namespaceWide {
+		spec["namespaceWide"] = true
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": phiguardv1alpha1.GroupVersion.String(),
+		"kind":       "PHIWorkload",
+		"metadata": map[string]any{
+			"name":      key.Name,
+			"namespace": key.Namespace,
+			"labels": map[string]any{
+				phiguardv1alpha1.ManagedByLabel:     phiguardv1alpha1.ManagedByValue,
+				phiguardv1alpha1.GeneratedFromLabel: r.Source.Kind,
+			},
+			"annotations": map[string]any{phiguardv1alpha1.SourceAnnotation: r.Source.Kind + "/" + obj.GetName()},
+			"ownerReferences": []any{map[string]any{
+				"apiVersion": gvk.GroupVersion().String(), "kind": gvk.Kind, "name": obj.GetName(), "uid": string(obj.GetUID()),
+				"controller": true, "blockOwnerDeletion": false,
+			}},
+			"finalizers": []any{CoverageFinalizer},
+		},
+		"spec": spec,
+	}}, nil
+}
+
+// withdraw deletes the generated PHIWorkload and records why.
+func (r *LabelReconciler) withdraw(ctx context.Context, obj client.Object, found bool, w *phiguardv1alpha1.PHIWorkload, v verdict) error {
+	if w.DeletionTimestamp.IsZero() {
+		if err := r.Delete(ctx, w, client.Preconditions{UID: &w.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting PHIWorkload %s/%s: %w", w.Namespace, w.Name, err)
+		}
+	}
+	return r.release(ctx, obj, found, w, v)
+}
+
+// release records why the generated workload goes, then removes the coverage
+// finalizer so that it can.
+func (r *LabelReconciler) release(ctx context.Context, obj client.Object, found bool, w *phiguardv1alpha1.PHIWorkload, v verdict) error {
+	if !controllerutil.ContainsFinalizer(w, CoverageFinalizer) {
+		return nil
+	}
+	regarding := obj
+	if !found {
+		// The object is gone: refer to it as the workload's owner reference does.
+		regarding = r.Source.newObject()
+		regarding.SetName(strings.TrimPrefix(w.Annotations[phiguardv1alpha1.SourceAnnotation], r.Source.Kind+"/"))
+		if r.Source.Kind != NamespaceSource.Kind {
+			regarding.SetNamespace(w.Namespace)
+		}
+		if owner := metav1.GetControllerOf(w); owner != nil {
+			regarding.SetUID(owner.UID)
+		}
+	}
+	pods := fmt.Sprintf("its %d pods are no longer covered by phiguard", w.Status.MatchedPods)
+	if v.reason == ReasonCoveredByWorkload || v.reason == ReasonCoverageInterrupted {
+		pods = "its pods stay covered"
+	}
+	// Remove only phiguard's entry, failing if the list moved under us: a
+	// merge patch would write back the whole list, possibly re-adding a
+	// finalizer another controller just removed.
+	i := slices.Index(w.Finalizers, CoverageFinalizer)
+	patch := fmt.Sprintf(`[{"op":"test","path":"/metadata/finalizers/%d","value":%q},{"op":"remove","path":"/metadata/finalizers/%d"}]`,
+		i, CoverageFinalizer, i)
+	if err := r.Patch(ctx, w, client.RawPatch(types.JSONPatchType, []byte(patch)), FieldOwner); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("removing the coverage finalizer of %s/%s: %w", w.Namespace, w.Name, err)
+	}
+
+	// Recorded once the workload can go, so that each loss is recorded once.
+	v.message = fmt.Sprintf("%s; generated PHIWorkload %s/%s removed, %s", v.message, w.Namespace, w.Name, pods)
+	r.event(regarding, w, v)
+	logf.FromContext(ctx).Info("coverage withdrawn", "kind", r.Source.Kind, "object", client.ObjectKeyFromObject(regarding),
+		"uid", regarding.GetUID(), "workload", client.ObjectKeyFromObject(w), "matchedPods", w.Status.MatchedPods,
+		"reason", v.reason, "detail", v.message)
+	return nil
+}
+
+// event records a coverage Event about the labelled object.
+func (r *LabelReconciler) event(regarding client.Object, related runtime.Object, v verdict) {
+	if r.Recorder == nil {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if v.warning {
+		kind = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(regarding, related, kind, v.reason, coverageAction, "%s", v.message)
+}
+
+// describe names an object of the kind, as "Deployment clinic/api".
+func (r *LabelReconciler) describe(key types.NamespacedName) string {
+	if key.Namespace == "" {
+		return r.Source.Kind + " " + key.Name
+	}
+	return r.Source.Kind + " " + key.Namespace + "/" + key.Name
+}
