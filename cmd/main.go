@@ -96,7 +96,44 @@ func run() error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
-	exempt := []string{"kube-system", namespace}
+	if err := setup(mgr, []string{"kube-system", namespace}, enableWebhooks); err != nil {
+		return err
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	// Ready only once the webhook server is serving with its certificate.
+	if err := mgr.AddReadyzCheck("readyz", readyz(mgr, enableWebhooks)); err != nil {
+		return fmt.Errorf("adding readiness check: %w", err)
+	}
+
+	log.Info("starting manager", "namespace", namespace, "leaderElection", leaderElect)
+	// SetupSignalHandler cancels on SIGTERM/SIGINT: the manager then drains its
+	// controllers and releases the leader lease before returning.
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}
+
+func readyz(mgr ctrl.Manager, webhooks bool) healthz.Checker {
+	if !webhooks {
+		return healthz.Ping
+	}
+	return mgr.GetWebhookServer().StartedChecker()
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// setup registers phiguard's controllers and, when enabled, its webhooks.
+// exempt are the namespaces never acted on, whatever the PHIPolicy says.
+func setup(mgr ctrl.Manager, exempt []string, enableWebhooks bool) error {
 	backupMetrics, err := safeguard.NewBackupMetrics(crmetrics.Registry)
 	if err != nil {
 		return err
@@ -132,35 +169,9 @@ func run() error {
 		if err := (&phiwebhook.WorkloadValidator{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr); err != nil {
 			return err
 		}
-	}
-
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	// Ready only once the webhook server is serving with its certificate.
-	if err := mgr.AddReadyzCheck("readyz", readyz(mgr, enableWebhooks)); err != nil {
-		return fmt.Errorf("adding readiness check: %w", err)
-	}
-
-	log.Info("starting manager", "namespace", namespace, "leaderElection", leaderElect)
-	// SetupSignalHandler cancels on SIGTERM/SIGINT: the manager then drains its
-	// controllers and releases the leader lease before returning.
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		return fmt.Errorf("running manager: %w", err)
+		if err := (&phiwebhook.UnlabelGuard{Reader: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-func readyz(mgr ctrl.Manager, webhooks bool) healthz.Checker {
-	if !webhooks {
-		return healthz.Ping
-	}
-	return mgr.GetWebhookServer().StartedChecker()
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }

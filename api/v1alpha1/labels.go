@@ -6,6 +6,10 @@ const (
 	// Service or Namespace, says that it handles ePHI and should be covered by phiguard.
 	EPHILabel = "phiguard.io/ephi"
 
+	// EPHILabelValue is the value of EPHILabel that asks for coverage; any
+	// other value, or none, does not.
+	EPHILabelValue = "true"
+
 	// WorkloadLabel is the label that, on an object phiguard created, names the PHIWorkload (in the
 	// object's namespace) it was created for.
 	WorkloadLabel = "phiguard.io/workload"

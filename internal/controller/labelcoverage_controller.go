@@ -84,21 +84,10 @@ type verdict struct {
 
 // Reconcile generates, updates or withdraws the PHIWorkload of one object.
 func (r *LabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	obj := r.Source.newObject()
-	found := true
-	if err := r.Get(ctx, req.NamespacedName, obj); apierrors.IsNotFound(err) {
-		found = false
-	} else if err != nil {
-		return ctrl.Result{}, fmt.Errorf("reading %s %s: %w", r.Source.Kind, req.NamespacedName, err)
-	}
 	key := types.NamespacedName{Namespace: r.Source.generatedNamespace(req.NamespacedName), Name: r.Source.GeneratedName(req.Name)}
-	var generated *phiguardv1alpha1.PHIWorkload
-	var w phiguardv1alpha1.PHIWorkload
-	switch err := r.Get(ctx, key, &w); {
-	case err == nil:
-		generated = &w
-	case !apierrors.IsNotFound(err):
-		return ctrl.Result{}, fmt.Errorf("reading PHIWorkload %s: %w", key, err)
+	obj, found, generated, err := r.load(ctx, req, key)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	if generated != nil && !r.Source.generatedFor(generated, req.Name) {
 		if found && labelled(obj) {
@@ -128,6 +117,26 @@ func (r *LabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		r.event(obj, nil, v) // why a labelled object has no PHIWorkload of its own
 	}
 	return ctrl.Result{}, nil
+}
+
+// load reads the labelled object (found is false when it is gone) and the
+// PHIWorkload at key, the generated name, if there is one.
+func (r *LabelReconciler) load(ctx context.Context, req ctrl.Request, key types.NamespacedName) (client.Object, bool, *phiguardv1alpha1.PHIWorkload, error) {
+	obj := r.Source.newObject()
+	found := true
+	if err := r.Get(ctx, req.NamespacedName, obj); apierrors.IsNotFound(err) {
+		found = false
+	} else if err != nil {
+		return nil, false, nil, fmt.Errorf("reading %s %s: %w", r.Source.Kind, req.NamespacedName, err)
+	}
+	var w phiguardv1alpha1.PHIWorkload
+	switch err := r.Get(ctx, key, &w); {
+	case apierrors.IsNotFound(err):
+		return obj, found, nil, nil
+	case err != nil:
+		return nil, false, nil, fmt.Errorf("reading PHIWorkload %s: %w", key, err)
+	}
+	return obj, found, &w, nil
 }
 
 // judge decides whether the object gets a generated PHIWorkload.

@@ -154,5 +154,5 @@ func (s LabelSource) supersedes(w *phiguardv1alpha1.PHIWorkload) bool {
 
 // labelled says whether an object asks to be covered.
 func labelled(o client.Object) bool {
-	return o.GetLabels()[phiguardv1alpha1.EPHILabel] == "true"
+	return o.GetLabels()[phiguardv1alpha1.EPHILabel] == phiguardv1alpha1.EPHILabelValue
 }

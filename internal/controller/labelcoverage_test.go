@@ -191,6 +191,18 @@ var _ = Describe("Label coverage", func() {
 				ContainSubstring("covered by PHIWorkload " + key.String() + " (generated for the Namespace)"))
 		}, timeout, poll).Should(Succeed())
 		Consistently(func(g Gomega) { expectGone(g, generated(controller.DeploymentSource, ns, "api")) }, time.Second, poll).Should(Succeed())
+
+		By("unlabelling the namespace with a decision: the Event carries the approval, and the Deployment gets its own")
+		Expect(k8s.Patch(ctx, &namespace, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{
+			"labels":{"phiguard.io/ephi":null},
+			"annotations":{"phiguard.io/unlabel-approved-by":"security-officer","phiguard.io/unlabel-justification":"records moved to the archive cluster"}}}`)))).To(Succeed())
+		Eventually(func(g Gomega) {
+			expectGone(g, key)
+			g.Expect(coverageEvent(g, &namespace, controller.ReasonCoverageRemoved).Note).To(ContainSubstring(
+				"label phiguard.io/ephi=true removed from Namespace " + ns + "; removal approved by security-officer: records moved to the archive cluster; " +
+					"generated PHIWorkload " + key.String() + " removed, its 2 pods are no longer covered"))
+			getWorkload(g, generated(controller.DeploymentSource, ns, "api"))
+		}, timeout, poll).Should(Succeed())
 	})
 
 	It("removes the PHIWorkload when the label goes, and records who lost coverage", func() {
@@ -328,6 +340,6 @@ var _ = Describe("GeneratedName", func() {
 		Expect(len(name)).To(BeNumerically("<=", 63))
 		Expect(name).To(MatchRegexp(`^deploy-a+-[0-9a-f]{8}$`))
 		Expect(controller.DeploymentSource.GeneratedName(long)).To(Equal(name), "deterministic")
-		Expect(controller.DeploymentSource.GeneratedName(long + "c")).NotTo(Equal(name), "distinct names stay distinct")
+		Expect(controller.DeploymentSource.GeneratedName(long+"c")).NotTo(Equal(name), "distinct names stay distinct")
 	})
 })

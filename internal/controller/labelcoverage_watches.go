@@ -90,9 +90,9 @@ func (r *LabelReconciler) allLabelled(ctx context.Context, obj client.Object) []
 // namespace option names the namespace itself).
 func (r *LabelReconciler) labelled(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	list := r.Source.newList()
-	listOpts := append([]client.ListOption{client.MatchingLabels{phiguardv1alpha1.EPHILabel: "true"}}, opts...)
+	listOpts := append([]client.ListOption{client.MatchingLabels{phiguardv1alpha1.EPHILabel: phiguardv1alpha1.EPHILabelValue}}, opts...)
 	if r.Source.Kind == NamespaceSource.Kind {
-		listOpts = []client.ListOption{client.MatchingLabels{phiguardv1alpha1.EPHILabel: "true"}}
+		listOpts = []client.ListOption{client.MatchingLabels{phiguardv1alpha1.EPHILabel: phiguardv1alpha1.EPHILabelValue}}
 	}
 	if err := r.List(ctx, list, listOpts...); err != nil {
 		logf.FromContext(ctx).Error(err, "listing labelled objects", "kind", r.Source.Kind)

@@ -71,6 +71,7 @@ var _ = BeforeSuite(func() {
 	Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&phiwebhook.AuditInjector{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&phiwebhook.WorkloadValidator{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&phiwebhook.UnlabelGuard{Reader: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()

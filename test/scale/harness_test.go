@@ -2,7 +2,10 @@ package scale
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,8 +27,14 @@ import (
 	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
 )
 
-// counter counts the write requests the manager sends to the apiserver.
-type counter struct{ writes atomic.Int64 }
+// counter counts the write requests the manager sends to the apiserver, in
+// all and by resource.
+type counter struct {
+	writes atomic.Int64
+
+	mu         sync.Mutex
+	byResource map[string]int64
+}
 
 func (c *counter) wrap(cfg *rest.Config) *rest.Config {
 	out := rest.CopyConfig(cfg)
@@ -33,11 +42,54 @@ func (c *counter) wrap(cfg *rest.Config) *rest.Config {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			if req.Method != http.MethodGet {
 				c.writes.Add(1)
+				c.mu.Lock()
+				if c.byResource == nil {
+					c.byResource = map[string]int64{}
+				}
+				c.byResource[req.Method+" "+resourceOf(req.URL.Path)]++
+				c.mu.Unlock()
 			}
 			return rt.RoundTrip(req)
 		})
 	}
 	return out
+}
+
+// reset zeroes the counts.
+func (c *counter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes.Store(0)
+	c.byResource = nil
+}
+
+// resources returns the counts by "<METHOD> <resource>[/<subresource>]".
+func (c *counter) resources() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.byResource)
+}
+
+// resourceOf reads the resource (and subresource) from an API path such as
+// /apis/g/v/namespaces/ns/phiworkloads/name/status.
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	// Skip the prefix: api/v1 or apis/<group>/<version>.
+	skip := 2
+	if len(parts) > 0 && parts[0] == "apis" {
+		skip = 3
+	}
+	if len(parts) <= skip {
+		return path
+	}
+	tail := parts[skip:]
+	if len(tail) >= 3 && tail[0] == "namespaces" {
+		tail = tail[2:] // namespaces/<ns>/<resource>/...
+	}
+	if len(tail) >= 3 {
+		return tail[0] + "/" + tail[2]
+	}
+	return tail[0]
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -100,6 +152,11 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
 		Safeguards: safeguard.Registry(nil), ExemptNamespaces: []string{"kube-system"},
 	}).SetupWithManager(mgr)).To(Succeed())
+	for _, src := range controller.LabelSources {
+		g.Expect((&controller.LabelReconciler{
+			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Source: src, ExemptNamespaces: []string{"kube-system"},
+		}).SetupWithManager(mgr)).To(Succeed())
+	}
 	if webhooks {
 		g.Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
 		g.Expect((&phiwebhook.AuditInjector{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())

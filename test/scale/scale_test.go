@@ -102,7 +102,7 @@ func TestScale(t *testing.T) {
 	writesToSettle := count.writes.Load()
 
 	// Steady state: with nothing changing, the controller must not write at all.
-	count.writes.Store(0)
+	count.reset()
 	g.Consistently(func() int64 { return count.writes.Load() }, quiet, 100*time.Millisecond).Should(BeZero(),
 		"a settled cluster must cause no write requests")
 
