@@ -72,7 +72,8 @@ test: controlplane ## Run every test: unit tests and the envtest suites on the r
 scale: controlplane ## Run the scale harness large and print its figures (see test/scale).
 	PHIGUARD_SCALE_NAMESPACES=$${PHIGUARD_SCALE_NAMESPACES:-20} PHIGUARD_SCALE_WORKLOADS=$${PHIGUARD_SCALE_WORKLOADS:-10} \
 	PHIGUARD_SCALE_PODS=$${PHIGUARD_SCALE_PODS:-10} PHIGUARD_SCALE_QUIET_SECONDS=$${PHIGUARD_SCALE_QUIET_SECONDS:-10} \
-		go test ./test/scale/ -run TestScale -count=1 -v -timeout 20m | grep -E 'scale:|^(ok|FAIL|---)'
+	PHIGUARD_SCALE_LABELLED=$${PHIGUARD_SCALE_LABELLED:-1000} \
+		go test ./test/scale/ -run 'TestScale|TestLabelledPolicyChange' -count=1 -v -timeout 30m | grep -E 'scale:|^(ok|FAIL|---)'
 
 .PHONY: bench
 bench: ## Run the Go benchmarks (pure functions on the reconcile path).

@@ -34,7 +34,8 @@ func run() error {
 	var (
 		metricsAddr, probeAddr, namespace string
 		webhookHost, webhookCertDir       string
-		webhookPort                       int
+		webhookPort, concurrency, burst   int
+		qps                               float64
 		leaderElect, secureMetrics        bool
 		enableWebhooks                    bool
 	)
@@ -48,6 +49,10 @@ func run() error {
 	flag.StringVar(&namespace, "namespace", envOr("POD_NAMESPACE", "phiguard-system"),
 		"Namespace the manager runs in; always exempt from safeguards.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
+	flag.IntVar(&concurrency, "concurrency", 4, "PHIWorkloads reconciled at once.")
+	flag.Float64Var(&qps, "kube-api-qps", 50,
+		"Requests per second to the API server (a PHIPolicy change costs about two writes per affected workload).")
+	flag.IntVar(&burst, "kube-api-burst", 100, "Requests to the API server allowed in a burst above kube-api-qps.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (empty: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
@@ -79,6 +84,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
@@ -96,7 +102,7 @@ func run() error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
-	if err := setup(mgr, []string{"kube-system", namespace}, enableWebhooks); err != nil {
+	if err := setup(mgr, []string{"kube-system", namespace}, concurrency, enableWebhooks); err != nil {
 		return err
 	}
 
@@ -133,7 +139,7 @@ func envOr(key, fallback string) string {
 
 // setup registers phiguard's controllers and, when enabled, its webhooks.
 // exempt are the namespaces never acted on, whatever the PHIPolicy says.
-func setup(mgr ctrl.Manager, exempt []string, enableWebhooks bool) error {
+func setup(mgr ctrl.Manager, exempt []string, concurrency int, enableWebhooks bool) error {
 	backupMetrics, err := safeguard.NewBackupMetrics(crmetrics.Registry)
 	if err != nil {
 		return err
@@ -144,6 +150,7 @@ func setup(mgr ctrl.Manager, exempt []string, enableWebhooks bool) error {
 		Clock:            clock.RealClock{},
 		Safeguards:       safeguard.Registry(backupMetrics),
 		ExemptNamespaces: exempt,
+		Concurrency:      concurrency,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the PHIWorkload controller: %w", err)
 	}

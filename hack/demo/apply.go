@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/controller"
 )
 
 // fieldOwner is the field manager of everything the demo applies.
@@ -40,8 +41,13 @@ func applySamples(ctx context.Context, c client.Client, dir string) ([]types.Nam
 			return nil, fmt.Errorf("applying %s: %w", describe(obj), err)
 		}
 		fmt.Printf("  applied %s\n", describe(obj))
-		if obj.GroupVersionKind() == phiguardv1alpha1.GroupVersion.WithKind("PHIWorkload") {
+		switch {
+		case obj.GroupVersionKind() == phiguardv1alpha1.GroupVersion.WithKind("PHIWorkload"):
 			workloads = append(workloads, types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()})
+		case obj.GetKind() == "Service" && obj.GetLabels()[phiguardv1alpha1.EPHILabel] == phiguardv1alpha1.EPHILabelValue:
+			// A labelled sample Service is covered by a generated PHIWorkload.
+			workloads = append(workloads, types.NamespacedName{Namespace: obj.GetNamespace(),
+				Name: controller.ServiceSource.GeneratedName(obj.GetName())})
 		}
 	}
 	return workloads, nil

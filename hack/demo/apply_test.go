@@ -72,6 +72,7 @@ func TestSamplesDecode(t *testing.T) {
 	for _, want := range []string{
 		"Namespace clinic", "Deployment clinic/patient-records", "Pod clinic/patient-records-0",
 		"Pod clinic/patient-records-1", "PHIWorkload clinic/patient-records", "PHIPolicy default",
+		"Service clinic/intake", "Pod clinic/intake-0",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("samples lack %s; they hold %s", want, got)

@@ -49,6 +49,10 @@ type PHIWorkloadReconciler struct {
 	// ExemptNamespaces are never acted on, whatever the PHIPolicy says
 	// (kube-system and phiguard's own namespace).
 	ExemptNamespaces []string
+	// Concurrency is how many workloads are reconciled at once (at least 1).
+	// A PHIPolicy change re-reconciles every workload; its writes, not CPU,
+	// bound how fast that settles.
+	Concurrency int
 
 	// controller and cache let SetupWithManager's watches grow when Velero's
 	// CRDs appear after the manager started.

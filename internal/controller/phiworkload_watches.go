@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -53,6 +54,7 @@ func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.onVeleroCRD),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return veleroCRDs[o.GetName()] }))).
 		Named("phiworkload").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
 		Build(r)
 	if err != nil {
 		return fmt.Errorf("building the PHIWorkload controller: %w", err)

@@ -105,9 +105,19 @@ func startControlPlaneAndManager(t *testing.T) (client.Client, *counter) {
 	return start(t, false)
 }
 
+// concurrency is the manager's default --concurrency.
+const concurrency = 4
+
 // start is startControlPlaneAndManager, with the admission webhooks installed
 // and served (over TLS, called by the apiserver) when webhooks is true.
 func start(t *testing.T, webhooks bool) (client.Client, *counter) {
+	t.Helper()
+	k8s, count, _ := startWithConfig(t, webhooks)
+	return k8s, count
+}
+
+// startWithConfig is start, also returning the control plane's rest config.
+func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *rest.Config) {
 	t.Helper()
 	g := NewWithT(t)
 	scheme, err := phischeme.New()
@@ -150,7 +160,7 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect((&controller.PHIWorkloadReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
-		Safeguards: safeguard.Registry(nil), ExemptNamespaces: []string{"kube-system"},
+		Safeguards: safeguard.Registry(nil), ExemptNamespaces: []string{"kube-system"}, Concurrency: concurrency,
 	}).SetupWithManager(mgr)).To(Succeed())
 	for _, src := range controller.LabelSources {
 		g.Expect((&controller.LabelReconciler{
@@ -167,5 +177,5 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 	if webhooks {
 		g.Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }, 10*time.Second).Should(Succeed())
 	}
-	return k8s, count
+	return k8s, count, cfg
 }
