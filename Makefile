@@ -58,6 +58,11 @@ $(BIN)/golangci-lint:
 controlplane: ## Build etcd, kube-apiserver and kube-controller-manager (its garbage collector runs in tests) into bin/k8s (cached).
 	hack/build-controlplane.sh etcd kube-apiserver kube-controller-manager
 
+.PHONY: cluster-tools
+cluster-tools: controlplane ## Also build kube-scheduler and kwok/kwokctl, for the full local cluster (cached).
+	hack/build-controlplane.sh kube-scheduler
+	hack/build-kwok.sh
+
 .PHONY: build
 build: ## Build the manager binary.
 	go build -o $(BIN)/manager ./cmd
@@ -79,12 +84,24 @@ scale: controlplane ## Run the scale harness large and print its figures (see te
 bench: ## Run the Go benchmarks (pure functions on the reconcile path).
 	go test ./internal/... -run '^$$' -bench . -benchmem
 
+.PHONY: cluster-up
+cluster-up: cluster-tools ## Start the full local cluster (kubeconfig in bin/cluster/phiguard/kubeconfig) with phiguard's CRDs.
+	go run ./hack/cluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and delete its data.
+	go run ./hack/cluster down
+
+.PHONY: e2e
+e2e: cluster-tools build ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
+	go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v 2>&1 | grep -v -E '^\s*$$'
+
 .PHONY: demo
-demo: controlplane build ## Start a local control plane, the manager and the samples; print the live compliance table.
+demo: cluster-tools build ## Start the full local cluster, the manager and the samples; print the live compliance table.
 	@# A built binary, not go run: go run reports Ctrl-C as a failure even when the demo stops cleanly.
 	go build -o $(BIN)/demo/demo ./hack/demo
 	$(BIN)/demo/demo -manager $(BIN)/manager
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the cached control plane).
-	rm -rf $(BIN)/manager $(BIN)/demo $(BIN)/cover.out
+	rm -rf $(BIN)/manager $(BIN)/demo $(BIN)/cover.out $(BIN)/cluster

@@ -70,9 +70,8 @@ func TestSamplesDecode(t *testing.T) {
 	}
 	got := names(objs)
 	for _, want := range []string{
-		"Namespace clinic", "Deployment clinic/patient-records", "Pod clinic/patient-records-0",
-		"Pod clinic/patient-records-1", "PHIWorkload clinic/patient-records", "PHIPolicy default",
-		"Service clinic/intake", "Pod clinic/intake-0",
+		"Namespace clinic", "Deployment clinic/patient-records", "PersistentVolumeClaim clinic/patient-records-data",
+		"PHIWorkload clinic/patient-records", "PHIPolicy default", "Service clinic/intake", "Deployment clinic/intake",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("samples lack %s; they hold %s", want, got)

@@ -1,14 +1,16 @@
-// Command demo runs phiguard end to end on one machine, with nothing to install
-// and no cluster: it starts the local etcd and kube-apiserver from bin/k8s (with
-// phiguard's CRDs), runs the manager binary against them as a separate process,
-// applies the samples in config/samples and shows the compliance table until
-// every sample PHIWorkload has settled.
+// Command demo runs phiguard end to end on one machine, with nothing to install:
+// it starts the full local cluster (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler built from Go modules, and kwok with one simulated Node; see
+// internal/localcluster), runs the manager binary against it as a separate
+// process with its webhooks called by the apiserver, applies the samples in
+// config/samples and shows the compliance table until every sample
+// PHIWorkload has settled.
 //
 //	go run ./hack/demo [-manager bin/manager] [-timeout 60s] [-refresh 2s]
 //
 // With DEMO_EXIT=1 it stops once the samples have settled; otherwise it keeps
 // refreshing the table until interrupted (Ctrl-C or SIGTERM). Either way it
-// stops the manager and then the control plane before it exits, also on errors.
+// stops the manager and then the cluster before it exits, also on errors.
 package main
 
 import (
@@ -25,17 +27,16 @@ import (
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/phiguard/phiguard/internal/localcluster"
 	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	"github.com/phiguard/phiguard/internal/testenv"
 )
 
-// demoUser is the admin user whose kubeconfig the demo writes for the manager
-// and for the person running the demo.
-const demoUser = "phiguard-demo"
+// demoCluster is the name of the demo's local cluster.
+const demoCluster = "phiguard-demo"
 
 // managerStopTimeout is how long the manager gets to stop after SIGTERM.
 const managerStopTimeout = 15 * time.Second
@@ -51,9 +52,11 @@ type options struct {
 
 // paths are the files the demo writes, under bin/demo.
 type paths struct {
-	dir        string
-	kubeconfig string
-	managerLog string
+	dir           string
+	managerLog    string
+	clusterLog    string
+	kubeconfig    string // the cluster's, written by localcluster
+	componentLogs string // the cluster components' logs
 }
 
 func main() {
@@ -99,34 +102,34 @@ func run(opts options) (err error) {
 	}
 	out := newScreen(os.Stdout, p)
 
-	env, err := testenv.NewWithWebhooks()
+	fmt.Printf("Starting the local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) from %s ...\n",
+		out.rel(filepath.Join(opts.root, "bin")))
+	start := time.Now()
+	clusterLog, err := os.Create(p.clusterLog)
+	if err != nil {
+		return fmt.Errorf("creating the cluster log: %w", err)
+	}
+	defer func() { _ = clusterLog.Close() }()
+	cluster, err := localcluster.Up(ctx, localcluster.Options{Root: opts.root, Name: demoCluster, Out: clusterLog})
+	// Stop even when Up failed half way, so that no component is left behind.
+	defer func() { err = errors.Join(err, stopCluster(cluster, opts.root, clusterLog)) }()
+	if err != nil {
+		return fmt.Errorf("starting the local cluster (its log: %s): %w", out.rel(p.clusterLog), err)
+	}
+	fmt.Printf("  up in %s, one simulated Node; phiguard's and Velero's CRDs installed\n", time.Since(start).Round(100*time.Millisecond))
+	wh, err := localcluster.InstallWebhooks(cluster.Config, opts.root)
 	if err != nil {
 		return err
 	}
-	// Velero's own CRDs (no Velero runs here): phiguard keeps a backup
-	// Schedule for the sample and reports that no storage location exists.
-	velero, err := testenv.VeleroCRDs()
-	if err != nil {
-		return err
-	}
-	env.CRDInstallOptions.Paths = append(env.CRDInstallOptions.Paths, velero...)
-	fmt.Printf("Starting etcd and kube-apiserver from %s ...\n", out.rel(testenv.BinaryDir(opts.root)))
-	cfg, err := env.Start()
-	// Stop even when Start failed half way, so that no etcd or kube-apiserver is left behind.
-	defer func() { err = errors.Join(err, stopControlPlane(env)) }()
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
-	}
-	if err := writeKubeconfig(env, p.kubeconfig); err != nil {
-		return err
-	}
-	c, err := newClient(cfg)
+	defer func() { _ = wh.Cleanup() }()
+	c, err := newClient(cluster.Config)
 	if err != nil {
 		return err
 	}
 
 	fmt.Printf("Starting the manager %s; its log goes to %s\n", out.rel(opts.manager), out.rel(p.managerLog))
-	mgr, err := startManager(opts.manager, p.kubeconfig, p.managerLog, &env.WebhookInstallOptions)
+	mgr, err := localcluster.StartManager(localcluster.ManagerOptions{
+		Binary: opts.manager, Kubeconfig: cluster.Kubeconfig, LogPath: p.managerLog, Webhooks: wh})
 	if err != nil {
 		return err
 	}
@@ -146,6 +149,13 @@ func run(opts options) (err error) {
 	if err := showAdmission(ctx, c); err != nil {
 		return err
 	}
+	pods, err := renderPods(ctx, c, "clinic")
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stdout.Write(pods); err != nil {
+		return fmt.Errorf("writing to stdout: %w", err)
+	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {
 		return err
 	}
@@ -162,27 +172,12 @@ func preparePaths(root string) (paths, error) {
 		return paths{}, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	return paths{
-		dir:        dir,
-		kubeconfig: filepath.Join(dir, "kubeconfig"),
-		managerLog: filepath.Join(dir, "manager.log"),
+		dir:           dir,
+		managerLog:    filepath.Join(dir, "manager.log"),
+		clusterLog:    filepath.Join(dir, "cluster.log"),
+		kubeconfig:    filepath.Join(root, "bin", "cluster", demoCluster, "kubeconfig"),
+		componentLogs: filepath.Join(root, "bin", "cluster", demoCluster, "clusters", demoCluster, "logs"),
 	}, nil
-}
-
-// writeKubeconfig adds the demo's admin user and writes its kubeconfig. The
-// file holds a client key, so only its owner may read it.
-func writeKubeconfig(env *envtest.Environment, path string) error {
-	user, err := env.AddUser(envtest.User{Name: demoUser, Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("adding the %s user: %w", demoUser, err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("making the kubeconfig of %s: %w", demoUser, err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	return nil
 }
 
 func newClient(cfg *rest.Config) (client.Client, error) {
@@ -197,7 +192,7 @@ func newClient(cfg *rest.Config) (client.Client, error) {
 	return c, nil
 }
 
-func stopManager(m *managerProcess) error {
+func stopManager(m *localcluster.Manager) error {
 	fmt.Println("Stopping the manager ...")
 	if err := m.Stop(managerStopTimeout); err != nil {
 		return fmt.Errorf("stopping the manager: %w", err)
@@ -205,10 +200,13 @@ func stopManager(m *managerProcess) error {
 	return nil
 }
 
-func stopControlPlane(env *envtest.Environment) error {
-	fmt.Println("Stopping kube-apiserver and etcd ...")
-	if err := env.Stop(); err != nil {
-		return fmt.Errorf("stopping the control plane: %w", err)
+func stopCluster(c *localcluster.Cluster, root string, log io.Writer) error {
+	fmt.Println("Stopping the local cluster ...")
+	if c == nil { // Up failed before it returned one: remove what it started.
+		c = localcluster.Open(localcluster.Options{Root: root, Name: demoCluster, Out: log})
+	}
+	if err := c.Down(context.Background()); err != nil {
+		return fmt.Errorf("stopping the local cluster: %w", err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/localcluster"
 	"github.com/phiguard/phiguard/internal/report"
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
@@ -81,16 +82,17 @@ func (s *screen) summary(list []phiguardv1alpha1.PHIWorkload, exiting bool) erro
 func (s *screen) instructions(exiting bool) string {
 	kubeconfig := s.rel(s.paths.kubeconfig)
 	var b strings.Builder
-	fmt.Fprintf(&b, "Kubeconfig (user %s, group system:masters): %s\n", demoUser, kubeconfig)
+	fmt.Fprintf(&b, "Kubeconfig (cluster administrator): %s\n", kubeconfig)
 	fmt.Fprintf(&b, "With kubectl:  KUBECONFIG=%s kubectl get phiw -A\n", kubeconfig)
 	fmt.Fprintf(&b, "Manager log:   %s\n", s.rel(s.paths.managerLog))
+	fmt.Fprintf(&b, "Cluster log:   %s (each component's log: %s)\n", s.rel(s.paths.clusterLog), s.rel(s.paths.componentLogs))
 	switch {
 	case exiting:
 		b.WriteString("DEMO_EXIT=1: stopping now.\n")
 	case s.tty:
-		b.WriteString("The control plane keeps running and the table refreshes. Press Ctrl-C to stop.\n")
+		b.WriteString("The cluster keeps running and the table refreshes. Press Ctrl-C to stop.\n")
 	default:
-		b.WriteString("The control plane keeps running; the table is printed again when it changes. Send SIGINT or SIGTERM to stop.\n")
+		b.WriteString("The cluster keeps running; the table is printed again when it changes. Send SIGINT or SIGTERM to stop.\n")
 	}
 	return b.String()
 }
@@ -99,7 +101,7 @@ func (s *screen) instructions(exiting bool) string {
 type watcher struct {
 	client   client.Client
 	screen   *screen
-	manager  *managerProcess
+	manager  *localcluster.Manager
 	expected []types.NamespacedName // the PHIWorkloads the demo applied
 	refresh  time.Duration
 }

@@ -1,8 +1,6 @@
-package main
+package localcluster
 
 import (
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,11 +10,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// managerProcess is the phiguard manager, running as a child process against
-// the demo's control plane.
-type managerProcess struct {
+// Manager is the phiguard manager, running as a child process against a
+// local control plane, with the flags it has in production.
+type Manager struct {
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{} // closed once the process has exited
@@ -26,37 +26,60 @@ type managerProcess struct {
 	reported bool
 }
 
-// startManager runs the manager binary with the given kubeconfig; its stdout
-// and stderr go to logPath.
-func startManager(binary, kubeconfig, logPath string, wh *envtest.WebhookInstallOptions) (*managerProcess, error) {
-	if _, err := os.Stat(binary); err != nil {
-		return nil, fmt.Errorf("manager binary: %w (build it with `go build -o bin/manager ./cmd`, or run `make demo`)", err)
+// ManagerOptions say how to run the manager binary.
+type ManagerOptions struct {
+	// Binary is the built manager (bin/manager).
+	Binary string
+	// Kubeconfig is the control plane's kubeconfig.
+	Kubeconfig string
+	// LogPath receives the manager's stdout and stderr.
+	LogPath string
+	// Webhooks are where the apiserver calls the webhooks, and their certificates.
+	Webhooks *envtest.WebhookInstallOptions
+	// ProbeAddress is where the health and readiness probes bind
+	// (default 127.0.0.1:0, an unknown free port).
+	ProbeAddress string
+	// Args are more flags.
+	Args []string
+}
+
+// StartManager runs the manager binary; its stdout and stderr go to LogPath.
+func StartManager(o ManagerOptions) (*Manager, error) {
+	if _, err := os.Stat(o.Binary); err != nil {
+		return nil, fmt.Errorf("manager binary: %w (build it with `make build`)", err)
 	}
-	logFile, err := os.Create(filepath.Clean(logPath))
+	logFile, err := os.Create(filepath.Clean(o.LogPath))
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager log: %w", err)
 	}
-	//nolint:gosec // G204: running the manager binary the user chose with -manager is the point.
-	cmd := exec.Command(binary,
-		"--kubeconfig="+kubeconfig,
+	probe := o.ProbeAddress
+	if probe == "" {
+		probe = "127.0.0.1:0"
+	}
+	wh := o.Webhooks
+	args := append([]string{
+		"--kubeconfig=" + o.Kubeconfig,
 		"--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:0",
+		"--health-probe-bind-address=" + probe,
 		"--namespace=phiguard-system",
 		"--zap-log-level=info",
-		// The apiserver calls the webhooks here, trusting envtest's CA.
-		"--webhook-host="+wh.LocalServingHost,
+		// The apiserver calls the webhooks here, trusting the CA in the
+		// webhook configurations.
+		"--webhook-host=" + wh.LocalServingHost,
 		fmt.Sprintf("--webhook-port=%d", wh.LocalServingPort),
-		"--webhook-cert-dir="+wh.LocalServingCertDir,
-	)
+		"--webhook-cert-dir=" + wh.LocalServingCertDir,
+	}, o.Args...)
+	//nolint:gosec // G204: running the manager binary the caller chose is the point.
+	cmd := exec.Command(o.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C in the terminal reaches only the demo,
 	// which stops the manager before the control plane it talks to.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
-		return nil, fmt.Errorf("starting the manager %s: %w", binary, err)
+		return nil, fmt.Errorf("starting the manager %s: %w", o.Binary, err)
 	}
-	m := &managerProcess{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	m := &Manager{cmd: cmd, logPath: o.LogPath, done: make(chan struct{})}
 	go func() {
 		m.err = cmd.Wait()
 		_ = logFile.Close()
@@ -66,11 +89,11 @@ func startManager(binary, kubeconfig, logPath string, wh *envtest.WebhookInstall
 }
 
 // Exited is closed when the manager has exited.
-func (m *managerProcess) Exited() <-chan struct{} { return m.done }
+func (m *Manager) Exited() <-chan struct{} { return m.done }
 
 // ExitError describes an exit of the manager that nobody asked for, with the
 // end of its log. Call it only after Exited is closed.
-func (m *managerProcess) ExitError() error {
+func (m *Manager) ExitError() error {
 	m.reported = true
 	status := "exited"
 	if m.err != nil {
@@ -81,7 +104,7 @@ func (m *managerProcess) ExitError() error {
 
 // Stop sends SIGTERM and waits for the manager to exit, killing it after
 // timeout. It returns an error when the manager did not exit cleanly.
-func (m *managerProcess) Stop(timeout time.Duration) error {
+func (m *Manager) Stop(timeout time.Duration) error {
 	select {
 	case <-m.done:
 		if m.reported {
@@ -107,6 +130,25 @@ func (m *managerProcess) Stop(timeout time.Duration) error {
 		return fmt.Errorf("the manager did not stop within %s of SIGTERM and was killed; see %s", timeout, m.logPath)
 	}
 }
+
+// Kill ends the manager with SIGKILL, as a node failure or an OOM kill would:
+// no cleanup, no leader-election release. It waits for the process to go.
+func (m *Manager) Kill() error {
+	select {
+	case <-m.done:
+		return m.ExitError()
+	default:
+	}
+	if err := m.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("sending SIGKILL: %w", err)
+	}
+	<-m.done
+	m.reported = true
+	return nil
+}
+
+// LogPath is where the manager's log goes.
+func (m *Manager) LogPath() string { return m.logPath }
 
 // tail returns the last n lines of a file, indented, or a note that it cannot
 // be read.
