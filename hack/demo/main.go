@@ -176,7 +176,7 @@ func preparePaths(root string) (paths, error) {
 		managerLog:    filepath.Join(dir, "manager.log"),
 		clusterLog:    filepath.Join(dir, "cluster.log"),
 		kubeconfig:    filepath.Join(root, "bin", "cluster", demoCluster, "kubeconfig"),
-		componentLogs: filepath.Join(root, "bin", "cluster", demoCluster, "clusters", demoCluster, "logs"),
+		componentLogs: filepath.Join(dir, "cluster-logs"),
 	}, nil
 }
 
@@ -205,6 +205,8 @@ func stopCluster(c *localcluster.Cluster, root string, log io.Writer) error {
 	if c == nil { // Up failed before it returned one: remove what it started.
 		c = localcluster.Open(localcluster.Options{Root: root, Name: demoCluster, Out: log})
 	}
+	// Keep the components' logs (they go with the cluster's files).
+	_ = c.SaveLogs(filepath.Join(root, "bin", "demo", "cluster-logs"))
 	if err := c.Down(context.Background()); err != nil {
 		return fmt.Errorf("stopping the local cluster: %w", err)
 	}

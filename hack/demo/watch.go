@@ -85,7 +85,7 @@ func (s *screen) instructions(exiting bool) string {
 	fmt.Fprintf(&b, "Kubeconfig (cluster administrator): %s\n", kubeconfig)
 	fmt.Fprintf(&b, "With kubectl:  KUBECONFIG=%s kubectl get phiw -A\n", kubeconfig)
 	fmt.Fprintf(&b, "Manager log:   %s\n", s.rel(s.paths.managerLog))
-	fmt.Fprintf(&b, "Cluster log:   %s (each component's log: %s)\n", s.rel(s.paths.clusterLog), s.rel(s.paths.componentLogs))
+	fmt.Fprintf(&b, "Cluster log:   %s (each component's log goes to %s when the demo stops)\n", s.rel(s.paths.clusterLog), s.rel(s.paths.componentLogs))
 	switch {
 	case exiting:
 		b.WriteString("DEMO_EXIT=1: stopping now.\n")

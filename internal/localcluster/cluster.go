@@ -211,3 +211,28 @@ func InstallWebhooks(cfg *rest.Config, root string) (*envtest.WebhookInstallOpti
 	}
 	return wh, nil
 }
+
+// SaveLogs copies the components' logs to dir, so that they outlive Down.
+func (c *Cluster) SaveLogs(dir string) error {
+	src := filepath.Join(c.WorkDir, "clusters", c.Name, "logs")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", src, err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name())) //nolint:gosec // the cluster's own log files
+		if err != nil {
+			return fmt.Errorf("reading a log: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o600); err != nil { //nolint:gosec // names read from the cluster's own log directory
+			return fmt.Errorf("writing a log: %w", err)
+		}
+	}
+	return nil
+}

@@ -99,6 +99,7 @@ var _ = AfterSuite(func() {
 		Expect(webhook.Cleanup()).To(Succeed())
 	}
 	if cluster != nil {
+		Expect(cluster.SaveLogs(filepath.Join(cluster.WorkDir, "logs"))).To(Succeed())
 		Expect(cluster.Down(context.Background())).To(Succeed())
 	}
 	if cancel != nil {
