@@ -50,9 +50,9 @@ func run() error {
 		"Namespace the manager runs in; always exempt from safeguards.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
 	flag.IntVar(&concurrency, "concurrency", 4, "PHIWorkloads reconciled at once.")
-	flag.Float64Var(&qps, "kube-api-qps", 50,
+	flag.Float64Var(&qps, "kube-api-qps", 100,
 		"Requests per second to the API server (a PHIPolicy change costs about two writes per affected workload).")
-	flag.IntVar(&burst, "kube-api-burst", 100, "Requests to the API server allowed in a burst above kube-api-qps.")
+	flag.IntVar(&burst, "kube-api-burst", 200, "Requests to the API server allowed in a burst above kube-api-qps.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (empty: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",

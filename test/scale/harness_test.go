@@ -145,9 +145,9 @@ func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *res
 	t.Cleanup(cancel) // runs before env.Stop: cleanups run last-in first-out
 	count := &counter{}
 	mgrCfg := count.wrap(cfg)
-	// The harness creates objects as fast as it can; lift client-go's default
-	// client-side rate limit so that it measures the controller, not the limiter.
-	mgrCfg.QPS, mgrCfg.Burst = 200, 400
+	// The manager's own defaults (--kube-api-qps 100, --kube-api-burst 200),
+	// so that the figures are those of an installed manager.
+	mgrCfg.QPS, mgrCfg.Burst = 100, 200
 	wh := env.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:  scheme,
