@@ -3,10 +3,12 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/phiguard/phiguard/internal/certs"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	phischeme "github.com/phiguard/phiguard/internal/scheme"
@@ -30,97 +33,157 @@ func main() {
 	}
 }
 
-func run() error {
-	var (
-		metricsAddr, probeAddr, namespace string
-		webhookHost, webhookCertDir       string
-		webhookPort, concurrency, burst   int
-		qps                               float64
-		leaderElect, secureMetrics        bool
-		enableWebhooks                    bool
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
+// flags are the manager's command-line settings.
+type flags struct {
+	metricsAddr, probeAddr, namespace string
+	webhookHost, webhookCertDir       string
+	webhookCertSource, webhookSecret  string
+	webhookService                    string
+	validatingConfig, mutatingConfig  string
+	webhookPort, concurrency, burst   int
+	qps                               float64
+	leaderElect, secureMetrics        bool
+	enableWebhooks                    bool
+	zap                               zap.Options
+}
+
+// Where the webhook server's certificate comes from.
+const (
+	// certSourceRotate: the manager issues and rotates its own (internal/certs).
+	certSourceRotate = "rotate"
+	// certSourceFiles: tls.crt and tls.key in --webhook-cert-dir come from
+	// elsewhere (cert-manager, or a test's local CA).
+	certSourceFiles = "files"
+)
+
+func parseFlags() (*flags, error) {
+	f := &flags{}
+	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to; \"0\" disables it.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true,
+	flag.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, authenticated and authorised through the API server.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
-	flag.BoolVar(&leaderElect, "leader-elect", false,
+	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.BoolVar(&f.leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica reconciles at a time.")
-	flag.StringVar(&namespace, "namespace", envOr("POD_NAMESPACE", "phiguard-system"),
+	flag.StringVar(&f.namespace, "namespace", envOr("POD_NAMESPACE", "phiguard-system"),
 		"Namespace the manager runs in; always exempt from safeguards.")
-	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
-	flag.IntVar(&concurrency, "concurrency", 4, "PHIWorkloads reconciled at once.")
-	flag.Float64Var(&qps, "kube-api-qps", 100,
+	flag.BoolVar(&f.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
+	flag.IntVar(&f.concurrency, "concurrency", 4, "PHIWorkloads reconciled at once.")
+	flag.Float64Var(&f.qps, "kube-api-qps", 100,
 		"Requests per second to the API server (a PHIPolicy change costs about two writes per affected workload).")
-	flag.IntVar(&burst, "kube-api-burst", 200, "Requests to the API server allowed in a burst above kube-api-qps.")
-	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (empty: all).")
-	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
-	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
-		"Directory with the webhook server's tls.crt and tls.key (empty: controller-runtime's default).")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
+	flag.IntVar(&f.burst, "kube-api-burst", 200, "Requests to the API server allowed in a burst above kube-api-qps.")
+	flag.StringVar(&f.webhookHost, "webhook-host", "", "Address the webhook server binds to (empty: all).")
+	flag.IntVar(&f.webhookPort, "webhook-port", 9443, "Port of the webhook server.")
+	flag.StringVar(&f.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs",
+		"Directory with the webhook server's tls.crt and tls.key.")
+	flag.StringVar(&f.webhookCertSource, "webhook-cert-source", certSourceRotate,
+		"Where the webhook certificate comes from: rotate (the manager issues and rotates its own, into --webhook-cert-secret, "+
+			"and injects its CA into the webhook configurations) or files (--webhook-cert-dir is filled by cert-manager or another issuer).")
+	flag.StringVar(&f.webhookSecret, "webhook-cert-secret", "phiguard-webhook-server-cert",
+		"Secret, in --namespace, that holds the rotated certificate (mounted at --webhook-cert-dir).")
+	flag.StringVar(&f.webhookService, "webhook-service", "phiguard-webhook-service", "Service the apiserver calls the webhooks through.")
+	flag.StringVar(&f.validatingConfig, "validating-webhook-configuration", "phiguard-validating-webhook-configuration",
+		"ValidatingWebhookConfiguration that gets the rotated CA.")
+	flag.StringVar(&f.mutatingConfig, "mutating-webhook-configuration", "phiguard-mutating-webhook-configuration",
+		"MutatingWebhookConfiguration that gets the rotated CA.")
+	f.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if f.webhookCertSource != certSourceRotate && f.webhookCertSource != certSourceFiles {
+		return nil, fmt.Errorf("--webhook-cert-source=%q: want %s or %s", f.webhookCertSource, certSourceRotate, certSourceFiles)
+	}
+	return f, nil
+}
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	log := ctrl.Log.WithName("setup")
-
-	scheme, err := phischeme.New()
+func run() error {
+	f, err := parseFlags()
 	if err != nil {
 		return err
 	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
+	log := ctrl.Log.WithName("setup")
+	// Cancelled on SIGTERM/SIGINT: the manager then drains its controllers and
+	// releases the leader lease before returning.
+	ctx := ctrl.SetupSignalHandler()
 
-	metricsOpts := metricsserver.Options{
-		BindAddress:   metricsAddr,
-		SecureServing: secureMetrics,
-		// HTTP/2 is off: it is exposed to the HTTP/2 rapid reset and stream
-		// cancellation vulnerabilities, and metrics gain nothing from it.
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	mgr, err := newManager(ctx, f)
+	if err != nil {
+		return err
 	}
-	if secureMetrics {
+	if f.enableWebhooks && f.webhookCertSource == certSourceRotate {
+		if _, err := certs.Rotate(mgr, certs.Options{
+			Namespace: f.namespace, Secret: f.webhookSecret, Service: f.webhookService, CertDir: f.webhookCertDir,
+			ValidatingWebhookConfiguration: f.validatingConfig, MutatingWebhookConfiguration: f.mutatingConfig,
+		}); err != nil {
+			return err
+		}
+	}
+	if err := setup(mgr, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	// Ready only once the webhook server serves with its certificate.
+	if err := mgr.AddReadyzCheck("readyz", readyz(mgr, f.enableWebhooks)); err != nil {
+		return fmt.Errorf("adding readiness check: %w", err)
+	}
+
+	log.Info("starting manager", "namespace", f.namespace, "leaderElection", f.leaderElect, "webhookCertSource", f.webhookCertSource)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}
+
+// gracefulShutdown is how long the manager gives its controllers and webhook
+// server to stop: less than the pod's terminationGracePeriodSeconds (30).
+const gracefulShutdown = 20 * time.Second
+
+// newManager creates the manager: metrics over authenticated HTTPS, leader
+// election in its namespace, and the webhook server with HTTP/2 off.
+func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
+	scheme, err := phischeme.New()
+	if err != nil {
+		return nil, err
+	}
+	// HTTP/2 is off: it is exposed to the HTTP/2 rapid reset and stream
+	// cancellation vulnerabilities, and neither server gains from it.
+	http1 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+	metricsOpts := metricsserver.Options{BindAddress: f.metricsAddr, SecureServing: f.secureMetrics, TLSOpts: []func(*tls.Config){http1}}
+	if f.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	webhookTLS := []func(*tls.Config){http1}
+	if f.webhookCertSource == certSourceRotate {
+		// The files appear once the rotator filled the Secret and the kubelet
+		// mounted it; until then the server is up but not Ready.
+		lazy := certs.NewLazyCertificate(ctx, f.webhookCertDir)
+		webhookTLS = append(webhookTLS, func(c *tls.Config) { c.GetCertificate = lazy.GetCertificate })
 	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return fmt.Errorf("loading kubeconfig: %w", err)
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	cfg.QPS, cfg.Burst = float32(qps), burst
+	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
+	shutdown := gracefulShutdown
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        probeAddr,
-		LeaderElection:                leaderElect,
+		HealthProbeBindAddress:        f.probeAddr,
+		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              "phiguard.compliance.phiguard.io",
-		LeaderElectionNamespace:       namespace,
+		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true, // the process exits right after the manager stops
+		GracefulShutdownTimeout:       &shutdown,
 		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: webhookHost, Port: webhookPort, CertDir: webhookCertDir,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+			Host: f.webhookHost, Port: f.webhookPort, CertDir: f.webhookCertDir, TLSOpts: webhookTLS,
 		}),
 	})
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-
-	if err := setup(mgr, []string{"kube-system", namespace}, concurrency, enableWebhooks); err != nil {
-		return err
-	}
-
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	// Ready only once the webhook server is serving with its certificate.
-	if err := mgr.AddReadyzCheck("readyz", readyz(mgr, enableWebhooks)); err != nil {
-		return fmt.Errorf("adding readiness check: %w", err)
-	}
-
-	log.Info("starting manager", "namespace", namespace, "leaderElection", leaderElect)
-	// SetupSignalHandler cancels on SIGTERM/SIGINT: the manager then drains its
-	// controllers and releases the leader lease before returning.
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		return fmt.Errorf("running manager: %w", err)
-	}
-	return nil
+	return mgr, nil
 }
 
 func readyz(mgr ctrl.Manager, webhooks bool) healthz.Checker {

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -201,7 +202,25 @@ func (r *PHIWorkloadReconciler) readTargets(ctx context.Context, s *safeguard.Sc
 		// CRD events have come before every kind was established.
 		return r.watchVelero(ctx)
 	}
-	return nil
+	s.VeleroPending, err = r.veleroCRDsPresent(ctx)
+	return err
+}
+
+// veleroCRDsPresent says whether Velero's CRDs exist (from the cached CRD
+// metadata), whether or not the apiserver serves their kinds yet.
+func (r *PHIWorkloadReconciler) veleroCRDsPresent(ctx context.Context) (bool, error) {
+	var crds metav1.PartialObjectMetadataList
+	crds.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinitionList"))
+	if err := r.List(ctx, &crds); err != nil {
+		return false, fmt.Errorf("listing CRDs: %w", err)
+	}
+	found := 0
+	for _, crd := range crds.Items {
+		if veleroCRDs[crd.Name] {
+			found++
+		}
+	}
+	return found == len(veleroCRDs), nil
 }
 
 // velero reads Velero's objects in its namespace, or returns nil when Velero's

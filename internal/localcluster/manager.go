@@ -68,6 +68,7 @@ func StartManager(o ManagerOptions) (*Manager, error) {
 		"--webhook-host=" + wh.LocalServingHost,
 		fmt.Sprintf("--webhook-port=%d", wh.LocalServingPort),
 		"--webhook-cert-dir=" + wh.LocalServingCertDir,
+		"--webhook-cert-source=files",
 	}, o.Args...)
 	//nolint:gosec // G204: running the manager binary the caller chose is the point.
 	cmd := exec.Command(o.Binary, args...)

@@ -131,8 +131,14 @@ func ScheduleLabels(w *phiguardv1alpha1.PHIWorkload) map[string]string {
 // Reconcile implements Safeguard.
 func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 	if s.Velero == nil {
-		return Result{Status: metav1.ConditionFalse, Reason: ReasonVeleroNotInstalled,
+		r := Result{Status: metav1.ConditionFalse, Reason: ReasonVeleroNotInstalled,
 			Message: "Velero is not installed (no velero.io/v1 CRDs): install Velero (velero install, or its Helm chart) with a BackupStorageLocation; phiguard starts managing the backup schedule as soon as the CRDs appear"}
+		if s.VeleroPending {
+			// The CRDs' events may all have come before discovery serves
+			// their kinds; nothing else would bring this workload back.
+			r.RequeueAfter = 2 * time.Second
+		}
+		return r
 	}
 	spec := s.Settings.Backup
 	if s.Velero.NamespaceMissing {

@@ -50,6 +50,9 @@ type Scope struct {
 	// Velero holds Velero's Schedules, Backups and BackupStorageLocations in
 	// the effective Velero namespace; nil when Velero's CRDs are not installed.
 	Velero *Velero
+	// VeleroPending means Velero's CRDs exist but the apiserver does not serve
+	// their kinds yet (Velero == nil): look again shortly.
+	VeleroPending bool
 
 	// Now is the time this reconcile evaluates decisions and ages against.
 	Now time.Time
