@@ -52,6 +52,11 @@ lint: $(BIN)/golangci-lint ## gofmt check, go vet and golangci-lint.
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
+# kustomize renders config/default (v5.7.1: the newest that builds with Go 1.26).
+KUSTOMIZE_VERSION ?= v5.7.1
+$(BIN)/kustomize:
+	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
 ##@ Build
 
 .PHONY: controlplane
@@ -93,7 +98,7 @@ cluster-down: ## Stop the local cluster and delete its data.
 	go run ./hack/cluster down
 
 .PHONY: e2e
-e2e: cluster-tools build ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
+e2e: cluster-tools build $(BIN)/kustomize ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
 	go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v 2>&1 | grep -v -E '^\s*$$'
 
 .PHONY: demo

@@ -33,6 +33,15 @@ func main() {
 	}
 }
 
+// The manager's own permissions; the controllers' and webhooks' are next to
+// their code. Leader election: a Lease in the manager's namespace, and the
+// core Events it records there.
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=phiguard-system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups="",namespace=phiguard-system,resources=events,verbs=create;patch
+// Authenticated metrics (filters.WithAuthenticationAndAuthorization):
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 // flags are the manager's command-line settings.
 type flags struct {
 	metricsAddr, probeAddr, namespace string

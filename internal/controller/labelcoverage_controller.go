@@ -308,14 +308,8 @@ func (r *LabelReconciler) release(ctx context.Context, obj client.Object, found 
 	if v.reason == ReasonCoveredByWorkload || v.reason == ReasonCoverageInterrupted {
 		pods = "its pods stay covered"
 	}
-	// Remove only phiguard's entry, failing if the list moved under us: a
-	// merge patch would write back the whole list, possibly re-adding a
-	// finalizer another controller just removed.
-	i := slices.Index(w.Finalizers, CoverageFinalizer)
-	patch := fmt.Sprintf(`[{"op":"test","path":"/metadata/finalizers/%d","value":%q},{"op":"remove","path":"/metadata/finalizers/%d"}]`,
-		i, CoverageFinalizer, i)
-	if err := r.Patch(ctx, w, client.RawPatch(types.JSONPatchType, []byte(patch)), FieldOwner); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing the coverage finalizer of %s/%s: %w", w.Namespace, w.Name, err)
+	if err := removeFinalizer(ctx, r.Client, w, CoverageFinalizer); err != nil {
+		return err
 	}
 
 	// Recorded once the workload can go, so that each loss is recorded once.

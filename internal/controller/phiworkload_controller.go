@@ -69,7 +69,7 @@ const CleanupFinalizer = "compliance.phiguard.io/cleanup"
 
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/finalizers,verbs=update
-// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=get;patch
+// +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phipolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -281,12 +281,7 @@ func (r *PHIWorkloadReconciler) finalize(ctx context.Context, w *phiguardv1alpha
 			return fmt.Errorf("finalizing %s/%s: %w", w.Namespace, w.Name, err)
 		}
 	}
-	patch := client.MergeFrom(w.DeepCopy())
-	controllerutil.RemoveFinalizer(w, CleanupFinalizer)
-	if err := r.Patch(ctx, w, patch, FieldOwner); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing the finalizer of %s/%s: %w", w.Namespace, w.Name, err)
-	}
-	return nil
+	return removeFinalizer(ctx, r.Client, w, CleanupFinalizer)
 }
 
 func (r *PHIWorkloadReconciler) finalizers() []safeguard.Finalizer {

@@ -41,10 +41,13 @@ var (
 	webhook *envtest.WebhookInstallOptions
 	manager *localcluster.Manager
 	probe   string // the manager's health probe address
-	starts  int    // manager starts, for the log file names
-	k8s     client.Client
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// managerKubeconfig authenticates the manager as its ServiceAccount, with
+	// only the permissions config/rbac grants it.
+	managerKubeconfig string
+	starts            int // manager starts, for the log file names
+	k8s               client.Client
+	ctx               context.Context
+	cancel            context.CancelFunc
 )
 
 func TestE2E(t *testing.T) {
@@ -88,6 +91,9 @@ var _ = BeforeSuite(func() {
 		}},
 	})).To(Succeed())
 
+	By("phiguard's RBAC from config/default, and a token of its ServiceAccount for the manager")
+	managerKubeconfig = serviceAccountKubeconfig()
+
 	startManager()
 })
 
@@ -116,8 +122,10 @@ func startManager() {
 	logPath := filepath.Join(cluster.WorkDir, fmt.Sprintf("manager-%d.log", starts))
 	var err error
 	manager, err = localcluster.StartManager(localcluster.ManagerOptions{
-		Binary: filepath.Join(root, "bin", "manager"), Kubeconfig: cluster.Kubeconfig,
+		Binary: filepath.Join(root, "bin", "manager"), Kubeconfig: managerKubeconfig,
 		LogPath: logPath, Webhooks: webhook, ProbeAddress: probe,
+		// As installed: two replicas would elect a leader, and so does this one.
+		Args: []string{"--leader-elect"},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	_, _ = fmt.Fprintf(GinkgoWriter, "manager started; its log: %s\n", logPath)
