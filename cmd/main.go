@@ -26,6 +26,9 @@ import (
 	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
 )
 
+// version is stamped at link time (-X main.version=...; see the Dockerfile).
+var version = "dev"
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
@@ -137,7 +140,7 @@ func run() error {
 		return fmt.Errorf("adding readiness check: %w", err)
 	}
 
-	log.Info("starting manager", "namespace", f.namespace, "leaderElection", f.leaderElect, "webhookCertSource", f.webhookCertSource)
+	log.Info("starting manager", "version", version, "namespace", f.namespace, "leaderElection", f.leaderElect, "webhookCertSource", f.webhookCertSource)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}
