@@ -35,6 +35,30 @@ generate: ## Generate deepcopy code for the API types.
 verify-generated: generate manifests ## Fail when generated files are not committed up to date.
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
 
+.PHONY: chart
+chart: $(BIN)/kustomize ## Generate the chart's CRDs, RBAC, webhooks, Services, Secret and PDB from config/default.
+	go run ./hack/chartgen -kustomize $(BIN)/kustomize -chart charts/phiguard
+
+.PHONY: helm-lint
+helm-lint: $(BIN)/helm ## helm lint, and helm template with default and non-default values.
+	$(BIN)/helm lint charts/phiguard
+	$(BIN)/helm template phiguard charts/phiguard -n phiguard-system --kube-version v1.37.2 > /dev/null
+	$(BIN)/helm template phiguard charts/phiguard -n phiguard-system --kube-version v1.37.2 \
+		--set webhook.certManager.enabled=true --set serviceMonitor.enabled=true --set policy.create=true > /dev/null
+
+.PHONY: verify-chart
+verify-chart: chart $(BIN)/helm ## Fail when the chart drifts from config/, or its pod is not restricted.
+	@git diff --exit-code -- charts || { echo "the chart is stale: run 'make chart' and commit"; exit 1; }
+	go test -tags chart ./test/chart/ -count=1
+
+.PHONY: vulncheck
+vulncheck: $(BIN)/govulncheck ## govulncheck ./... (needs vuln.go.dev).
+	$(BIN)/govulncheck ./...
+
+.PHONY: verify
+verify: verify-generated verify-chart helm-lint $(BIN)/kustomize ## Generated files, chart, helm lint, kustomize build of config/default.
+	$(BIN)/kustomize build config/default > /dev/null
+
 .PHONY: fmt
 fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
@@ -51,6 +75,16 @@ lint: $(BIN)/golangci-lint ## gofmt check, go vet and golangci-lint.
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+# The Helm CLI, built from the module proxy.
+HELM_VERSION ?= v3.22.0
+$(BIN)/helm:
+	GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# govulncheck, from the module proxy; it reads the vulnerability database at vuln.go.dev.
+GOVULNCHECK_VERSION ?= v1.9.0
+$(BIN)/govulncheck:
+	GOBIN=$(BIN) go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 # kustomize renders config/default (v5.7.1: the newest that builds with Go 1.26).
 KUSTOMIZE_VERSION ?= v5.7.1

@@ -1,0 +1,169 @@
+//go:build chart
+
+// Package chart checks the Helm chart against config/: rendered with its
+// default values (helm template, the Helm CLI built from the module proxy)
+// it must hold the same objects as `kustomize build config/default`, equal in
+// everything but labels and annotations, and its manager pod must pass the
+// restricted Pod Security Standard under any values the tests set.
+//
+//	make verify-chart
+package chart
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/phiguard/phiguard/internal/podsecurity"
+)
+
+var root = filepath.Join("..", "..")
+
+func render(t *testing.T, args ...string) []byte {
+	t.Helper()
+	helm := filepath.Join(root, "bin", "helm")
+	all := append([]string{"template", "phiguard", filepath.Join(root, "charts", "phiguard"),
+		"--namespace", "phiguard-system", "--kube-version", "v1.37.2", "--include-crds"}, args...)
+	out, err := exec.Command(helm, all...).Output()
+	if err != nil {
+		t.Fatalf("helm template %v: %v (make verify-chart builds bin/helm)", args, stderr(err))
+	}
+	return out
+}
+
+func kustomize(t *testing.T) []byte {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(root, "bin", "kustomize"), "build", filepath.Join(root, "config", "default")).Output()
+	if err != nil {
+		t.Fatalf("kustomize build: %v", stderr(err))
+	}
+	return out
+}
+
+func stderr(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return errors.New(err.Error() + ": " + string(ee.Stderr))
+	}
+	return err
+}
+
+func objects(t *testing.T, data []byte) map[string]*unstructured.Unstructured {
+	t.Helper()
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	out := map[string]*unstructured.Unstructured{}
+	for {
+		obj := &unstructured.Unstructured{}
+		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
+		out[obj.GetKind()+"/"+obj.GetName()] = obj
+	}
+}
+
+// comparable drops what may differ between the two installs: labels and
+// annotations (Helm adds its own), and the Generated-by header.
+func comparable(obj *unstructured.Unstructured) map[string]any {
+	c := obj.DeepCopy()
+	c.SetLabels(nil)
+	c.SetAnnotations(nil)
+	if tmpl, ok, _ := unstructured.NestedMap(c.Object, "spec", "template", "metadata"); ok {
+		delete(tmpl, "labels")
+		_ = unstructured.SetNestedMap(c.Object, tmpl, "spec", "template", "metadata")
+	}
+	return c.Object
+}
+
+func TestChartMatchesConfigDefault(t *testing.T) {
+	chart := objects(t, render(t))
+	config := objects(t, kustomize(t))
+	for key, want := range config {
+		if strings.HasPrefix(key, "Namespace/") {
+			continue // Helm installs into the release's namespace; it does not own it
+		}
+		got, ok := chart[key]
+		if !ok {
+			t.Errorf("config/default has %s; the chart does not (run make chart)", key)
+			continue
+		}
+		if !reflect.DeepEqual(comparable(got), comparable(want)) {
+			g, _ := yamlOf(comparable(got))
+			w, _ := yamlOf(comparable(want))
+			t.Errorf("%s differs between the chart and config/default (run make chart, or align templates/deployment.yaml):\nchart:\n%s\nconfig:\n%s", key, g, w)
+		}
+	}
+	for key := range chart {
+		if _, ok := config[key]; !ok {
+			t.Errorf("the chart renders %s with its default values; config/default does not", key)
+		}
+	}
+}
+
+func TestChartManagerIsRestricted(t *testing.T) {
+	for _, values := range [][]string{
+		nil,
+		{"--set", "webhook.certManager.enabled=true", "--set", "priorityClassName=system-cluster-critical",
+			"--set", "logLevel=debug", "--set", "replicas=3"},
+	} {
+		deployments, err := podsecurity.Deployments(render(t, values...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range deployments {
+			detail, err := podsecurity.Restricted(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if detail != "" {
+				t.Errorf("values %v: the manager's pod does not pass the restricted Pod Security Standard: %s", values, detail)
+			}
+			for _, p := range podsecurity.Hardening(d) {
+				t.Errorf("values %v: %s", values, p)
+			}
+		}
+	}
+}
+
+func TestChartValuesReachTheObjects(t *testing.T) {
+	out := string(render(t, "--set", "webhook.certManager.enabled=true", "--set", "webhook.failurePolicy=Fail",
+		"--set", "webhook.timeoutSeconds=3", "--set", "serviceMonitor.enabled=true", "--set", "policy.create=true",
+		"--set", "policy.exemptNamespaces={legacy-lab}", "--set", "image.tag=v0.1.0", "--set", "leaderElection=false"))
+	for _, want := range []string{
+		"kind: Certificate", "kind: Issuer", "cert-manager.io/inject-ca-from: phiguard-system/phiguard-serving-cert",
+		"--webhook-cert-source=files", "kind: ServiceMonitor", "kind: PHIPolicy", "- legacy-lab",
+		"image: ghcr.io/phiguard/manager:v0.1.0", "timeoutSeconds: 3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the rendered chart lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"failurePolicy: Ignore", "--leader-elect", "name: phiguard-webhook-server-cert\n  namespace: phiguard-system\ntype: Opaque"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("the rendered chart still has %q", unwanted)
+		}
+	}
+}
+
+func yamlOf(v map[string]any) (string, error) {
+	var b strings.Builder
+	u := unstructured.Unstructured{Object: v}
+	data, err := u.MarshalJSON()
+	if err != nil {
+		return "", err
+	}
+	b.Write(data)
+	return b.String(), nil
+}
