@@ -91,7 +91,7 @@ var _ = BeforeSuite(func() {
 		}},
 	})).To(Succeed())
 
-	By("phiguard's RBAC from config/default, and a token of its ServiceAccount for the manager")
+	By("the Helm chart's objects, and a token of its ServiceAccount for the manager")
 	managerKubeconfig = serviceAccountKubeconfig()
 
 	startManager()
