@@ -58,6 +58,7 @@ vulncheck: $(BIN)/govulncheck ## govulncheck ./... (needs vuln.go.dev).
 .PHONY: verify
 verify: verify-generated verify-chart helm-lint $(BIN)/kustomize ## Generated files, chart, helm lint, kustomize build of config/default.
 	$(BIN)/kustomize build config/default > /dev/null
+	$(BIN)/kustomize build config/certmanager > /dev/null
 
 .PHONY: fmt
 fmt: ## Format the code.

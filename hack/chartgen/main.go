@@ -155,9 +155,5 @@ func templatize(obj *unstructured.Unstructured) (string, error) {
 		text = strings.ReplaceAll(text, "timeoutSeconds: 5\n", "timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}\n")
 		text = strings.Replace(text, "metadata:\n", "metadata:\n{{- with include \"phiguard.webhookAnnotations\" . }}{{ . | nindent 2 }}{{- end }}\n", 1)
 	}
-	if obj.GetKind() == "Secret" {
-		// cert-manager fills a Secret of its own making.
-		text = "{{- if not .Values.webhook.certManager.enabled }}\n" + text + "{{- end }}\n"
-	}
 	return text, nil
 }

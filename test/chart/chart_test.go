@@ -39,9 +39,9 @@ func render(t *testing.T, args ...string) []byte {
 	return out
 }
 
-func kustomize(t *testing.T) []byte {
+func kustomize(t *testing.T, dir string) []byte {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(root, "bin", "kustomize"), "build", filepath.Join(root, "config", "default")).Output()
+	out, err := exec.Command(filepath.Join(root, "bin", "kustomize"), "build", filepath.Join(root, "config", dir)).Output()
 	if err != nil {
 		t.Fatalf("kustomize build: %v", stderr(err))
 	}
@@ -88,26 +88,47 @@ func comparable(obj *unstructured.Unstructured) map[string]any {
 }
 
 func TestChartMatchesConfigDefault(t *testing.T) {
-	chart := objects(t, render(t))
-	config := objects(t, kustomize(t))
+	compare(t, objects(t, render(t)), objects(t, kustomize(t, "default")))
+}
+
+// TestChartWithCertManagerMatchesConfigCertManager: the chart's cert-manager
+// value and the config/certmanager overlay install the same.
+func TestChartWithCertManagerMatchesConfigCertManager(t *testing.T) {
+	chart := objects(t, render(t, "--set", "webhook.certManager.enabled=true"))
+	config := objects(t, kustomize(t, "certmanager"))
+	compare(t, chart, config)
+	for _, key := range []string{"ValidatingWebhookConfiguration/phiguard-validating-webhook-configuration",
+		"MutatingWebhookConfiguration/phiguard-mutating-webhook-configuration"} {
+		for name, objs := range map[string]map[string]*unstructured.Unstructured{"chart": chart, "config/certmanager": config} {
+			if obj := objs[key]; obj == nil || obj.GetAnnotations()["cert-manager.io/inject-ca-from"] != "phiguard-system/phiguard-serving-cert" {
+				t.Errorf("%s: %s lacks cert-manager's CA injection", name, key)
+			}
+		}
+	}
+}
+
+// compare fails the test for each object only one side has, and each that
+// differs in more than labels and annotations.
+func compare(t *testing.T, chart, config map[string]*unstructured.Unstructured) {
+	t.Helper()
 	for key, want := range config {
 		if strings.HasPrefix(key, "Namespace/") {
 			continue // Helm installs into the release's namespace; it does not own it
 		}
 		got, ok := chart[key]
 		if !ok {
-			t.Errorf("config/default has %s; the chart does not (run make chart)", key)
+			t.Errorf("config has %s; the chart does not (run make chart)", key)
 			continue
 		}
 		if !reflect.DeepEqual(comparable(got), comparable(want)) {
 			g, _ := yamlOf(comparable(got))
 			w, _ := yamlOf(comparable(want))
-			t.Errorf("%s differs between the chart and config/default (run make chart, or align templates/deployment.yaml):\nchart:\n%s\nconfig:\n%s", key, g, w)
+			t.Errorf("%s differs between the chart and config (run make chart, or align templates/deployment.yaml):\nchart:\n%s\nconfig:\n%s", key, g, w)
 		}
 	}
 	for key := range chart {
 		if _, ok := config[key]; !ok {
-			t.Errorf("the chart renders %s with its default values; config/default does not", key)
+			t.Errorf("the chart renders %s; config does not", key)
 		}
 	}
 }
@@ -150,7 +171,7 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 			t.Errorf("the rendered chart lacks %q", want)
 		}
 	}
-	for _, unwanted := range []string{"failurePolicy: Ignore", "--leader-elect", "name: phiguard-webhook-server-cert\n  namespace: phiguard-system\ntype: Opaque"} {
+	for _, unwanted := range []string{"failurePolicy: Ignore", "--leader-elect"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("the rendered chart still has %q", unwanted)
 		}
