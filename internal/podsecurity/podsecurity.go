@@ -71,3 +71,26 @@ func Deployments(data []byte) ([]*appsv1.Deployment, error) {
 	}
 	return out, nil
 }
+
+// Problems returns everything that keeps the Deployments in a YAML stream
+// from the restricted profile and phiguard's hardening, one line each.
+func Problems(manifests []byte) ([]string, error) {
+	deployments, err := Deployments(manifests)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range deployments {
+		detail, err := Restricted(d)
+		if err != nil {
+			return nil, err
+		}
+		if detail != "" {
+			out = append(out, fmt.Sprintf("Deployment %s does not pass the restricted Pod Security Standard: %s", d.Name, detail))
+		}
+		for _, p := range Hardening(d) {
+			out = append(out, "Deployment "+d.Name+": "+p)
+		}
+	}
+	return out, nil
+}
