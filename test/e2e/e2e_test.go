@@ -201,6 +201,11 @@ var _ = Describe("phiguard on a full cluster", Ordered, func() {
 			Expect(k8s.Create(ctx, sc)).To(Succeed())
 		}
 		Expect(k8s.Create(ctx, workload(ns, "db", "db"))).To(Succeed())
+		// The webhook judges from the manager's cache: wait until the manager
+		// has seen the workload (it reported on it).
+		Eventually(func(g Gomega) {
+			g.Expect(get(g, types.NamespacedName{Namespace: ns, Name: "db"}).Status.ObservedGeneration).To(Equal(int64(1)))
+		}, timeout, poll).Should(Succeed())
 		statefulSet := func(class string) *appsv1.StatefulSet {
 			return &appsv1.StatefulSet{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
@@ -220,8 +225,8 @@ var _ = Describe("phiguard on a full cluster", Ordered, func() {
 				},
 			}
 		}
-		var err error
-		Eventually(func() error { err = k8s.Create(ctx, statefulSet("e2e-plain")); return err }, timeout, poll).Should(HaveOccurred())
+		err := k8s.Create(ctx, statefulSet("e2e-plain"))
+		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(And(ContainSubstring("StorageClass e2e-plain is not encrypted"), ContainSubstring("e2e-encrypted")))
 
 		Expect(k8s.Create(ctx, statefulSet("e2e-encrypted"))).To(Succeed())
