@@ -142,24 +142,7 @@ func kubelet(ctx context.Context, k8s client.Client, dir string) {
 }
 
 func createWebhookConfigurations(g Gomega, ctx context.Context, k8s client.Client) {
-	none := &metav1.LabelSelector{MatchLabels: map[string]string{"phiguard.io/never": "true"}}
-	clientConfig := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-		Namespace: namespace, Name: "phiguard-webhook-service", Path: ptr("/never")}}
-	rules := []admissionregistrationv1.RuleWithOperations{{
-		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
-	}}
-	ignore, none2 := admissionregistrationv1.Ignore, admissionregistrationv1.SideEffectClassNone
-	g.Expect(k8s.Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: validating},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "v.phiguard.io", ClientConfig: clientConfig, Rules: rules,
-			ObjectSelector: none, FailurePolicy: &ignore, SideEffects: &none2, AdmissionReviewVersions: []string{"v1"}}},
-	})).To(Succeed())
-	g.Expect(k8s.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: mutating},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "m.phiguard.io", ClientConfig: clientConfig, Rules: rules,
-			ObjectSelector: none, FailurePolicy: &ignore, SideEffects: &none2, AdmissionReviewVersions: []string{"v1"}}},
-	})).To(Succeed())
+	v, m := testenv.UnusedWebhookConfigurations(validating, mutating, namespace, "phiguard-webhook-service")
+	g.Expect(k8s.Create(ctx, v)).To(Succeed())
+	g.Expect(k8s.Create(ctx, m)).To(Succeed())
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -16,10 +16,10 @@ import (
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/phiguard/phiguard/internal/localcluster"
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 // The manager as installed by default issues its own webhook certificate: a
@@ -29,24 +29,10 @@ import (
 var _ = Describe("Webhook certificates issued by the manager", func() {
 	It("fills the Secret, and injects the CA and is Ready only once the certificate is mounted and served", func() {
 		By("webhook configurations named as the chart names them, that no request matches")
-		never := &metav1.LabelSelector{MatchLabels: map[string]string{"phiguard.io/never": "true"}}
-		service := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-			Namespace: managerNamespace, Name: "phiguard-webhook-service", Path: ptrTo("/never")}}
-		rules := []admissionregistrationv1.RuleWithOperations{{
-			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-			Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
-		}}
-		ignore, none := admissionregistrationv1.Ignore, admissionregistrationv1.SideEffectClassNone
-		Expect(k8s.Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: "phiguard-validating-webhook-configuration"},
-			Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "v.phiguard.io", ClientConfig: service, Rules: rules,
-				ObjectSelector: never, FailurePolicy: &ignore, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}}},
-		})).To(Succeed())
-		Expect(k8s.Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: "phiguard-mutating-webhook-configuration"},
-			Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "m.phiguard.io", ClientConfig: service, Rules: rules,
-				ObjectSelector: never, FailurePolicy: &ignore, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}}},
-		})).To(Succeed())
+		v, m := testenv.UnusedWebhookConfigurations("phiguard-validating-webhook-configuration",
+			"phiguard-mutating-webhook-configuration", managerNamespace, "phiguard-webhook-service")
+		Expect(k8s.Create(ctx, v)).To(Succeed())
+		Expect(k8s.Create(ctx, m)).To(Succeed())
 
 		certDir := GinkgoT().TempDir()
 		probeAddr := freeAddress()
