@@ -74,7 +74,7 @@ func (r *LabelReconciler) sourcesForWorkload(ctx context.Context, obj client.Obj
 	if !ok || !r.Source.supersedes(w) {
 		return nil
 	}
-	return r.labelled(ctx, client.InNamespace(obj.GetNamespace()))
+	return r.labelled(ctx, obj.GetNamespace())
 }
 
 // allLabelled maps a PHIPolicy change (its exempt namespaces) to every
@@ -83,32 +83,27 @@ func (r *LabelReconciler) allLabelled(ctx context.Context, obj client.Object) []
 	if obj.GetName() != phiguardv1alpha1.DefaultPolicyName {
 		return nil
 	}
-	return r.labelled(ctx)
+	return r.labelled(ctx, "")
 }
 
-// labelled lists the labelled objects of this kind (for Namespaces, the
-// namespace option names the namespace itself).
-func (r *LabelReconciler) labelled(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	list := r.Source.newList()
-	listOpts := append([]client.ListOption{client.MatchingLabels{phiguardv1alpha1.EPHILabel: phiguardv1alpha1.EPHILabelValue}}, opts...)
-	if r.Source.Kind == NamespaceSource.Kind {
-		listOpts = []client.ListOption{client.MatchingLabels{phiguardv1alpha1.EPHILabel: phiguardv1alpha1.EPHILabelValue}}
+// labelled lists the labelled objects of this kind, in namespace ns, or
+// everywhere when ns is "". A Namespace is "in" itself.
+func (r *LabelReconciler) labelled(ctx context.Context, ns string) []reconcile.Request {
+	opts := []client.ListOption{client.MatchingLabels{phiguardv1alpha1.EPHILabel: phiguardv1alpha1.EPHILabelValue}}
+	namespaces := r.Source.Kind == NamespaceSource.Kind
+	if ns != "" && !namespaces {
+		opts = append(opts, client.InNamespace(ns))
 	}
-	if err := r.List(ctx, list, listOpts...); err != nil {
+	list := r.Source.newList()
+	if err := r.List(ctx, list, opts...); err != nil {
 		logf.FromContext(ctx).Error(err, "listing labelled objects", "kind", r.Source.Kind)
 		return nil
 	}
-	var only string
-	if r.Source.Kind == NamespaceSource.Kind {
-		lo := &client.ListOptions{}
-		lo.ApplyOptions(opts)
-		only = lo.Namespace
-	}
 	var reqs []reconcile.Request
 	if err := meta.EachListItem(list, func(o runtime.Object) error {
-		co := o.(client.Object)
-		if only == "" || co.GetName() == only {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(co)})
+		obj, ok := o.(client.Object)
+		if ok && (!namespaces || ns == "" || obj.GetName() == ns) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
 		}
 		return nil
 	}); err != nil {
