@@ -305,8 +305,11 @@ func (r *LabelReconciler) release(ctx context.Context, obj client.Object, found 
 		}
 	}
 	pods := fmt.Sprintf("its %d pods are no longer covered by phiguard", w.Status.MatchedPods)
-	if v.reason == ReasonCoveredByWorkload || v.reason == ReasonCoverageInterrupted {
+	switch v.reason {
+	case ReasonCoveredByWorkload:
 		pods = "its pods stay covered"
+	case ReasonCoverageInterrupted:
+		pods = "its pods are covered again once the new one is generated"
 	}
 	if err := removeFinalizer(ctx, r.Client, w, CoverageFinalizer); err != nil {
 		return err
