@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
 // CoverageFinalizer holds a generated PHIWorkload until phiguard has recorded,
@@ -153,11 +154,11 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 		return verdict{reason: ReasonCoverageRemoved, warning: true, message: msg}, nil
 	}
 
-	exempt, err := r.exempt(ctx, key.Namespace)
+	policy, err := safeguard.DefaultPolicy(ctx, r.Client)
 	if err != nil {
 		return verdict{}, err
 	}
-	if exempt {
+	if safeguard.Exempt(r.ExemptNamespaces, policy, key.Namespace) {
 		return verdict{reason: ReasonCoverageNotPossible, warning: true, message: fmt.Sprintf(
 			"%s is labelled %s=true, but namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): its pods are not covered",
 			desc, phiguardv1alpha1.EPHILabel, key.Namespace, phiguardv1alpha1.DefaultPolicyName)}, nil
@@ -187,21 +188,6 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 			desc, other.Namespace, other.Name, by)}, nil
 	}
 	return verdict{cover: true, target: target}, nil
-}
-
-// exempt says whether phiguard never acts in the namespace.
-func (r *LabelReconciler) exempt(ctx context.Context, ns string) (bool, error) {
-	if slices.Contains(r.ExemptNamespaces, ns) {
-		return true, nil
-	}
-	var p phiguardv1alpha1.PHIPolicy
-	switch err := r.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &p); {
-	case apierrors.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("reading PHIPolicy %s: %w", phiguardv1alpha1.DefaultPolicyName, err)
-	}
-	return slices.Contains(p.Spec.ExemptNamespaces, ns), nil
 }
 
 // apply generates or updates the PHIWorkload by server-side apply, only when

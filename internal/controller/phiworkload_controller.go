@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -135,21 +134,17 @@ func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, now time.Time) (*safeguard.Scope, error) {
 	s := &safeguard.Scope{Workload: w, Now: now, Client: r.Client}
 
-	var policy phiguardv1alpha1.PHIPolicy
-	switch err := r.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &policy); {
-	case err == nil:
-		s.Policy = &policy
-	case !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("reading PHIPolicy %q: %w", phiguardv1alpha1.DefaultPolicyName, err)
-	}
 	var err error
+	if s.Policy, err = safeguard.DefaultPolicy(ctx, r.Client); err != nil {
+		return nil, err
+	}
 	if s.Settings, s.ModeSources, err = safeguard.Effective(&w.Spec.SafeguardSettings, s.Policy); err != nil {
 		return nil, err
 	}
 
 	// From here on the settings are known, so a stalled workload still reports
 	// each safeguard's effective mode.
-	if r.exempt(w.Namespace, s.Policy) {
+	if safeguard.Exempt(r.ExemptNamespaces, s.Policy, w.Namespace) {
 		return s, safeguard.Stalled(safeguard.ReasonNamespaceExempt,
 			"namespace %s is exempt from phiguard (built-in or PHIPolicy spec.exemptNamespaces); move the workload or remove the exemption",
 			w.Namespace)
@@ -292,10 +287,6 @@ func (r *PHIWorkloadReconciler) finalizers() []safeguard.Finalizer {
 		}
 	}
 	return out
-}
-
-func (r *PHIWorkloadReconciler) exempt(ns string, policy *phiguardv1alpha1.PHIPolicy) bool {
-	return slices.Contains(r.ExemptNamespaces, ns) || (policy != nil && slices.Contains(policy.Spec.ExemptNamespaces, ns))
 }
 
 // evaluate runs each safeguard in order. A safeguard that is Off still runs (to

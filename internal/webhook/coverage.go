@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"slices"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -33,18 +31,14 @@ type cover struct {
 func coverage(ctx context.Context, r client.Reader, exempt []string, ns string, name phiguardv1alpha1.SafeguardName,
 	covers func(sel labels.Selector) (bool, error)) (cover, bool, error) {
 	if slices.Contains(exempt, ns) {
-		return cover{}, false, nil
+		return cover{}, false, nil // without reading the policy
 	}
-	var policy *phiguardv1alpha1.PHIPolicy
-	var p phiguardv1alpha1.PHIPolicy
-	switch err := r.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &p); {
-	case err == nil:
-		policy = &p
-		if slices.Contains(p.Spec.ExemptNamespaces, ns) {
-			return cover{}, false, nil
-		}
-	case !apierrors.IsNotFound(err):
-		return cover{}, false, fmt.Errorf("reading PHIPolicy %s: %w", phiguardv1alpha1.DefaultPolicyName, err)
+	policy, err := safeguard.DefaultPolicy(ctx, r)
+	if err != nil {
+		return cover{}, false, err
+	}
+	if safeguard.Exempt(exempt, policy, ns) {
+		return cover{}, false, nil
 	}
 
 	var list phiguardv1alpha1.PHIWorkloadList

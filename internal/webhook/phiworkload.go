@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -49,16 +46,11 @@ func (v *WorkloadValidator) SetupWithManager(mgr ctrl.Manager) error {
 
 // ValidateCreate implements admission.Validator.
 func (v *WorkloadValidator) ValidateCreate(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
-	var p phiguardv1alpha1.PHIPolicy
-	var policy *phiguardv1alpha1.PHIPolicy
-	switch err := v.Reader.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &p); {
-	case err == nil:
-		policy = &p
-	case !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("reading PHIPolicy %s: %w", phiguardv1alpha1.DefaultPolicyName, err)
+	policy, err := safeguard.DefaultPolicy(ctx, v.Reader)
+	if err != nil {
+		return nil, err
 	}
-
-	if slices.Contains(v.ExemptNamespaces, w.Namespace) || (policy != nil && slices.Contains(policy.Spec.ExemptNamespaces, w.Namespace)) {
+	if safeguard.Exempt(v.ExemptNamespaces, policy, w.Namespace) {
 		return nil, fmt.Errorf("namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): a PHIWorkload here would never be acted on; create it in the namespace of the pods it protects",
 			w.Namespace, phiguardv1alpha1.DefaultPolicyName)
 	}

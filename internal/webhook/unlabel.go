@@ -9,9 +9,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -19,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
 // The unlabel webhooks' configuration:
@@ -113,14 +112,11 @@ func (g *UnlabelGuard) Handle(ctx context.Context, req admission.Request) admiss
 
 // approvalRequired reads PHIPolicy requireApprovalToUnlabel.
 func (g *UnlabelGuard) approvalRequired(ctx context.Context) (bool, error) {
-	var p phiguardv1alpha1.PHIPolicy
-	switch err := g.Reader.Get(ctx, types.NamespacedName{Name: phiguardv1alpha1.DefaultPolicyName}, &p); {
-	case apierrors.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("reading PHIPolicy %s: %w", phiguardv1alpha1.DefaultPolicyName, err)
+	p, err := safeguard.DefaultPolicy(ctx, g.Reader)
+	if err != nil {
+		return false, err
 	}
-	return p.Spec.RequireApprovalToUnlabel, nil
+	return p != nil && p.Spec.RequireApprovalToUnlabel, nil
 }
 
 // checkDecision returns what is missing from the decision annotations, or "".
