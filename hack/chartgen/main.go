@@ -14,10 +14,8 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +23,9 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/phiguard/phiguard/internal/manifests"
 )
 
 const (
@@ -71,9 +70,9 @@ func run(kustomize, chart string) error {
 	if err != nil {
 		return fmt.Errorf("kustomize build config/default: %w", err)
 	}
-	objs, err := decode(out)
+	objs, err := manifests.Decode(bytes.NewReader(out), "kustomize build config/default")
 	if err != nil {
-		return err
+		return fmt.Errorf("reading kustomize's output: %w", err)
 	}
 	files := map[string][]string{}
 	crds := filepath.Join(chart, "crds")
@@ -116,20 +115,6 @@ func run(kustomize, chart string) error {
 		}
 	}
 	return nil
-}
-
-func decode(data []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
-			return out, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("decoding kustomize's output: %w", err)
-		}
-		out = append(out, obj)
-	}
 }
 
 // templatize turns one object into template text: the release namespace

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,11 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/controller"
+	"github.com/phiguard/phiguard/internal/manifests"
 )
 
 // fieldOwner is the field manager of everything the demo applies.
@@ -83,29 +81,11 @@ func readManifests(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	return decodeManifests(bytes.NewReader(data), path)
-}
-
-func decodeManifests(r io.Reader, source string) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
-	var objs []*unstructured.Unstructured
-	for doc := 1; ; doc++ {
-		obj := &unstructured.Unstructured{}
-		err := dec.Decode(&obj.Object)
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decoding document %d of %s: %w", doc, source, err)
-		}
-		if len(obj.Object) == 0 {
-			continue // an empty document, such as one holding only comments
-		}
-		if obj.GetAPIVersion() == "" || obj.GetKind() == "" || obj.GetName() == "" {
-			return nil, fmt.Errorf("document %d of %s lacks apiVersion, kind or metadata.name", doc, source)
-		}
-		objs = append(objs, obj)
+	objs, err := manifests.Decode(bytes.NewReader(data), path)
+	if err != nil {
+		return nil, fmt.Errorf("reading samples: %w", err)
 	}
+	return objs, nil
 }
 
 // sortForApply orders objects so that what others depend on exists first:

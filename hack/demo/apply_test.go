@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/phiguard/phiguard/internal/manifests"
 )
 
 func TestDecodeManifests(t *testing.T) {
@@ -22,7 +24,7 @@ kind: Namespace
 metadata:
   name: clinic
 `
-	objs, err := decodeManifests(strings.NewReader(doc), "test.yaml")
+	objs, err := manifests.Decode(strings.NewReader(doc), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,11 +32,11 @@ metadata:
 		t.Errorf("decoded %s", got)
 	}
 
-	if _, err := decodeManifests(strings.NewReader("kind: Pod\nmetadata: {name: a}\n"), "bad.yaml"); err == nil ||
+	if _, err := manifests.Decode(strings.NewReader("kind: Pod\nmetadata: {name: a}\n"), "bad.yaml"); err == nil ||
 		!strings.Contains(err.Error(), "document 1 of bad.yaml lacks apiVersion") {
 		t.Errorf("error = %v, want one naming the document and the missing field", err)
 	}
-	if _, err := decodeManifests(strings.NewReader("a: [\n"), "broken.yaml"); err == nil ||
+	if _, err := manifests.Decode(strings.NewReader("a: [\n"), "broken.yaml"); err == nil ||
 		!strings.Contains(err.Error(), "decoding document 1 of broken.yaml") {
 		t.Errorf("error = %v, want a decoding error naming the file", err)
 	}

@@ -8,12 +8,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 
 	appsv1 "k8s.io/api/apps/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+
+	"github.com/phiguard/phiguard/internal/manifests"
 )
 
 // Restricted returns what keeps the Deployment's pod template from the
@@ -53,18 +54,20 @@ func Hardening(d *appsv1.Deployment) []string {
 
 // Deployments decodes the Deployments of a multi-document YAML stream.
 func Deployments(data []byte) ([]*appsv1.Deployment, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	objs, err := manifests.Decode(bytes.NewReader(data), "manifests")
+	if err != nil {
+		return nil, fmt.Errorf("reading the Deployments: %w", err)
+	}
 	var out []*appsv1.Deployment
-	for {
+	for _, obj := range objs {
+		if obj.GetKind() != "Deployment" {
+			continue
+		}
 		var d appsv1.Deployment
-		if err := dec.Decode(&d); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("decoding: %w", err)
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &d); err != nil {
+			return nil, fmt.Errorf("reading Deployment %s: %w", obj.GetName(), err)
 		}
-		if d.Kind == "Deployment" {
-			out = append(out, &d)
-		}
+		out = append(out, &d)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no Deployment found")
@@ -74,8 +77,8 @@ func Deployments(data []byte) ([]*appsv1.Deployment, error) {
 
 // Problems returns everything that keeps the Deployments in a YAML stream
 // from the restricted profile and phiguard's hardening, one line each.
-func Problems(manifests []byte) ([]string, error) {
-	deployments, err := Deployments(manifests)
+func Problems(stream []byte) ([]string, error) {
+	deployments, err := Deployments(stream)
 	if err != nil {
 		return nil, err
 	}

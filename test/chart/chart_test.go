@@ -12,7 +12,6 @@ package chart
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -20,8 +19,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/phiguard/phiguard/internal/manifests"
 	"github.com/phiguard/phiguard/internal/podsecurity"
 )
 
@@ -58,20 +57,15 @@ func stderr(err error) error {
 
 func objects(t *testing.T, data []byte) map[string]*unstructured.Unstructured {
 	t.Helper()
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	objs, err := manifests.Decode(bytes.NewReader(data), "rendered manifests")
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]*unstructured.Unstructured{}
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
-			return out
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
+	for _, obj := range objs {
 		out[obj.GetKind()+"/"+obj.GetName()] = obj
 	}
+	return out
 }
 
 // comparable drops what may differ between the two installs: labels and

@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +14,11 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/phiguard/phiguard/internal/manifests"
 )
 
 // The manager's ServiceAccount as the chart (and config/default) installs it.
@@ -44,18 +42,10 @@ func serviceAccountKubeconfig() string {
 	out, err := exec.Command(helm, "template", "phiguard", filepath.Join(root, "charts", "phiguard"),
 		"--namespace", managerNamespace, "--kube-version", "v1.37.2").Output()
 	Expect(err).NotTo(HaveOccurred(), "rendering the chart with %s (make e2e builds it)", helm)
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	objs, err := manifests.Decode(bytes.NewReader(out), "helm template")
+	Expect(err).NotTo(HaveOccurred())
 	applied := 0
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
-			break
-		} else {
-			Expect(err).NotTo(HaveOccurred())
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
+	for _, obj := range objs {
 		var opts []client.CreateOption
 		if slices.Contains(dryRunKinds, obj.GetKind()) {
 			opts = append(opts, client.DryRunAll)
