@@ -55,7 +55,7 @@ func notSettled(w *phiguardv1alpha1.PHIWorkload) string {
 	// Pods started before their workload are being restarted with the
 	// sidecar (restartNonCompliant): wait for the new ones.
 	if c := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.AuditLogging)); c != nil &&
-		c.Reason == safeguard.ReasonPodsWithoutSidecar && w.Status.MatchedPods > 0 {
+		c.Reason == phiguardv1alpha1.ReasonPodsWithoutSidecar && w.Status.MatchedPods > 0 {
 		why = append(why, "pods without the audit sidecar are being restarted")
 	}
 	return strings.Join(why, "; ")

@@ -51,7 +51,7 @@ var _ = Describe("Audit logging status", func() {
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.AuditLogging))
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonPodsWithoutSidecar))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPodsWithoutSidecar))
 			g.Expect(c.Message).To(HavePrefix("3 of 4 selected pods lack the audit sidecar: records-0, records-1, records-opted (opted out with phiguard.io/inject-audit-sidecar=false)"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -63,7 +63,7 @@ var _ = Describe("Audit logging status", func() {
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.AuditLogging))
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonSidecarsPresent))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonSidecarsPresent))
 			g.Expect(c.Message).To(Equal("all 1 selected pods carry the audit sidecar"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -109,7 +109,7 @@ var _ = Describe("Audit logging status", func() {
 			g.Expect(first.Annotations).To(HaveKeyWithValue("phiguard.io/restarted-for", string(got.UID)+"/1"))
 			var found bool
 			for _, e := range eventsFor(g, got) {
-				found = found || (e.Reason == safeguard.ReasonRolloutRestarted && e.Note == "restarted Deployment records so that its pods are re-created with the audit sidecar")
+				found = found || (e.Reason == phiguardv1alpha1.ReasonRolloutRestarted && e.Note == "restarted Deployment records so that its pods are re-created with the audit sidecar")
 			}
 			g.Expect(found).To(BeTrue())
 		}, timeout, poll).Should(Succeed())

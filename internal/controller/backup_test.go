@@ -81,7 +81,7 @@ var _ = Describe("Backups", Ordered, func() {
 		Eventually(func(g Gomega) {
 			c := backupCondition(g, first)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonVeleroNotInstalled))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonVeleroNotInstalled))
 			g.Expect(c.Message).To(ContainSubstring("install Velero"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -108,11 +108,11 @@ var _ = Describe("Backups", Ordered, func() {
 
 			c := backupCondition(g, first)
 			g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonAwaitingFirstBackup))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonAwaitingFirstBackup))
 			g.Expect(c.Message).To(ContainSubstring("storage: BackupStorageLocation default encrypts with KMS key alias/phi"))
 			var created bool
 			for _, e := range eventsFor(g, fetch(g, first)) {
-				created = created || (e.Reason == safeguard.ReasonScheduleCreated && e.Action == string(phiguardv1alpha1.BackupScheduled) &&
+				created = created || (e.Reason == phiguardv1alpha1.ReasonScheduleCreated && e.Action == string(phiguardv1alpha1.BackupScheduled) &&
 					e.Related != nil && e.Related.Kind == "Schedule")
 			}
 			g.Expect(created).To(BeTrue(), "a ScheduleCreated Event naming the Schedule")
@@ -132,7 +132,7 @@ var _ = Describe("Backups", Ordered, func() {
 		Eventually(func(g Gomega) {
 			c := backupCondition(g, w)
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonBackupFresh))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonBackupFresh))
 			g.Expect(c.Message).To(ContainSubstring("the last successful backup " + name + "-1 completed at"))
 		}, timeout, poll).Should(Succeed())
 
@@ -145,13 +145,13 @@ var _ = Describe("Backups", Ordered, func() {
 		Eventually(func(g Gomega) {
 			c := backupCondition(g, w)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonBackupFailed))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonBackupFailed))
 			g.Expect(c.Message).To(HavePrefix("the latest backup " + name + "-2 of Schedule " + name + " ended PartiallyFailed; the last successful one, " + name + "-1"))
 		}, timeout, poll).Should(Succeed())
 
 		By("a newer successful backup clears the failure")
 		backup(name+"-3", name, velerov1.BackupPhaseCompleted, now.Add(-2*time.Minute), now.Add(-time.Minute))
-		Eventually(func(g Gomega) { g.Expect(backupCondition(g, w).Reason).To(Equal(safeguard.ReasonBackupFresh)) }, timeout, poll).Should(Succeed())
+		Eventually(func(g Gomega) { g.Expect(backupCondition(g, w).Reason).To(Equal(phiguardv1alpha1.ReasonBackupFresh)) }, timeout, poll).Should(Succeed())
 
 		By("a workload whose last backup is older than its RPO")
 		stale := newWorkload(newNamespace(), "records", func(w *phiguardv1alpha1.PHIWorkload) {
@@ -163,7 +163,7 @@ var _ = Describe("Backups", Ordered, func() {
 		Eventually(func(g Gomega) {
 			c := backupCondition(g, stale)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonBackupStale))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonBackupStale))
 			g.Expect(c.Message).To(ContainSubstring("longer ago than the rpo of 30m0s"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -195,13 +195,13 @@ var _ = Describe("Backups", Ordered, func() {
 			err := k8s.Get(ctx, types.NamespacedName{Namespace: velero, Name: s.Name}, &velerov1.Schedule{})
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Schedule still there: %v", err)
 			c := backupCondition(g, w)
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonScheduleMissing), "Audit finds no schedule covering the workload")
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonScheduleMissing), "Audit finds no schedule covering the workload")
 			reasons := map[string]bool{}
 			for _, e := range eventsFor(g, fetch(g, w)) {
 				reasons[e.Reason] = true
 			}
-			g.Expect(reasons).To(HaveKey(safeguard.ReasonScheduleUpdated))
-			g.Expect(reasons).To(HaveKey(safeguard.ReasonScheduleRemoved))
+			g.Expect(reasons).To(HaveKey(phiguardv1alpha1.ReasonScheduleUpdated))
+			g.Expect(reasons).To(HaveKey(phiguardv1alpha1.ReasonScheduleRemoved))
 		}, timeout, poll).Should(Succeed())
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(b), &velerov1.Backup{})).To(Succeed(), "the backup is kept")
 	})
@@ -217,7 +217,7 @@ var _ = Describe("Backups", Ordered, func() {
 		})
 		Eventually(func(g Gomega) {
 			c := backupCondition(g, w)
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonAwaitingFirstBackup))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonAwaitingFirstBackup))
 			g.Expect(c.Message).To(ContainSubstring("Schedule nightly-" + ns))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -228,7 +228,7 @@ var _ = Describe("Backups", Ordered, func() {
 		})
 		Eventually(func(g Gomega) {
 			c := backupCondition(g, w)
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonVeleroNotInstalled))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonVeleroNotInstalled))
 			g.Expect(c.Message).To(HavePrefix("Velero's CRDs are installed but namespace velero-elsewhere does not exist"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -247,10 +247,10 @@ var _ = Describe("Backups", Ordered, func() {
 		})
 		Eventually(func(g Gomega) {
 			c := backupCondition(g, missing)
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonStorageLocationMissing))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonStorageLocationMissing))
 			g.Expect(c.Message).To(Equal("BackupStorageLocation nowhere does not exist in Velero's namespace: create it or name another in backup.storageLocation"))
 			c = backupCondition(g, offline)
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonStorageLocationUnavailable))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonStorageLocationUnavailable))
 			g.Expect(c.Message).To(HavePrefix(`BackupStorageLocation offline is "Unavailable", not Available`))
 			g.Expect(backupCondition(g, gcs).Message).To(ContainSubstring("storage: BackupStorageLocation gcs uses Google-managed encryption (set config.kmsKeyName for a customer-managed key)"))
 		}, timeout, poll).Should(Succeed())

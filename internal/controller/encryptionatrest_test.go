@@ -12,7 +12,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
 // Covers the EncryptedAtRest condition: claims that exist before (or without)
@@ -67,7 +66,7 @@ var _ = Describe("Encryption at rest status", Ordered, func() {
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.EncryptedAtRest))
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonUnencryptedVolumes))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonUnencryptedVolumes))
 			g.Expect(c.Message).To(HavePrefix("1 of 2 persistent volume claims are not encrypted at rest: records-data (class status-plain: provisioner rancher.io/local-path is not one phiguard knows to encrypt"))
 			g.Expect(c.Message).To(HaveSuffix("move the data to a claim of an encrypted StorageClass (encrypted classes: status-longhorn-crypto)"))
 			g.Expect(c.Message).NotTo(ContainSubstring("unrelated"))
@@ -86,7 +85,7 @@ var _ = Describe("Encryption at rest status", Ordered, func() {
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.EncryptedAtRest))
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonAllVolumesEncrypted))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonAllVolumesEncrypted))
 			g.Expect(c.Message).To(Equal("all 2 persistent volume claims of the 1 selected pods use encrypted StorageClasses"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -104,7 +103,7 @@ var _ = Describe("Encryption at rest status", Ordered, func() {
 		newClaim(ns, "records-data", "status-plain")
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.EncryptedAtRest))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonUnencryptedVolumes))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonUnencryptedVolumes))
 		}, timeout, poll).Should(Succeed())
 	})
 })

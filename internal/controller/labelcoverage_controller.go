@@ -31,27 +31,6 @@ import (
 // garbage collection, a hand delete).
 const CoverageFinalizer = "compliance.phiguard.io/coverage-record"
 
-// Reasons of the Events about a labelled object's coverage.
-const (
-	// ReasonCoverageCreated: a PHIWorkload was generated for a labelled object.
-	ReasonCoverageCreated = "CoverageCreated"
-	// ReasonCoverageRemoved: the label was removed or the object deleted, and
-	// its pods are no longer covered.
-	ReasonCoverageRemoved = "CoverageRemoved"
-	// ReasonCoverageInterrupted: the generated PHIWorkload was deleted while its
-	// object is still labelled; phiguard generates it again.
-	ReasonCoverageInterrupted = "CoverageInterrupted"
-	// ReasonCoveredByWorkload: another PHIWorkload (hand-written, or the
-	// Namespace's) covers the same pods, so none is generated.
-	ReasonCoveredByWorkload = "CoveredByWorkload"
-	// ReasonCoverageNotPossible: the object is labelled but cannot be covered
-	// (exempt namespace, a Service without a selector).
-	ReasonCoverageNotPossible = "CoverageNotPossible"
-	// ReasonWorkloadNameTaken: a PHIWorkload phiguard did not generate has the
-	// name the generated one needs.
-	ReasonWorkloadNameTaken = "WorkloadNameTaken"
-)
-
 // coverageAction is the action of every coverage Event.
 const coverageAction = "Coverage"
 
@@ -92,7 +71,7 @@ func (r *LabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	if generated != nil && !r.Source.generatedFor(generated, req.Name) {
 		if found && labelled(obj) {
-			r.event(obj, generated, verdict{reason: ReasonWorkloadNameTaken, warning: true, message: fmt.Sprintf(
+			r.event(obj, generated, verdict{reason: phiguardv1alpha1.ReasonWorkloadNameTaken, warning: true, message: fmt.Sprintf(
 				"PHIWorkload %s exists and was not generated for %s, so phiguard cannot generate one of that name; if it covers these pods, remove the %s label",
 				key, r.describe(req.NamespacedName), phiguardv1alpha1.EPHILabel)})
 		}
@@ -107,7 +86,7 @@ func (r *LabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	case v.cover && generated != nil && !generated.DeletionTimestamp.IsZero():
 		// Deleted by hand while the object is still labelled: record it and let
 		// it go; its deletion brings this object back and it is generated again.
-		return ctrl.Result{}, r.release(ctx, obj, found, generated, verdict{reason: ReasonCoverageInterrupted, warning: true,
+		return ctrl.Result{}, r.release(ctx, obj, found, generated, verdict{reason: phiguardv1alpha1.ReasonCoverageInterrupted, warning: true,
 			message: fmt.Sprintf("PHIWorkload %s was deleted while %s is still labelled %s=true; phiguard generates it again",
 				key, r.describe(req.NamespacedName), phiguardv1alpha1.EPHILabel)})
 	case v.cover:
@@ -145,13 +124,13 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 	desc := r.describe(objKey)
 	switch {
 	case !found || !obj.GetDeletionTimestamp().IsZero():
-		return verdict{reason: ReasonCoverageRemoved, warning: true, message: desc + " was deleted"}, nil
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageRemoved, warning: true, message: desc + " was deleted"}, nil
 	case !labelled(obj):
 		msg := fmt.Sprintf("label %s=true removed from %s", phiguardv1alpha1.EPHILabel, desc)
 		if a := obj.GetAnnotations(); a[phiguardv1alpha1.UnlabelApprovedByAnnotation] != "" {
 			msg += fmt.Sprintf("; removal approved by %s: %s", a[phiguardv1alpha1.UnlabelApprovedByAnnotation], a[phiguardv1alpha1.UnlabelJustificationAnnotation])
 		}
-		return verdict{reason: ReasonCoverageRemoved, warning: true, message: msg}, nil
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageRemoved, warning: true, message: msg}, nil
 	}
 
 	policy, err := safeguard.DefaultPolicy(ctx, r.Client)
@@ -159,13 +138,13 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 		return verdict{}, err
 	}
 	if safeguard.Exempt(r.ExemptNamespaces, policy, key.Namespace) {
-		return verdict{reason: ReasonCoverageNotPossible, warning: true, message: fmt.Sprintf(
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, warning: true, message: fmt.Sprintf(
 			"%s is labelled %s=true, but namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): its pods are not covered",
 			desc, phiguardv1alpha1.EPHILabel, key.Namespace, phiguardv1alpha1.DefaultPolicyName)}, nil
 	}
 	target, ok, why := r.Source.target(obj)
 	if !ok {
-		return verdict{reason: ReasonCoverageNotPossible, warning: true,
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, warning: true,
 			message: fmt.Sprintf("%s is labelled %s=true, but %s", desc, phiguardv1alpha1.EPHILabel, why)}, nil
 	}
 
@@ -183,7 +162,7 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 		if from := other.Labels[phiguardv1alpha1.GeneratedFromLabel]; from != "" {
 			by = "generated for the " + from
 		}
-		return verdict{reason: ReasonCoveredByWorkload, message: fmt.Sprintf(
+		return verdict{reason: phiguardv1alpha1.ReasonCoveredByWorkload, message: fmt.Sprintf(
 			"%s is covered by PHIWorkload %s/%s (%s), which selects the same pods; phiguard does not generate a second one",
 			desc, other.Namespace, other.Name, by)}, nil
 	}
@@ -207,7 +186,7 @@ func (r *LabelReconciler) apply(ctx context.Context, obj client.Object, existing
 	if existing == nil {
 		msg := fmt.Sprintf("%s is labelled %s=true: PHIWorkload %s generated; its safeguards follow PHIPolicy %s",
 			r.describe(client.ObjectKeyFromObject(obj)), phiguardv1alpha1.EPHILabel, key, phiguardv1alpha1.DefaultPolicyName)
-		r.event(obj, desired, verdict{reason: ReasonCoverageCreated, message: msg})
+		r.event(obj, desired, verdict{reason: phiguardv1alpha1.ReasonCoverageCreated, message: msg})
 		logf.FromContext(ctx).Info("coverage generated", "kind", r.Source.Kind, "object", client.ObjectKeyFromObject(obj), "workload", key)
 	}
 	return nil
@@ -292,9 +271,9 @@ func (r *LabelReconciler) release(ctx context.Context, obj client.Object, found 
 	}
 	pods := fmt.Sprintf("its %d pods are no longer covered by phiguard", w.Status.MatchedPods)
 	switch v.reason {
-	case ReasonCoveredByWorkload:
+	case phiguardv1alpha1.ReasonCoveredByWorkload:
 		pods = "its pods stay covered"
-	case ReasonCoverageInterrupted:
+	case phiguardv1alpha1.ReasonCoverageInterrupted:
 		pods = "its pods are covered again once the new one is generated"
 	}
 	if err := removeFinalizer(ctx, r.Client, w, CoverageFinalizer); err != nil {

@@ -100,7 +100,7 @@ var _ = Describe("Label coverage", func() {
 			g.Expect(w.Status.MatchedPods).To(Equal(int32(1)))
 			g.Expect(w.Status.Safeguards).To(ContainElement(And(
 				HaveField("Name", phiguardv1alpha1.NetworkIsolated), HaveField("ModeSource", phiguardv1alpha1.SourceDefault))))
-			g.Expect(coverageEvent(g, d, controller.ReasonCoverageCreated).Note).To(
+			g.Expect(coverageEvent(g, d, phiguardv1alpha1.ReasonCoverageCreated).Note).To(
 				ContainSubstring("Deployment " + ns + "/api is labelled phiguard.io/ephi=true: PHIWorkload " + ns + "/deploy-api generated"))
 		}, timeout, poll).Should(Succeed())
 
@@ -162,7 +162,7 @@ var _ = Describe("Label coverage", func() {
 		}
 		Expect(k8s.Create(ctx, external)).To(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(coverageEvent(g, external, controller.ReasonCoverageNotPossible).Note).To(
+			g.Expect(coverageEvent(g, external, phiguardv1alpha1.ReasonCoverageNotPossible).Note).To(
 				ContainSubstring("the Service has no selector"))
 		}, timeout, poll).Should(Succeed())
 		expectGone(Default, generated(controller.ServiceSource, ns, "partner"))
@@ -187,7 +187,7 @@ var _ = Describe("Label coverage", func() {
 
 		d := newDeployment(ns, "api", ephi, map[string]string{"app": "a"}, map[string]string{"app": "a"})
 		Eventually(func(g Gomega) {
-			g.Expect(coverageEvent(g, d, controller.ReasonCoveredByWorkload).Note).To(
+			g.Expect(coverageEvent(g, d, phiguardv1alpha1.ReasonCoveredByWorkload).Note).To(
 				ContainSubstring("covered by PHIWorkload " + key.String() + " (generated for the Namespace)"))
 		}, timeout, poll).Should(Succeed())
 		Consistently(func(g Gomega) { expectGone(g, generated(controller.DeploymentSource, ns, "api")) }, time.Second, poll).Should(Succeed())
@@ -198,7 +198,7 @@ var _ = Describe("Label coverage", func() {
 			"annotations":{"phiguard.io/unlabel-approved-by":"security-officer","phiguard.io/unlabel-justification":"records moved to the archive cluster"}}}`)))).To(Succeed())
 		Eventually(func(g Gomega) {
 			expectGone(g, key)
-			g.Expect(coverageEvent(g, &namespace, controller.ReasonCoverageRemoved).Note).To(ContainSubstring(
+			g.Expect(coverageEvent(g, &namespace, phiguardv1alpha1.ReasonCoverageRemoved).Note).To(ContainSubstring(
 				"label phiguard.io/ephi=true removed from Namespace " + ns + "; removal approved by security-officer: records moved to the archive cluster; " +
 					"generated PHIWorkload " + key.String() + " removed, its 2 pods are no longer covered"))
 			getWorkload(g, generated(controller.DeploymentSource, ns, "api"))
@@ -216,7 +216,7 @@ var _ = Describe("Label coverage", func() {
 			[]byte(`[{"op":"remove","path":"/metadata/labels/phiguard.io~1ephi"}]`)), client.FieldOwner("kubectl-label"))).To(Succeed())
 		Eventually(func(g Gomega) {
 			expectGone(g, key)
-			note := coverageEvent(g, d, controller.ReasonCoverageRemoved).Note
+			note := coverageEvent(g, d, phiguardv1alpha1.ReasonCoverageRemoved).Note
 			g.Expect(note).To(ContainSubstring("label phiguard.io/ephi=true removed from Deployment " + ns + "/api; generated"))
 			g.Expect(note).To(ContainSubstring("generated PHIWorkload " + key.String() + " removed, its 1 pods are no longer covered"))
 		}, timeout, poll).Should(Succeed())
@@ -244,7 +244,7 @@ var _ = Describe("Label coverage", func() {
 		Expect(k8s.Delete(ctx, svc)).To(Succeed())
 		Eventually(func(g Gomega) {
 			expectGone(g, key)
-			g.Expect(coverageEvent(g, svc, controller.ReasonCoverageRemoved).Note).To(
+			g.Expect(coverageEvent(g, svc, phiguardv1alpha1.ReasonCoverageRemoved).Note).To(
 				ContainSubstring("Service " + ns + "/web was deleted; generated PHIWorkload " + key.String() + " removed"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -258,7 +258,7 @@ var _ = Describe("Label coverage", func() {
 		Expect(k8s.Delete(ctx, first)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(getWorkload(g, key).UID).NotTo(Equal(first.UID))
-			g.Expect(coverageEvent(g, d, controller.ReasonCoverageInterrupted).Note).To(ContainSubstring("phiguard generates it again"))
+			g.Expect(coverageEvent(g, d, phiguardv1alpha1.ReasonCoverageInterrupted).Note).To(ContainSubstring("phiguard generates it again"))
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -269,7 +269,7 @@ var _ = Describe("Label coverage", func() {
 		first := newDeployment(ns, "records", ephi, map[string]string{"app": "records"},
 			map[string]string{"app": "records", "tier": "backend"})
 		Eventually(func(g Gomega) {
-			g.Expect(coverageEvent(g, first, controller.ReasonCoveredByWorkload).Note).To(
+			g.Expect(coverageEvent(g, first, phiguardv1alpha1.ReasonCoveredByWorkload).Note).To(
 				ContainSubstring("covered by PHIWorkload " + ns + "/records (written by hand)"))
 		}, timeout, poll).Should(Succeed())
 		Consistently(func(g Gomega) { expectGone(g, generated(controller.DeploymentSource, ns, "records")) }, time.Second, poll).Should(Succeed())
@@ -283,7 +283,7 @@ var _ = Describe("Label coverage", func() {
 		})
 		Eventually(func(g Gomega) {
 			expectGone(g, key)
-			g.Expect(coverageEvent(g, d, controller.ReasonCoveredByWorkload).Note).To(And(
+			g.Expect(coverageEvent(g, d, phiguardv1alpha1.ReasonCoveredByWorkload).Note).To(And(
 				ContainSubstring("covered by PHIWorkload "+ns+"/billing-hipaa (written by hand)"),
 				ContainSubstring("its pods stay covered")))
 		}, timeout, poll).Should(Succeed())
@@ -297,7 +297,7 @@ var _ = Describe("Label coverage", func() {
 		d := newDeployment("kube-system", "ephi-in-kube-system", ephi, map[string]string{"app": "x"}, map[string]string{"app": "x"})
 		DeferCleanup(func() { Expect(k8s.Delete(ctx, d)).To(Succeed()) })
 		Eventually(func(g Gomega) {
-			g.Expect(coverageEvent(g, d, controller.ReasonCoverageNotPossible).Note).To(ContainSubstring("namespace kube-system is exempt"))
+			g.Expect(coverageEvent(g, d, phiguardv1alpha1.ReasonCoverageNotPossible).Note).To(ContainSubstring("namespace kube-system is exempt"))
 		}, timeout, poll).Should(Succeed())
 		expectGone(Default, generated(controller.DeploymentSource, "kube-system", d.Name))
 
@@ -313,7 +313,7 @@ var _ = Describe("Label coverage", func() {
 		DeferCleanup(func() { Expect(k8s.Delete(ctx, policy)).To(Succeed()) })
 		Eventually(func(g Gomega) {
 			expectGone(g, key)
-			g.Expect(coverageEvent(g, inPolicy, controller.ReasonCoverageNotPossible).Note).To(
+			g.Expect(coverageEvent(g, inPolicy, phiguardv1alpha1.ReasonCoverageNotPossible).Note).To(
 				ContainSubstring("namespace " + ns + " is exempt"))
 		}, timeout, poll).Should(Succeed())
 	})
@@ -325,7 +325,7 @@ var _ = Describe("Label coverage", func() {
 		})
 		d := newDeployment(ns, "api", ephi, map[string]string{"app": "api"}, map[string]string{"app": "api"})
 		Eventually(func(g Gomega) {
-			g.Expect(coverageEvent(g, d, controller.ReasonWorkloadNameTaken).Note).To(ContainSubstring("was not generated for Deployment"))
+			g.Expect(coverageEvent(g, d, phiguardv1alpha1.ReasonWorkloadNameTaken).Note).To(ContainSubstring("was not generated for Deployment"))
 		}, timeout, poll).Should(Succeed())
 		w := getWorkload(Default, generated(controller.DeploymentSource, ns, "api"))
 		Expect(w.Spec.Selector.MatchLabels).To(HaveKeyWithValue("app", "elsewhere"))

@@ -64,7 +64,7 @@ var _ = Describe("Network isolation", func() {
 			np = policyOf(g, ns, "records")
 			c := isolated(g, w)
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonPolicyApplied))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
 			g.Expect(c.Message).To(ContainSubstring("NetworkPolicy phiguard-records isolates"))
 		}, timeout, poll).Should(Succeed())
 
@@ -80,7 +80,7 @@ var _ = Describe("Network isolation", func() {
 		Expect(np.Spec.Ingress[1].Ports).To(ConsistOf(HaveField("Port", HaveValue(Equal(intstr.FromString("http"))))))
 		Expect(np.Spec.Egress).To(HaveLen(2), "same workload and DNS")
 		Expect(np.ManagedFields).To(ConsistOf(HaveField("Manager", safeguard.FieldManager)), "applied by phiguard alone")
-		Eventually(func(g Gomega) { hasEvent(g, w, safeguard.ReasonPolicyCreated, corev1.EventTypeNormal) }, timeout, poll).Should(Succeed())
+		Eventually(func(g Gomega) { hasEvent(g, w, phiguardv1alpha1.ReasonPolicyCreated, corev1.EventTypeNormal) }, timeout, poll).Should(Succeed())
 
 		By("a pod created afterwards is selected by the policy as it stands: no write is needed")
 		pod := newPod(ns, "records-late", map[string]string{"app": "records"})
@@ -105,7 +105,7 @@ var _ = Describe("Network isolation", func() {
 			g.Expect(egress[1].To).To(ConsistOf(HaveField("IPBlock.CIDR", "203.0.113.0/24")))
 			g.Expect(egress[1].Ports).To(ConsistOf(And(
 				HaveField("Protocol", HaveValue(Equal(corev1.ProtocolTCP))), HaveField("Port", HaveValue(Equal(intstr.FromInt32(443)))))))
-			hasEvent(g, w, safeguard.ReasonPolicyUpdated, corev1.EventTypeNormal)
+			hasEvent(g, w, phiguardv1alpha1.ReasonPolicyUpdated, corev1.EventTypeNormal)
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -115,7 +115,7 @@ var _ = Describe("Network isolation", func() {
 		var np *networkingv1.NetworkPolicy
 		Eventually(func(g Gomega) {
 			np = policyOf(g, ns, "records")
-			g.Expect(isolated(g, w).Reason).To(Equal(safeguard.ReasonPolicyApplied))
+			g.Expect(isolated(g, w).Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
 		}, timeout, poll).Should(Succeed())
 		want := np.Spec
 
@@ -125,7 +125,7 @@ var _ = Describe("Network isolation", func() {
 		Expect(k8s.Update(ctx, np, client.FieldOwner("kubectl-edit"))).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(policyOf(g, ns, "records").Spec).To(Equal(want))
-			hasEvent(g, w, safeguard.ReasonPolicyDrifted, corev1.EventTypeWarning)
+			hasEvent(g, w, phiguardv1alpha1.ReasonPolicyDrifted, corev1.EventTypeWarning)
 		}, timeout, poll).Should(Succeed())
 
 		By("a deleted policy is re-created")
@@ -139,7 +139,7 @@ var _ = Describe("Network isolation", func() {
 		Eventually(func(g Gomega) {
 			var messages []string
 			for _, e := range eventsFor(g, fetch(g, w)) {
-				if e.Reason == safeguard.ReasonPolicyDrifted {
+				if e.Reason == phiguardv1alpha1.ReasonPolicyDrifted {
 					messages = append(messages, e.Note)
 				}
 			}
@@ -159,15 +159,15 @@ var _ = Describe("Network isolation", func() {
 		Eventually(func(g Gomega) {
 			c := isolated(g, w)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonPodsNotIsolated))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPodsNotIsolated))
 			g.Expect(c.Message).To(ContainSubstring("1 of 1 selected pods are not isolated: records-0 (ingress and egress open)"))
-			hasEvent(g, w, safeguard.ReasonPolicyRemoved, corev1.EventTypeNormal)
+			hasEvent(g, w, phiguardv1alpha1.ReasonPolicyRemoved, corev1.EventTypeNormal)
 		}, timeout, poll).Should(Succeed())
 
 		Expect(k8s.Patch(ctx, w, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"networkIsolation":{"mode":"Enforce"}}}`)))).To(Succeed())
 		Eventually(func(g Gomega) {
 			policyOf(g, ns, "records")
-			g.Expect(isolated(g, w).Reason).To(Equal(safeguard.ReasonPolicyApplied))
+			g.Expect(isolated(g, w).Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -194,7 +194,7 @@ var _ = Describe("Network isolation", func() {
 		Eventually(func(g Gomega) {
 			c := isolated(g, w)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonPolicyNameTaken))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyNameTaken))
 		}, timeout, poll).Should(Succeed())
 		Expect(policyOf(Default, ns, "records").Spec.PodSelector.MatchLabels).To(Equal(map[string]string{"app": "other"}))
 	})
@@ -221,7 +221,7 @@ var _ = Describe("Network isolation", func() {
 			w := audit(ns)
 			Eventually(func(g Gomega) {
 				c := isolated(g, w)
-				g.Expect(c.Reason).To(Equal(safeguard.ReasonPodsNotIsolated))
+				g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPodsNotIsolated))
 				g.Expect(c.Message).To(ContainSubstring("2 of 2 selected pods are not isolated: records-0 (ingress and egress open), records-1 (ingress and egress open)"))
 			}, timeout, poll).Should(Succeed())
 			Consistently(func(g Gomega) {
@@ -246,12 +246,12 @@ var _ = Describe("Network isolation", func() {
 		It("holds once policies cover both directions, and notices new ones through the watch", func() {
 			ns := newNamespace()
 			w := audit(ns)
-			Eventually(func(g Gomega) { g.Expect(isolated(g, w).Reason).To(Equal(safeguard.ReasonPodsNotIsolated)) }, timeout, poll).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(isolated(g, w).Reason).To(Equal(phiguardv1alpha1.ReasonPodsNotIsolated)) }, timeout, poll).Should(Succeed())
 			handWritten(ns, "default-deny", map[string]string{"app": "records"}, networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
 			Eventually(func(g Gomega) {
 				c := isolated(g, w)
 				g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-				g.Expect(c.Reason).To(Equal(safeguard.ReasonPodsIsolated))
+				g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPodsIsolated))
 				g.Expect(c.Message).To(ContainSubstring("all 2 selected pods are isolated"))
 			}, timeout, poll).Should(Succeed())
 		})

@@ -145,7 +145,7 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 	// From here on the settings are known, so a stalled workload still reports
 	// each safeguard's effective mode.
 	if safeguard.Exempt(r.ExemptNamespaces, s.Policy, w.Namespace) {
-		return s, safeguard.Stalled(safeguard.ReasonNamespaceExempt,
+		return s, safeguard.Stalled(phiguardv1alpha1.ReasonNamespaceExempt,
 			"namespace %s is exempt from phiguard (built-in or PHIPolicy spec.exemptNamespaces); move the workload or remove the exemption",
 			w.Namespace)
 	}
@@ -153,7 +153,7 @@ func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.P
 		return s, err
 	}
 	if s.Selector, err = metav1.LabelSelectorAsSelector(&w.Spec.Selector); err != nil {
-		return s, safeguard.Stalled(safeguard.ReasonInvalidSelector, "spec.selector is invalid: %v", err)
+		return s, safeguard.Stalled(phiguardv1alpha1.ReasonInvalidSelector, "spec.selector is invalid: %v", err)
 	}
 
 	return s, r.readTargets(ctx, s)

@@ -38,17 +38,17 @@ var _ = Describe("PHIWorkload status", func() {
 				if c.Status == metav1.ConditionTrue {
 					holding++
 				}
-				if c.Reason == safeguard.ReasonNotImplemented {
+				if c.Reason == phiguardv1alpha1.ReasonNotImplemented {
 					placeholders++
 					g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), "%s is not evaluated yet, so never True", name)
 					g.Expect(c.Message).To(ContainSubstring("not counted as compliant"))
 				}
 			}
-			g.Expect(condition(g, w, string(phiguardv1alpha1.NetworkIsolated)).Reason).To(Equal(safeguard.ReasonPolicyApplied))
-			g.Expect(condition(g, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(safeguard.ReasonAllVolumesEncrypted))
+			g.Expect(condition(g, w, string(phiguardv1alpha1.NetworkIsolated)).Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
+			g.Expect(condition(g, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(phiguardv1alpha1.ReasonAllVolumesEncrypted))
 			decided := condition(g, w, string(phiguardv1alpha1.TransmissionSecure))
 			g.Expect(decided.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(decided.Reason).To(Equal(safeguard.ReasonDocumentedDecision))
+			g.Expect(decided.Reason).To(Equal(phiguardv1alpha1.ReasonDocumentedDecision))
 			g.Expect(decided.Message).To(ContainSubstring("approved by security-officer"))
 
 			// No backup can be fresh here: Velero is absent (False), or was
@@ -81,11 +81,11 @@ var _ = Describe("PHIWorkload status", func() {
 				seen[e.Action+"/"+e.Reason] = true
 			}
 			g.Expect(len(seen)).To(BeNumerically(">=", len(safeguard.Order)+1), "a result per safeguard, plus the NetworkPolicy's creation")
-			g.Expect(seen).To(HaveKey("NetworkIsolated/" + safeguard.ReasonPolicyCreated))
-			g.Expect(seen).To(HaveKey("NetworkIsolated/" + safeguard.ReasonPolicyApplied))
-			g.Expect(seen).To(HaveKey("EncryptedAtRest/" + safeguard.ReasonAllVolumesEncrypted))
-			g.Expect(seen).To(HaveKey("AccessControlled/" + safeguard.ReasonNotImplemented))
-			g.Expect(seen).To(HaveKey("TransmissionSecure/" + safeguard.ReasonDocumentedDecision))
+			g.Expect(seen).To(HaveKey("NetworkIsolated/" + phiguardv1alpha1.ReasonPolicyCreated))
+			g.Expect(seen).To(HaveKey("NetworkIsolated/" + phiguardv1alpha1.ReasonPolicyApplied))
+			g.Expect(seen).To(HaveKey("EncryptedAtRest/" + phiguardv1alpha1.ReasonAllVolumesEncrypted))
+			g.Expect(seen).To(HaveKey("AccessControlled/" + phiguardv1alpha1.ReasonNotImplemented))
+			g.Expect(seen).To(HaveKey("TransmissionSecure/" + phiguardv1alpha1.ReasonDocumentedDecision))
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -132,13 +132,13 @@ var _ = Describe("PHIWorkload status", func() {
 		})
 
 		Eventually(func(g Gomega) {
-			g.Expect(condition(g, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(safeguard.ReasonDocumentedDecision))
+			g.Expect(condition(g, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(phiguardv1alpha1.ReasonDocumentedDecision))
 		}, timeout, poll).Should(Succeed())
 
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.EncryptedAtRest))
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(safeguard.ReasonDecisionExpired))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonDecisionExpired))
 			g.Expect(c.Message).To(ContainSubstring("renew"))
 			got := fetch(g, w)
 			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
@@ -151,7 +151,7 @@ var _ = Describe("PHIWorkload status", func() {
 		Eventually(func(g Gomega) {
 			var found bool
 			for _, e := range eventsFor(g, fetch(g, w)) {
-				found = found || (e.Reason == safeguard.ReasonDecisionExpired && e.Type == corev1.EventTypeWarning)
+				found = found || (e.Reason == phiguardv1alpha1.ReasonDecisionExpired && e.Type == corev1.EventTypeWarning)
 			}
 			g.Expect(found).To(BeTrue())
 		}, timeout, poll).Should(Succeed())

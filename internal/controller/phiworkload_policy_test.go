@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
 // Covers the PHIPolicy named "default": its defaults fill what a workload leaves
@@ -113,7 +112,7 @@ var _ = Describe("PHIPolicy defaults", Ordered, func() {
 		w := newWorkload(ns, "records", nil)
 		Eventually(func(g Gomega) {
 			st := condition(g, w, "Stalled")
-			g.Expect(st.Reason).To(Equal(safeguard.ReasonNamespaceExempt))
+			g.Expect(st.Reason).To(Equal(phiguardv1alpha1.ReasonNamespaceExempt))
 			g.Expect(st.Message).To(ContainSubstring("namespace " + ns + " is exempt"))
 		}, timeout, poll).Should(Succeed())
 	})

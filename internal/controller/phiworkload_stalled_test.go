@@ -56,7 +56,7 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 		w := newWorkload(ns, "records", func(w *phiguardv1alpha1.PHIWorkload) {
 			w.Spec.Backup = &phiguardv1alpha1.BackupSpec{Schedule: "61 * * * *"}
 		})
-		expectStalled(w, safeguard.ReasonInvalidSchedule, `backup.schedule "61 * * * *" is not a valid cron schedule`)
+		expectStalled(w, phiguardv1alpha1.ReasonInvalidSchedule, `backup.schedule "61 * * * *" is not a valid cron schedule`)
 
 		By("fixing the schedule removes Stalled")
 		Expect(k8s.Patch(ctx, w, client.RawPatch(client.Merge.Type(),
@@ -76,12 +76,12 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 				{Key: "app", Operator: metav1.LabelSelectorOpIn},
 			}}
 		})
-		expectStalled(w, safeguard.ReasonInvalidSelector, "spec.selector is invalid")
+		expectStalled(w, phiguardv1alpha1.ReasonInvalidSelector, "spec.selector is invalid")
 	})
 
 	It("stalls in an exempt namespace", func() {
 		w := newWorkload("kube-system", "records", nil)
 		DeferCleanup(func() { Expect(k8s.Delete(ctx, w)).To(Succeed()) })
-		expectStalled(w, safeguard.ReasonNamespaceExempt, "namespace kube-system is exempt from phiguard")
+		expectStalled(w, phiguardv1alpha1.ReasonNamespaceExempt, "namespace kube-system is exempt from phiguard")
 	})
 })

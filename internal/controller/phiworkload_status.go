@@ -11,10 +11,6 @@ import (
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
-// ReasonEvaluationError means a safeguard hit an error it will retry; its
-// condition is Unknown and its message carries the error.
-const ReasonEvaluationError = "EvaluationError"
-
 // outcome is one safeguard's contribution to status.
 type outcome struct {
 	name   phiguardv1alpha1.SafeguardName
@@ -46,7 +42,7 @@ func computeStatus(prev phiguardv1alpha1.PHIWorkloadStatus, generation int64, po
 		if r.Err != nil {
 			complete = false
 			if r.Reason == "" {
-				r.Status, r.Reason, r.Message = metav1.ConditionUnknown, ReasonEvaluationError, r.Err.Error()
+				r.Status, r.Reason, r.Message = metav1.ConditionUnknown, phiguardv1alpha1.ReasonEvaluationError, r.Err.Error()
 			}
 		}
 		setCondition(&st, string(o.name), r.Status, r.Reason, r.Message, generation, now)

@@ -91,7 +91,7 @@ func TestComputeStatusStalled(t *testing.T) {
 	g := NewWithT(t)
 	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(allTrue()...), nil, now)
-	stalled := safeguard.AsStalled(safeguard.Stalled(safeguard.ReasonInvalidSelector, "spec.selector is invalid: %s", "x"))
+	stalled := safeguard.AsStalled(safeguard.Stalled(phiguardv1alpha1.ReasonInvalidSelector, "spec.selector is invalid: %s", "x"))
 
 	unevaluated := outcomes(allTrue()...)
 	for i := range unevaluated {
@@ -102,12 +102,12 @@ func TestComputeStatusStalled(t *testing.T) {
 	g.Expect(st.Score).To(Equal("0/8"), "no earlier result stays on display")
 	g.Expect(st.Safeguards).To(HaveEach(HaveField("Status", metav1.ConditionUnknown)))
 	g.Expect(meta.FindStatusCondition(st.Conditions, "BackupScheduled")).To(And(
-		HaveField("Status", metav1.ConditionUnknown), HaveField("Reason", safeguard.ReasonInvalidSelector),
+		HaveField("Status", metav1.ConditionUnknown), HaveField("Reason", phiguardv1alpha1.ReasonInvalidSelector),
 		HaveField("ObservedGeneration", BeEquivalentTo(2))))
 	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(2), "a stalled generation has been fully handled")
 	g.Expect(meta.IsStatusConditionTrue(st.Conditions, phiguardv1alpha1.StalledCondition)).To(BeTrue())
 	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReadyCondition)).To(And(
-		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", safeguard.ReasonInvalidSelector)))
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", phiguardv1alpha1.ReasonInvalidSelector)))
 
 	recovered := computeStatus(st, 3, "", 0, outcomes(allTrue()...), nil, now)
 	g.Expect(meta.FindStatusCondition(recovered.Conditions, phiguardv1alpha1.StalledCondition)).To(BeNil())
@@ -124,7 +124,7 @@ func TestComputeStatusTransientErrorHoldsGeneration(t *testing.T) {
 	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(4), "a half-evaluated generation is not observed")
 	c := meta.FindStatusCondition(st.Conditions, string(safeguard.Order[2]))
 	g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
-	g.Expect(c.Reason).To(Equal(ReasonEvaluationError))
+	g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonEvaluationError))
 	g.Expect(c.Message).To(ContainSubstring("unable to handle"))
 	g.Expect(st.Compliance).To(Equal(phiguardv1alpha1.Pending))
 }

@@ -120,7 +120,7 @@ var _ = Describe("Reconciling by hand", func() {
 		})
 
 		Expect(reconcileOnce(w).RequeueAfter).To(Equal(90 * time.Minute))
-		Expect(condition(Default, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(safeguard.ReasonDocumentedDecision))
+		Expect(condition(Default, w, string(phiguardv1alpha1.EncryptedAtRest)).Reason).To(Equal(phiguardv1alpha1.ReasonDocumentedDecision))
 		drain()
 
 		fakeNow.Step(89 * time.Minute)
@@ -132,7 +132,7 @@ var _ = Describe("Reconciling by hand", func() {
 		Expect(reconcileOnce(w).RequeueAfter).To(BeZero(), "nothing left that expires")
 		c := condition(Default, w, string(phiguardv1alpha1.EncryptedAtRest))
 		Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		Expect(c.Reason).To(Equal(safeguard.ReasonDecisionExpired))
+		Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonDecisionExpired))
 		Expect(c.LastTransitionTime.Time).To(BeTemporally("==", fakeNow.Now()))
 		Expect(writes.n.Load()).To(BeEquivalentTo(1))
 		Expect(recorder.Events).To(Receive(ContainSubstring("Warning DecisionExpired")))

@@ -42,17 +42,6 @@ const (
 	restartedForAnnotation = "phiguard.io/restarted-for"
 )
 
-// Reasons of the AuditLogging condition and its Events.
-const (
-	// ReasonSidecarsPresent (True): every selected pod carries the audit sidecar.
-	ReasonSidecarsPresent = "SidecarsPresent"
-	// ReasonPodsWithoutSidecar (False): some do not; the message names them.
-	ReasonPodsWithoutSidecar = "PodsWithoutSidecar"
-	// ReasonRolloutRestarted (Event): phiguard restarted a workload so that its
-	// pods are re-created with the sidecar.
-	ReasonRolloutRestarted = "RolloutRestarted"
-)
-
 // HasAuditSidecar says whether the pod carries phiguard's audit sidecar.
 func HasAuditSidecar(pod *corev1.Pod) bool {
 	return slices.ContainsFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == AuditSidecarName }) ||
@@ -159,7 +148,7 @@ func (a AuditLogging) Reconcile(ctx context.Context, s *Scope) Result {
 		}
 	}
 	if len(without) == 0 {
-		return Result{Status: metav1.ConditionTrue, Reason: ReasonSidecarsPresent,
+		return Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonSidecarsPresent,
 			Message: fmt.Sprintf("all %d selected pods carry the audit sidecar", len(s.Pods))}
 	}
 	names := make([]string, 0, len(without))
@@ -171,7 +160,7 @@ func (a AuditLogging) Reconcile(ctx context.Context, s *Scope) Result {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	r := Result{Status: metav1.ConditionFalse, Reason: ReasonPodsWithoutSidecar,
+	r := Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonPodsWithoutSidecar,
 		Message: fmt.Sprintf("%d of %d selected pods lack the audit sidecar: %s; pods created before the PHIWorkload (or while phiguard was down) get it when re-created",
 			len(without), len(s.Pods), strings.Join(named(names), ", "))}
 	spec := s.Settings.AuditLogging
@@ -209,7 +198,7 @@ func restartOwners(ctx context.Context, s *Scope, pods []corev1.Pod) ([]Event, e
 		if err := s.Client.Patch(ctx, owner, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner(FieldManager)); err != nil {
 			return events, fmt.Errorf("restarting %s %s: %w", kind, owner.GetName(), err)
 		}
-		events = append(events, Event{Reason: ReasonRolloutRestarted,
+		events = append(events, Event{Reason: phiguardv1alpha1.ReasonRolloutRestarted,
 			Message: fmt.Sprintf("restarted %s %s so that its pods are re-created with the audit sidecar", kind, owner.GetName()),
 			Related: reference(appsv1.SchemeGroupVersion.String(), kind, owner)})
 	}

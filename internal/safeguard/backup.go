@@ -20,35 +20,6 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-// Reasons of the BackupScheduled condition and its Events.
-const (
-	// ReasonBackupFresh (True): the last successful backup is within the RPO.
-	ReasonBackupFresh = "BackupFresh"
-	// ReasonAwaitingFirstBackup (Unknown): the schedule is younger than the RPO
-	// and no backup has completed yet.
-	ReasonAwaitingFirstBackup = "AwaitingFirstBackup"
-	// ReasonBackupStale (False): the last successful backup is older than the RPO
-	// (or there is none, and the schedule is older than the RPO).
-	ReasonBackupStale = "BackupStale"
-	// ReasonBackupFailed (False): the latest finished backup failed.
-	ReasonBackupFailed = "BackupFailed"
-	// ReasonScheduleMissing (False, Audit): no Velero Schedule covers the workload.
-	ReasonScheduleMissing = "ScheduleMissing"
-	// ReasonVeleroNotInstalled (False): Velero's CRDs are not in the cluster.
-	ReasonVeleroNotInstalled = "VeleroNotInstalled"
-	// ReasonStorageLocationMissing (False): the BackupStorageLocation does not exist.
-	ReasonStorageLocationMissing = "StorageLocationMissing"
-	// ReasonStorageLocationUnavailable (False): Velero cannot reach the location.
-	ReasonStorageLocationUnavailable = "StorageLocationUnavailable"
-
-	// ReasonScheduleCreated (Event): the Schedule was created.
-	ReasonScheduleCreated = "ScheduleCreated"
-	// ReasonScheduleUpdated (Event): the Schedule was changed to follow the spec.
-	ReasonScheduleUpdated = "ScheduleUpdated"
-	// ReasonScheduleRemoved (Event): the Schedule was deleted; its backups stay.
-	ReasonScheduleRemoved = "ScheduleRemoved"
-)
-
 const scheduleKind = "Schedule"
 
 // Labels on phiguard's Schedules, which live in Velero's namespace and so
@@ -131,7 +102,7 @@ func ScheduleLabels(w *phiguardv1alpha1.PHIWorkload) map[string]string {
 // Reconcile implements Safeguard.
 func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 	if s.Velero == nil {
-		r := Result{Status: metav1.ConditionFalse, Reason: ReasonVeleroNotInstalled,
+		r := Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonVeleroNotInstalled,
 			Message: "Velero is not installed (no velero.io/v1 CRDs): install Velero (velero install, or its Helm chart) with a BackupStorageLocation; phiguard starts managing the backup schedule as soon as the CRDs appear"}
 		if s.VeleroPending {
 			// The CRDs' events may all have come before discovery serves
@@ -143,7 +114,7 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 	spec := s.Settings.Backup
 	if s.Velero.NamespaceMissing {
 		// Namespaces are not watched: look again now and then.
-		return Result{Status: metav1.ConditionFalse, Reason: ReasonVeleroNotInstalled, RequeueAfter: time.Minute,
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonVeleroNotInstalled, RequeueAfter: time.Minute,
 			Message: fmt.Sprintf("Velero's CRDs are installed but namespace %s does not exist: install Velero there, or set backup.veleroNamespace to where it runs", spec.VeleroNamespace)}
 	}
 	var events []Event
@@ -165,7 +136,7 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 		}
 		events = removed
 		if sched = coveringSchedule(s); sched == nil {
-			return Result{Status: metav1.ConditionFalse, Reason: ReasonScheduleMissing, Events: events,
+			return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonScheduleMissing, Events: events,
 				Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
 					spec.VeleroNamespace, s.Workload.Namespace)}
 		}
@@ -180,9 +151,9 @@ func (b BackupScheduling) judge(s *Scope, sched *velerov1.Schedule) Result {
 	bsl, why := storageLocation(s.Velero.StorageLocations, sched.Spec.Template.StorageLocation)
 	switch {
 	case bsl == nil:
-		return Result{Status: metav1.ConditionFalse, Reason: ReasonStorageLocationMissing, Message: why}
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonStorageLocationMissing, Message: why}
 	case bsl.Status.Phase != velerov1.BackupStorageLocationPhaseAvailable:
-		return Result{Status: metav1.ConditionFalse, Reason: ReasonStorageLocationUnavailable,
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonStorageLocationUnavailable,
 			Message: fmt.Sprintf("BackupStorageLocation %s is %q, not Available: Velero cannot write backups there (%s)",
 				bsl.Name, bsl.Status.Phase, bsl.Status.Message)}
 	}
@@ -217,9 +188,9 @@ func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope) (*velero
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, stored); err != nil {
 		return nil, nil, fmt.Errorf("decoding Schedule %s: %w", want.Name, err)
 	}
-	event := &Event{Reason: ReasonScheduleCreated, Message: fmt.Sprintf("created Velero Schedule %s/%s (%q, ttl %s)", want.Namespace, want.Name, want.Spec.Schedule, want.Spec.Template.TTL.Duration)}
+	event := &Event{Reason: phiguardv1alpha1.ReasonScheduleCreated, Message: fmt.Sprintf("created Velero Schedule %s/%s (%q, ttl %s)", want.Namespace, want.Name, want.Spec.Schedule, want.Spec.Template.TTL.Duration)}
 	if have != nil {
-		event = &Event{Reason: ReasonScheduleUpdated, Message: fmt.Sprintf("updated Velero Schedule %s/%s to follow the spec", want.Namespace, want.Name)}
+		event = &Event{Reason: phiguardv1alpha1.ReasonScheduleUpdated, Message: fmt.Sprintf("updated Velero Schedule %s/%s to follow the spec", want.Namespace, want.Name)}
 	}
 	event.Related = reference(velerov1.SchemeGroupVersion.String(), scheduleKind, stored)
 	return stored, event, nil
@@ -282,7 +253,7 @@ func removeSchedules(ctx context.Context, c client.Client, w *phiguardv1alpha1.P
 		if err := c.Delete(ctx, sc, client.Preconditions{UID: &sc.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return events, fmt.Errorf("deleting Schedule %s/%s: %w", sc.Namespace, sc.Name, err)
 		}
-		events = append(events, Event{Reason: ReasonScheduleRemoved,
+		events = append(events, Event{Reason: phiguardv1alpha1.ReasonScheduleRemoved,
 			Message: fmt.Sprintf("deleted Velero Schedule %s/%s; the backups it made are kept until their TTL", sc.Namespace, sc.Name),
 			Related: reference(velerov1.SchemeGroupVersion.String(), scheduleKind, sc)})
 	}
@@ -346,25 +317,25 @@ func freshness(sched *velerov1.Schedule, backups []velerov1.Backup, rpo time.Dur
 		if last != nil {
 			msg += fmt.Sprintf("; the last successful one, %s, completed at %s", last.Name, last.Status.CompletionTimestamp.UTC().Format(time.RFC3339))
 		}
-		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupFailed, Message: msg + "; see `velero backup describe " + latest.Name + "`"}
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonBackupFailed, Message: msg + "; see `velero backup describe " + latest.Name + "`"}
 	}
 	if last == nil {
 		lapse := sched.CreationTimestamp.Add(rpo)
 		if now.Before(lapse) {
-			return Result{Status: metav1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, RequeueAfter: lapse.Sub(now),
+			return Result{Status: metav1.ConditionUnknown, Reason: phiguardv1alpha1.ReasonAwaitingFirstBackup, RequeueAfter: lapse.Sub(now),
 				Message: fmt.Sprintf("Schedule %s (%q) has not completed a backup yet; it must before %s (rpo %s)", sched.Name, sched.Spec.Schedule, lapse.UTC().Format(time.RFC3339), rpo)}
 		}
-		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupStale,
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonBackupStale,
 			Message: fmt.Sprintf("Schedule %s (%q) has completed no backup since it was created at %s; rpo is %s",
 				sched.Name, sched.Spec.Schedule, sched.CreationTimestamp.UTC().Format(time.RFC3339), rpo)}
 	}
 	done := last.Status.CompletionTimestamp.Time
 	lapse := done.Add(rpo)
 	if !now.Before(lapse) {
-		return Result{Status: metav1.ConditionFalse, Reason: ReasonBackupStale,
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonBackupStale,
 			Message: fmt.Sprintf("the last successful backup %s completed at %s, longer ago than the rpo of %s", last.Name, done.UTC().Format(time.RFC3339), rpo)}
 	}
-	return Result{Status: metav1.ConditionTrue, Reason: ReasonBackupFresh, RequeueAfter: lapse.Sub(now),
+	return Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonBackupFresh, RequeueAfter: lapse.Sub(now),
 		Message: fmt.Sprintf("the last successful backup %s completed at %s, within the rpo of %s (Schedule %s, %q)", last.Name, done.UTC().Format(time.RFC3339), rpo, sched.Name, sched.Spec.Schedule)}
 }
 

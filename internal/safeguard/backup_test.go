@@ -7,6 +7,8 @@ import (
 	. "github.com/onsi/gomega"
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
 func TestFreshness(t *testing.T) {
@@ -29,20 +31,20 @@ func TestFreshness(t *testing.T) {
 		requeue time.Duration
 		message string
 	}{
-		{"nothing yet, within the rpo", 3 * time.Hour, []velerov1.Backup{other}, ReasonAwaitingFirstBackup, time.Hour,
+		{"nothing yet, within the rpo", 3 * time.Hour, []velerov1.Backup{other}, phiguardv1alpha1.ReasonAwaitingFirstBackup, time.Hour,
 			"has not completed a backup yet; it must before 2030-03-01T13:00:00Z"},
-		{"nothing, past the rpo", time.Hour, nil, ReasonBackupStale, 0, "has completed no backup since it was created at 2030-03-01T10:00:00Z"},
+		{"nothing, past the rpo", time.Hour, nil, phiguardv1alpha1.ReasonBackupStale, 0, "has completed no backup since it was created at 2030-03-01T10:00:00Z"},
 		{"fresh: requeue when it would lapse", time.Hour, []velerov1.Backup{b("a", velerov1.BackupPhaseCompleted, -20*time.Minute, -15*time.Minute)},
-			ReasonBackupFresh, 45 * time.Minute, "the last successful backup a completed at 2030-03-01T11:45:00Z"},
+			phiguardv1alpha1.ReasonBackupFresh, 45 * time.Minute, "the last successful backup a completed at 2030-03-01T11:45:00Z"},
 		{"stale", 10 * time.Minute, []velerov1.Backup{b("a", velerov1.BackupPhaseCompleted, -20*time.Minute, -15*time.Minute)},
-			ReasonBackupStale, 0, "longer ago than the rpo of 10m0s"},
+			phiguardv1alpha1.ReasonBackupStale, 0, "longer ago than the rpo of 10m0s"},
 		{"the latest failed", time.Hour, []velerov1.Backup{
 			b("a", velerov1.BackupPhaseCompleted, -50*time.Minute, -45*time.Minute),
 			b("b", velerov1.BackupPhaseFailed, -10*time.Minute, -9*time.Minute),
-			b("c", velerov1.BackupPhaseInProgress, -time.Minute, 0)}, ReasonBackupFailed, 0, "the latest backup b of Schedule s ended Failed; the last successful one, a"},
+			b("c", velerov1.BackupPhaseInProgress, -time.Minute, 0)}, phiguardv1alpha1.ReasonBackupFailed, 0, "the latest backup b of Schedule s ended Failed; the last successful one, a"},
 		{"an old failure before a success", time.Hour, []velerov1.Backup{
 			b("a", velerov1.BackupPhaseFailedValidation, -50*time.Minute, -45*time.Minute),
-			b("b", velerov1.BackupPhaseCompleted, -10*time.Minute, -9*time.Minute)}, ReasonBackupFresh, 51 * time.Minute, "backup b completed"},
+			b("b", velerov1.BackupPhaseCompleted, -10*time.Minute, -9*time.Minute)}, phiguardv1alpha1.ReasonBackupFresh, 51 * time.Minute, "backup b completed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

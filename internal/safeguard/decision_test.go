@@ -29,15 +29,15 @@ func TestEvaluateDecision(t *testing.T) {
 		requeue  time.Duration
 	}{
 		{"valid decision", phiguardv1alpha1.EncryptedAtRest, decision(now.Add(48 * time.Hour)),
-			metav1.ConditionTrue, ReasonDocumentedDecision, "approved by ciso, valid until 2030-06-03T09:00:00Z", 48 * time.Hour},
+			metav1.ConditionTrue, phiguardv1alpha1.ReasonDocumentedDecision, "approved by ciso, valid until 2030-06-03T09:00:00Z", 48 * time.Hour},
 		{"expires this instant", phiguardv1alpha1.EncryptedAtRest, decision(now),
-			metav1.ConditionFalse, ReasonDecisionExpired, "expired at 2030-06-01T09:00:00Z; review and renew it", 0},
+			metav1.ConditionFalse, phiguardv1alpha1.ReasonDecisionExpired, "expired at 2030-06-01T09:00:00Z; review and renew it", 0},
 		{"expired", phiguardv1alpha1.EncryptedAtRest, decision(now.Add(-time.Hour)),
-			metav1.ConditionFalse, ReasonDecisionExpired, "expired", 0},
+			metav1.ConditionFalse, phiguardv1alpha1.ReasonDecisionExpired, "expired", 0},
 		{"no decision", phiguardv1alpha1.TransmissionSecure, nil,
-			metav1.ConditionFalse, ReasonDecisionMissing, "TransmissionSecure is off without a documented decision", 0},
+			metav1.ConditionFalse, phiguardv1alpha1.ReasonDecisionMissing, "TransmissionSecure is off without a documented decision", 0},
 		{"required safeguard, even with a decision", phiguardv1alpha1.AuditLogging, decision(now.Add(time.Hour)),
-			metav1.ConditionFalse, ReasonRequiredSafeguardOff, "AuditLogging is Required by HIPAA (§164.312(b))", 0},
+			metav1.ConditionFalse, phiguardv1alpha1.ReasonRequiredSafeguardOff, "AuditLogging is Required by HIPAA (§164.312(b))", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,7 +62,7 @@ func TestRegistryCoversEverySafeguardInOrder(t *testing.T) {
 		if _, placeholder := sg.(notImplemented); placeholder {
 			r := sg.Reconcile(t.Context(), &Scope{})
 			g.Expect(r.Status).To(Equal(metav1.ConditionUnknown), "an unimplemented safeguard is never True")
-			g.Expect(r.Reason).To(Equal(ReasonNotImplemented))
+			g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonNotImplemented))
 		}
 	}
 }

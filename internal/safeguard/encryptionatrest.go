@@ -13,15 +13,6 @@ import (
 	"github.com/phiguard/phiguard/internal/storageclass"
 )
 
-// Reasons of the EncryptedAtRest condition.
-const (
-	// ReasonAllVolumesEncrypted (True): every claim the selected pods mount uses
-	// an encrypted StorageClass.
-	ReasonAllVolumesEncrypted = "AllVolumesEncrypted"
-	// ReasonUnencryptedVolumes (False): some claims do not; the message names them.
-	ReasonUnencryptedVolumes = "UnencryptedVolumes"
-)
-
 // EncryptionAtRest reports whether the volumes of the selected pods are
 // encrypted at rest (HIPAA §164.312(a)(2)(iv), Addressable). It changes
 // nothing: in Enforce mode the admission webhook keeps new unencrypted claims
@@ -57,9 +48,9 @@ func (EncryptionAtRest) Reconcile(_ context.Context, s *Scope) Result {
 		if len(missing) > 0 {
 			msg += fmt.Sprintf("; %d not created yet: %s", len(missing), strings.Join(missing, ", "))
 		}
-		return Result{Status: metav1.ConditionTrue, Reason: ReasonAllVolumesEncrypted, Message: msg}
+		return Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonAllVolumesEncrypted, Message: msg}
 	}
-	return Result{Status: metav1.ConditionFalse, Reason: ReasonUnencryptedVolumes,
+	return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonUnencryptedVolumes,
 		Message: fmt.Sprintf("%d of %d persistent volume claims are not encrypted at rest: %s; move the data to a claim of an encrypted StorageClass (%s)",
 			len(unencrypted), len(claims)-len(missing), strings.Join(named(unencrypted), "; "), availableClasses(s, opts))}
 }

@@ -21,31 +21,6 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-// Reasons of the NetworkIsolated condition and its Events.
-const (
-	// ReasonPolicyApplied (True): phiguard's NetworkPolicy isolates the selected pods.
-	ReasonPolicyApplied = "PolicyApplied"
-	// ReasonPodsIsolated (True, Audit): every selected pod is isolated in both
-	// directions by the NetworkPolicies that exist.
-	ReasonPodsIsolated = "PodsIsolated"
-	// ReasonPodsNotIsolated (False, Audit): some selected pods are open in a direction.
-	ReasonPodsNotIsolated = "PodsNotIsolated"
-	// ReasonPolicyNameTaken (False): a NetworkPolicy phiguard does not own has the
-	// name phiguard needs; phiguard leaves it alone.
-	ReasonPolicyNameTaken = "PolicyNameTaken"
-
-	// ReasonPolicyCreated (Event): the NetworkPolicy was created.
-	ReasonPolicyCreated = "PolicyCreated"
-	// ReasonPolicyUpdated (Event): the NetworkPolicy was changed to follow the spec.
-	ReasonPolicyUpdated = "PolicyUpdated"
-	// ReasonPolicyDrifted (Warning Event): someone changed or deleted the
-	// NetworkPolicy and phiguard put it back.
-	ReasonPolicyDrifted = "PolicyDrifted"
-	// ReasonPolicyRemoved (Event): the NetworkPolicy was removed because the mode
-	// left Enforce.
-	ReasonPolicyRemoved = "PolicyRemoved"
-)
-
 // maxNamed is how many objects a message names before it only counts.
 const maxNamed = 10
 
@@ -86,7 +61,7 @@ func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
 	existing := byName(s.NetworkPolicies, name)
 	if existing != nil && !metav1.IsControlledBy(existing, s.Workload) {
 		return Result{
-			Status: metav1.ConditionFalse, Reason: ReasonPolicyNameTaken,
+			Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonPolicyNameTaken,
 			Message: fmt.Sprintf("NetworkPolicy %s exists and is not phiguard's; rename or delete it so that phiguard can isolate the pods", name),
 		}
 	}
@@ -98,7 +73,7 @@ func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
 		events = append(events, event)
 	}
 	return Result{
-		Status: metav1.ConditionTrue, Reason: ReasonPolicyApplied,
+		Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonPolicyApplied,
 		Message: fmt.Sprintf("NetworkPolicy %s isolates the %d selected pods in both directions (and any created later); allowed: %s",
 			name, len(s.Pods), describeAllowed(s.Settings.NetworkIsolation)),
 		Events: events,
@@ -112,7 +87,7 @@ func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
 func (n NetworkIsolation) applyIfChanged(ctx context.Context, s *Scope, existing *networkingv1.NetworkPolicy,
 	desired *networkingv1ac.NetworkPolicyApplyConfiguration) (Event, bool, error) {
 	name := *desired.Name
-	event := Event{Reason: ReasonPolicyCreated, Message: "created NetworkPolicy " + name}
+	event := Event{Reason: phiguardv1alpha1.ReasonPolicyCreated, Message: "created NetworkPolicy " + name}
 	if existing != nil {
 		owned, err := networkingv1ac.ExtractNetworkPolicy(existing, FieldManager)
 		if err != nil {
@@ -121,13 +96,13 @@ func (n NetworkIsolation) applyIfChanged(ctx context.Context, s *Scope, existing
 		if equality.Semantic.DeepEqual(owned, desired) {
 			return Event{}, false, nil
 		}
-		event = Event{Reason: ReasonPolicyUpdated, Message: "updated NetworkPolicy " + name + " to follow the spec"}
+		event = Event{Reason: phiguardv1alpha1.ReasonPolicyUpdated, Message: "updated NetworkPolicy " + name + " to follow the spec"}
 		if others := otherSpecManagers(existing); len(others) > 0 {
-			event = Event{Warning: true, Reason: ReasonPolicyDrifted,
+			event = Event{Warning: true, Reason: phiguardv1alpha1.ReasonPolicyDrifted,
 				Message: fmt.Sprintf("reverted changes that %s made to NetworkPolicy %s", strings.Join(others, ", "), name)}
 		}
 	} else if previouslyApplied(s.Workload) {
-		event = Event{Warning: true, Reason: ReasonPolicyDrifted, Message: "re-created NetworkPolicy " + name + ", which was deleted"}
+		event = Event{Warning: true, Reason: phiguardv1alpha1.ReasonPolicyDrifted, Message: "re-created NetworkPolicy " + name + ", which was deleted"}
 	}
 	if err := s.Client.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return Event{}, false, fmt.Errorf("applying NetworkPolicy %s: %w", name, err)
@@ -149,7 +124,7 @@ func (n NetworkIsolation) removeOwned(ctx context.Context, s *Scope) ([]Event, e
 		if err != nil && !apierrors.IsNotFound(err) {
 			return events, fmt.Errorf("removing NetworkPolicy %s: %w", np.Name, err)
 		}
-		events = append(events, Event{Reason: ReasonPolicyRemoved,
+		events = append(events, Event{Reason: phiguardv1alpha1.ReasonPolicyRemoved,
 			Message: fmt.Sprintf("removed NetworkPolicy %s: network isolation is no longer enforced (mode %s)", np.Name, s.Mode(n.Name())),
 			Related: reference(networkingv1.SchemeGroupVersion.String(), "NetworkPolicy", np)})
 	}
@@ -175,11 +150,11 @@ func auditIsolation(pods []corev1.Pod, policies []networkingv1.NetworkPolicy) Re
 		}
 	}
 	if len(open) == 0 {
-		return Result{Status: metav1.ConditionTrue, Reason: ReasonPodsIsolated,
+		return Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonPodsIsolated,
 			Message: fmt.Sprintf("all %d selected pods are isolated in both directions by NetworkPolicies", len(pods))}
 	}
 	slices.Sort(open)
-	return Result{Status: metav1.ConditionFalse, Reason: ReasonPodsNotIsolated,
+	return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonPodsNotIsolated,
 		Message: fmt.Sprintf("%d of %d selected pods are not isolated: %s; set networkIsolation.mode to Enforce or add default-deny NetworkPolicies",
 			len(open), len(pods), strings.Join(named(open), ", "))}
 }
@@ -237,7 +212,7 @@ func otherSpecManagers(np *networkingv1.NetworkPolicy) []string {
 // workload's current generation: a missing policy then was deleted by someone.
 func previouslyApplied(w *phiguardv1alpha1.PHIWorkload) bool {
 	c := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.NetworkIsolated))
-	return c != nil && c.Reason == ReasonPolicyApplied && c.ObservedGeneration == w.Generation
+	return c != nil && c.Reason == phiguardv1alpha1.ReasonPolicyApplied && c.ObservedGeneration == w.Generation
 }
 
 func describeAllowed(spec *phiguardv1alpha1.NetworkIsolationSpec) string {

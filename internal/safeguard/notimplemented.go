@@ -9,10 +9,6 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-// ReasonNotImplemented marks a safeguard phiguard does not evaluate yet. Its
-// condition is Unknown, so it never counts as compliant.
-const ReasonNotImplemented = "NotImplemented"
-
 type notImplemented struct {
 	name phiguardv1alpha1.SafeguardName
 }
@@ -30,7 +26,7 @@ func (n notImplemented) Rule() Rule { return RuleFor(n.name) }
 func (n notImplemented) Reconcile(context.Context, *Scope) Result {
 	return Result{
 		Status: metav1.ConditionUnknown,
-		Reason: ReasonNotImplemented,
+		Reason: phiguardv1alpha1.ReasonNotImplemented,
 		Message: fmt.Sprintf("phiguard does not evaluate %s (%s) yet; it is not counted as compliant",
 			n.name, n.Rule().Section),
 	}

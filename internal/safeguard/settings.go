@@ -13,17 +13,6 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-// Reasons for a Stalled condition raised while resolving settings.
-const (
-	// ReasonInvalidSchedule: backup.schedule passed the API's pattern check but
-	// is not a schedule a cron parser accepts (a field out of range, say).
-	ReasonInvalidSchedule = "InvalidSchedule"
-	// ReasonInvalidSelector: spec.selector cannot be turned into a label selector.
-	ReasonInvalidSelector = "InvalidSelector"
-	// ReasonNamespaceExempt: the workload sits in a namespace phiguard never acts on.
-	ReasonNamespaceExempt = "NamespaceExempt"
-)
-
 // BuiltinDefaults are the settings used where neither the PHIWorkload nor the
 // PHIPolicy says otherwise. Each value is documented on its API field.
 func BuiltinDefaults() phiguardv1alpha1.SafeguardSettings {
@@ -134,7 +123,7 @@ func MinimumModes(policy *phiguardv1alpha1.PHIPolicy) map[phiguardv1alpha1.Safeg
 func Validate(s *phiguardv1alpha1.SafeguardSettings) error {
 	if s.Backup != nil && s.Backup.Schedule != "" {
 		if _, err := cron.ParseStandard(s.Backup.Schedule); err != nil {
-			return Stalled(ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", s.Backup.Schedule, err)
+			return Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", s.Backup.Schedule, err)
 		}
 	}
 	return nil

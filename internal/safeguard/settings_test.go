@@ -77,7 +77,7 @@ func TestValidateSchedule(t *testing.T) {
 				g.Expect(err).NotTo(HaveOccurred())
 				return
 			}
-			g.Expect(AsStalled(err)).To(HaveField("Reason", ReasonInvalidSchedule))
+			g.Expect(AsStalled(err)).To(HaveField("Reason", phiguardv1alpha1.ReasonInvalidSchedule))
 			g.Expect(err.Error()).To(ContainSubstring("backup.schedule %q is not a valid cron schedule", schedule))
 		})
 	}

@@ -299,7 +299,7 @@ var _ = Describe("phiguard on a full cluster", Ordered, func() {
 				g.Expect(conditionStatus(&w, phiguardv1alpha1.NetworkIsolated)).To(Equal(metav1.ConditionTrue), w.Name)
 				backup := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.BackupScheduled))
 				g.Expect(backup).NotTo(BeNil(), w.Name)
-				g.Expect(backup.Reason).To(Equal(safeguard.ReasonAwaitingFirstBackup), w.Name)
+				g.Expect(backup.Reason).To(Equal(phiguardv1alpha1.ReasonAwaitingFirstBackup), w.Name)
 			}
 			var policies networkingv1.NetworkPolicyList
 			g.Expect(k8s.List(ctx, &policies, client.InNamespace(ns))).To(Succeed())

@@ -1,0 +1,175 @@
+package v1alpha1
+
+// The reasons phiguard writes on a PHIWorkload's conditions and on the Events
+// it records. They are API: dashboards, alerts and the CLI match on them, so a
+// reason is never renamed once released. Each comment says on which condition
+// or Event it appears and with which status; for every safeguard condition
+// True means the safeguard holds (good), for Stalled and Reconciling True
+// means attention is needed or work is under way.
+
+// Reasons of the Ready and Reconciling conditions when a reconcile could not
+// finish. Ready carries them with status False; the safeguards keep their last
+// results, and observedGeneration does not move.
+const (
+	// ReasonProgressing (Reconciling True): phiguard is working on a generation
+	// of the spec it has not fully evaluated yet; the condition goes away once
+	// observedGeneration reaches metadata.generation.
+	ReasonProgressing = "Progressing"
+	// ReasonFinalizerFailed (Ready False): phiguard could not add its cleanup
+	// finalizer, so it did not act; it retries with backoff.
+	ReasonFinalizerFailed = "FinalizerFailed"
+	// ReasonReadFailed (Ready False): phiguard could not read what the
+	// safeguards judge (the PHIPolicy, the selected pods, the objects around
+	// them); it retries with backoff.
+	ReasonReadFailed = "ReadFailed"
+	// ReasonFinalizationFailed (Ready False): the workload is being deleted and
+	// a safeguard could not remove what it keeps outside the namespace; the
+	// finalizer stays and phiguard retries.
+	ReasonFinalizationFailed = "FinalizationFailed"
+	// ReasonEvaluationError (safeguard Unknown): the safeguard hit an error it
+	// retries; the message carries the error.
+	ReasonEvaluationError = "EvaluationError"
+)
+
+// Reasons of the Stalled condition (True: the spec cannot be acted on as
+// written; retrying will not help until it changes). Ready carries the same
+// reason with status False, and each safeguard not evaluated is Unknown with it.
+const (
+	// ReasonInvalidSchedule: backup.schedule passed the API's pattern check but
+	// is not a schedule a cron parser accepts (a field out of range, say).
+	ReasonInvalidSchedule = "InvalidSchedule"
+	// ReasonInvalidSelector: spec.selector cannot be turned into a label selector.
+	ReasonInvalidSelector = "InvalidSelector"
+	// ReasonNamespaceExempt: the workload sits in a namespace phiguard never acts on.
+	ReasonNamespaceExempt = "NamespaceExempt"
+)
+
+// Reasons of a safeguard that is not evaluated, or whose mode is Off.
+const (
+	// ReasonNotImplemented (Unknown): phiguard does not evaluate the safeguard
+	// yet; it never counts as compliant.
+	ReasonNotImplemented = "NotImplemented"
+	// ReasonDocumentedDecision (True): the safeguard is off under a valid decision.
+	ReasonDocumentedDecision = "DocumentedDecision"
+	// ReasonDecisionExpired (False): the decision that turned it off has expired.
+	ReasonDecisionExpired = "DecisionExpired"
+	// ReasonDecisionMissing (False): the safeguard is off with no decision.
+	ReasonDecisionMissing = "DecisionMissing"
+	// ReasonRequiredSafeguardOff (False): a Required safeguard is off, which no
+	// decision can justify.
+	ReasonRequiredSafeguardOff = "RequiredSafeguardOff"
+)
+
+// Reasons of a safeguard whose optional API is missing. Each is False: what
+// the safeguard needs cannot exist without the API. While the API's CRDs are
+// installed but not yet served the same reason is used, with a message that
+// says so, and phiguard looks again within seconds.
+const (
+	// ReasonVeleroNotInstalled: Velero's velero.io/v1 CRDs are not in the
+	// cluster, or Velero's namespace does not exist.
+	ReasonVeleroNotInstalled = "VeleroNotInstalled"
+	// ReasonIstioNotInstalled: Istio's security.istio.io CRDs are not in the cluster.
+	ReasonIstioNotInstalled = "IstioNotInstalled"
+	// ReasonPrometheusOperatorNotInstalled: the Prometheus Operator's
+	// monitoring.coreos.com CRDs are not in the cluster.
+	ReasonPrometheusOperatorNotInstalled = "PrometheusOperatorNotInstalled"
+	// ReasonGatewayAPINotInstalled: Gateway API's gateway.networking.k8s.io
+	// CRDs are not in the cluster.
+	ReasonGatewayAPINotInstalled = "GatewayAPINotInstalled"
+)
+
+// Reasons of the NetworkIsolated condition and its Events.
+const (
+	// ReasonPolicyApplied (True): phiguard's NetworkPolicy isolates the selected pods.
+	ReasonPolicyApplied = "PolicyApplied"
+	// ReasonPodsIsolated (True, Audit): every selected pod is isolated in both
+	// directions by the NetworkPolicies that exist.
+	ReasonPodsIsolated = "PodsIsolated"
+	// ReasonPodsNotIsolated (False, Audit): some selected pods are open in a direction.
+	ReasonPodsNotIsolated = "PodsNotIsolated"
+	// ReasonPolicyNameTaken (False): a NetworkPolicy phiguard does not own has the
+	// name phiguard needs; phiguard leaves it alone.
+	ReasonPolicyNameTaken = "PolicyNameTaken"
+
+	// ReasonPolicyCreated (Normal Event): the NetworkPolicy was created.
+	ReasonPolicyCreated = "PolicyCreated"
+	// ReasonPolicyUpdated (Normal Event): the NetworkPolicy was changed to follow the spec.
+	ReasonPolicyUpdated = "PolicyUpdated"
+	// ReasonPolicyDrifted (Warning Event): someone changed or deleted the
+	// NetworkPolicy and phiguard put it back.
+	ReasonPolicyDrifted = "PolicyDrifted"
+	// ReasonPolicyRemoved (Normal Event): the NetworkPolicy was removed because
+	// the mode left Enforce.
+	ReasonPolicyRemoved = "PolicyRemoved"
+)
+
+// Reasons of the EncryptedAtRest condition.
+const (
+	// ReasonAllVolumesEncrypted (True): every claim the selected pods mount uses
+	// an encrypted StorageClass.
+	ReasonAllVolumesEncrypted = "AllVolumesEncrypted"
+	// ReasonUnencryptedVolumes (False): some claims do not; the message names them.
+	ReasonUnencryptedVolumes = "UnencryptedVolumes"
+)
+
+// Reasons of the BackupScheduled condition and its Events (and
+// ReasonVeleroNotInstalled above).
+const (
+	// ReasonBackupFresh (True): the last successful backup is within the RPO.
+	ReasonBackupFresh = "BackupFresh"
+	// ReasonAwaitingFirstBackup (Unknown): the schedule is younger than the RPO
+	// and no backup has completed yet.
+	ReasonAwaitingFirstBackup = "AwaitingFirstBackup"
+	// ReasonBackupStale (False): the last successful backup is older than the RPO
+	// (or there is none, and the schedule is older than the RPO).
+	ReasonBackupStale = "BackupStale"
+	// ReasonBackupFailed (False): the latest finished backup failed.
+	ReasonBackupFailed = "BackupFailed"
+	// ReasonScheduleMissing (False, Audit): no Velero Schedule covers the workload.
+	ReasonScheduleMissing = "ScheduleMissing"
+	// ReasonStorageLocationMissing (False): the BackupStorageLocation does not exist.
+	ReasonStorageLocationMissing = "StorageLocationMissing"
+	// ReasonStorageLocationUnavailable (False): Velero cannot reach the location.
+	ReasonStorageLocationUnavailable = "StorageLocationUnavailable"
+
+	// ReasonScheduleCreated (Normal Event): the Schedule was created.
+	ReasonScheduleCreated = "ScheduleCreated"
+	// ReasonScheduleUpdated (Normal Event): the Schedule was changed to follow the spec.
+	ReasonScheduleUpdated = "ScheduleUpdated"
+	// ReasonScheduleRemoved (Normal Event): the Schedule was deleted; its backups stay.
+	ReasonScheduleRemoved = "ScheduleRemoved"
+)
+
+// Reasons of the AuditLogging condition and its Events.
+const (
+	// ReasonSidecarsPresent (True): every selected pod carries the audit sidecar.
+	ReasonSidecarsPresent = "SidecarsPresent"
+	// ReasonPodsWithoutSidecar (False): some do not; the message names them.
+	ReasonPodsWithoutSidecar = "PodsWithoutSidecar"
+	// ReasonRolloutRestarted (Normal Event): phiguard restarted a workload so
+	// that its pods are re-created with the sidecar.
+	ReasonRolloutRestarted = "RolloutRestarted"
+)
+
+// Reasons of the Events about a labelled object's coverage (action
+// "Coverage", recorded on the labelled Deployment, StatefulSet, Service or
+// Namespace).
+const (
+	// ReasonCoverageCreated (Normal): a PHIWorkload was generated for a labelled object.
+	ReasonCoverageCreated = "CoverageCreated"
+	// ReasonCoverageRemoved (Warning): the label was removed or the object
+	// deleted, and its pods are no longer covered.
+	ReasonCoverageRemoved = "CoverageRemoved"
+	// ReasonCoverageInterrupted (Warning): the generated PHIWorkload was deleted
+	// while its object is still labelled; phiguard generates it again.
+	ReasonCoverageInterrupted = "CoverageInterrupted"
+	// ReasonCoveredByWorkload (Normal): another PHIWorkload (hand-written, or
+	// the Namespace's) covers the same pods, so none is generated.
+	ReasonCoveredByWorkload = "CoveredByWorkload"
+	// ReasonCoverageNotPossible (Warning): the object is labelled but cannot be
+	// covered (exempt namespace, a Service without a selector).
+	ReasonCoverageNotPossible = "CoverageNotPossible"
+	// ReasonWorkloadNameTaken (Warning): a PHIWorkload phiguard did not
+	// generate has the name the generated one needs.
+	ReasonWorkloadNameTaken = "WorkloadNameTaken"
+)
