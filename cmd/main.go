@@ -219,11 +219,12 @@ func setup(mgr ctrl.Manager, exempt []string, concurrency int, enableWebhooks bo
 	if err != nil {
 		return err
 	}
+	registry := safeguard.New(safeguard.Options{BackupMetrics: backupMetrics})
 	if err := (&controller.PHIWorkloadReconciler{
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
 		Clock:            clock.RealClock{},
-		Safeguards:       safeguard.Registry(backupMetrics),
+		Registry:         registry,
 		ExemptNamespaces: exempt,
 		Concurrency:      concurrency,
 	}).SetupWithManager(mgr); err != nil {
@@ -242,18 +243,9 @@ func setup(mgr ctrl.Manager, exempt []string, concurrency int, enableWebhooks bo
 	}
 
 	if enableWebhooks {
-		if err := (&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr); err != nil {
-			return err
-		}
-		if err := (&phiwebhook.AuditInjector{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr); err != nil {
-			return err
-		}
-		if err := (&phiwebhook.WorkloadValidator{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr); err != nil {
-			return err
-		}
-		if err := (&phiwebhook.UnlabelGuard{Reader: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-			return err
-		}
+		return phiwebhook.Setup(mgr, safeguard.AdmissionEnv{
+			Reader: mgr.GetClient(), ExemptNamespaces: exempt, Registry: registry, Clock: clock.RealClock{},
+		})
 	}
 	return nil
 }

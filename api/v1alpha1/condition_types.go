@@ -11,6 +11,12 @@ const (
 	// as written (kstatus "abnormal-true": True is bad). Its reason says why and
 	// its message what to fix; it goes away once the spec is fixed.
 	StalledCondition = "Stalled"
+
+	// ReconcilingCondition is present, and True, only while phiguard has not
+	// fully evaluated the current generation of the spec (kstatus
+	// "abnormal-true"): observedGeneration is behind metadata.generation,
+	// because the reconcile is under way or ended in an error it retries.
+	ReconcilingCondition = "Reconciling"
 )
 
 // Reasons of the Ready condition. When Stalled is True, Ready carries the

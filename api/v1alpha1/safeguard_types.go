@@ -60,39 +60,41 @@ const (
 
 // SafeguardSettings holds one block per safeguard. Every field is optional: a
 // field left empty on a PHIWorkload is taken from the PHIPolicy named "default",
-// and one left empty there from phiguard's built-in defaults.
+// and one left empty there from phiguard's built-in defaults. Each block is a
+// pointer to a struct with a Mode field, tagged with its safeguard's name
+// (`safeguard:"<SafeguardName>"`): Mode and SetMode find a block by that tag.
 type SafeguardSettings struct {
 	// networkIsolation generates default-deny NetworkPolicies for the selected pods.
 	// +optional
-	NetworkIsolation *NetworkIsolationSpec `json:"networkIsolation,omitempty"`
+	NetworkIsolation *NetworkIsolationSpec `json:"networkIsolation,omitempty" safeguard:"NetworkIsolated"`
 
 	// encryptionAtRest requires encrypted StorageClasses for the pods' volume claims.
 	// +optional
-	EncryptionAtRest *EncryptionAtRestSpec `json:"encryptionAtRest,omitempty"`
+	EncryptionAtRest *EncryptionAtRestSpec `json:"encryptionAtRest,omitempty" safeguard:"EncryptedAtRest"`
 
 	// backup schedules Velero backups of the workload and checks their freshness.
 	// +optional
-	Backup *BackupSpec `json:"backup,omitempty"`
+	Backup *BackupSpec `json:"backup,omitempty" safeguard:"BackupScheduled"`
 
 	// auditLogging injects an audit sidecar into the selected pods.
 	// +optional
-	AuditLogging *AuditLoggingSpec `json:"auditLogging,omitempty"`
+	AuditLogging *AuditLoggingSpec `json:"auditLogging,omitempty" safeguard:"AuditLogging"`
 
 	// transmissionSecurity requires TLS (or mesh mTLS) in front of the selected pods.
 	// +optional
-	TransmissionSecurity *TransmissionSecuritySpec `json:"transmissionSecurity,omitempty"`
+	TransmissionSecurity *TransmissionSecuritySpec `json:"transmissionSecurity,omitempty" safeguard:"TransmissionSecure"`
 
 	// accessControl requires dedicated ServiceAccounts and least-privilege RBAC.
 	// +optional
-	AccessControl *AccessControlSpec `json:"accessControl,omitempty"`
+	AccessControl *AccessControlSpec `json:"accessControl,omitempty" safeguard:"AccessControlled"`
 
 	// integrity requires immutable, unprivileged, digest-pinned containers.
 	// +optional
-	Integrity *IntegritySpec `json:"integrity,omitempty"`
+	Integrity *IntegritySpec `json:"integrity,omitempty" safeguard:"IntegrityProtected"`
 
 	// availability requires redundancy and a PodDisruptionBudget.
 	// +optional
-	Availability *AvailabilitySpec `json:"availability,omitempty"`
+	Availability *AvailabilitySpec `json:"availability,omitempty" safeguard:"Available"`
 }
 
 // NetworkIsolationSpec configures the NetworkIsolated safeguard (Required).
@@ -454,6 +456,13 @@ const (
 	DecisionNotReasonable DecisionKind = "NotReasonable"
 )
 
+// MinJustificationLength is the fewest characters a decision's justification
+// may have: a Decision's, and the one that lets a Namespace lose its
+// phiguard.io/ephi label. The CRD's MinLength marker on
+// Decision.Justification must say the same number (markers cannot name a
+// constant); a test of the generated CRD holds them together.
+const MinJustificationLength = 20
+
 // Decision documents why an Addressable safeguard is turned off for a workload.
 // HIPAA lets an organisation not implement an Addressable specification only when
 // it documents why; the decision is kept with the workload and expires so that it
@@ -469,7 +478,8 @@ type Decision struct {
 	// +required
 	Kind DecisionKind `json:"kind"`
 
-	// justification says why the safeguard is not implemented as specified.
+	// justification says why the safeguard is not implemented as specified, in
+	// at least MinJustificationLength characters.
 	// +required
 	// +kubebuilder:validation:MinLength=20
 	// +kubebuilder:validation:MaxLength=4096

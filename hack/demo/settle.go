@@ -63,8 +63,8 @@ func notSettled(w *phiguardv1alpha1.PHIWorkload) string {
 
 // settledConditions are the condition types of a fully evaluated workload.
 func settledConditions() []string {
-	out := make([]string, 0, len(safeguard.Order)+1)
-	for _, name := range safeguard.Order {
+	out := make([]string, 0, len(safeguard.New(safeguard.Options{}).Names())+1)
+	for _, name := range safeguard.New(safeguard.Options{}).Names() {
 		out = append(out, string(name))
 	}
 	return append(out, phiguardv1alpha1.ReadyCondition)

@@ -34,7 +34,7 @@ func TestUnsettled(t *testing.T) {
 		},
 		{
 			name: "current generation without Ready",
-			list: []phiguardv1alpha1.PHIWorkload{workload(1, 1, allConditions()[:len(safeguard.Order)]...)},
+			list: []phiguardv1alpha1.PHIWorkload{workload(1, 1, allConditions()[:len(safeguard.New(safeguard.Options{}).Names())]...)},
 			want: []string{"clinic/records: no condition Ready"},
 		},
 		{
@@ -83,7 +83,7 @@ func workload(generation, observed int64, conditions ...metav1.Condition) phigua
 // allConditions is one Unknown condition per safeguard, then Ready.
 func allConditions() []metav1.Condition {
 	var out []metav1.Condition
-	for _, name := range safeguard.Order {
+	for _, name := range safeguard.New(safeguard.Options{}).Names() {
 		out = append(out, metav1.Condition{Type: string(name), Status: metav1.ConditionUnknown, Reason: "NotImplemented"})
 	}
 	return append(out, metav1.Condition{Type: phiguardv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "SafeguardsNotEvaluated"})

@@ -134,7 +134,7 @@ func (w *watcher) waitSettled(ctx context.Context, timeout time.Duration) ([]phi
 		title := fmt.Sprintf("phiguard demo: waiting for the PHIWorkloads to settle (%s of %s)", elapsed, timeout)
 		if len(pending) == 0 {
 			title = fmt.Sprintf("phiguard demo: every PHIWorkload reports its %d safeguards and Ready (settled after %s)",
-				len(safeguard.Order), elapsed)
+				len(safeguard.New(safeguard.Options{}).Names()), elapsed)
 		}
 		body, err := render(list, false)
 		if err != nil {

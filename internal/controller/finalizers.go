@@ -2,28 +2,62 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// removeFinalizer removes one finalizer and nothing else. Two controllers
-// hold finalizers on a generated PHIWorkload and may release them at the same
-// moment: a merge patch would write back the whole list as this controller
-// last saw it, re-adding the other's (which the apiserver refuses on an object
-// being deleted). The JSON patch tests the entry's position first, so a list
-// that moved fails and is retried with a fresh read.
+// Two controllers hold finalizers on a generated PHIWorkload and may add or
+// release them at the same moment: a merge patch would write back the whole
+// list as this controller last saw it, dropping or re-adding the other's
+// (which the apiserver refuses on an object being deleted). Both functions
+// below send a JSON patch whose first operation tests what they saw, so a
+// list that changed fails, and the reconcile is retried with a fresh read.
+
+// jsonPatchOp is one operation of a JSON patch (RFC 6902).
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// addFinalizer adds one finalizer, unless the object has it.
+func addFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string) error {
+	current := obj.GetFinalizers()
+	if slices.Contains(current, finalizer) {
+		return nil
+	}
+	ops := []jsonPatchOp{{Op: "test", Path: "/metadata/finalizers", Value: current}, {Op: "add", Path: "/metadata/finalizers/-", Value: finalizer}}
+	if len(current) == 0 {
+		// An absent list cannot be tested; the version can.
+		ops = []jsonPatchOp{{Op: "test", Path: "/metadata/resourceVersion", Value: obj.GetResourceVersion()},
+			{Op: "add", Path: "/metadata/finalizers", Value: []string{finalizer}}}
+	}
+	return patchFinalizers(ctx, c, obj, "adding", finalizer, ops)
+}
+
+// removeFinalizer removes one finalizer and nothing else, testing its position first.
 func removeFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string) error {
 	i := slices.Index(obj.GetFinalizers(), finalizer)
 	if i < 0 {
 		return nil
 	}
-	patch := fmt.Sprintf(`[{"op":"test","path":"/metadata/finalizers/%d","value":%q},{"op":"remove","path":"/metadata/finalizers/%d"}]`,
-		i, finalizer, i)
-	if err := c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, []byte(patch)), FieldOwner); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing the finalizer %s of %s/%s: %w", finalizer, obj.GetNamespace(), obj.GetName(), err)
+	path := "/metadata/finalizers/" + strconv.Itoa(i)
+	return patchFinalizers(ctx, c, obj, "removing", finalizer,
+		[]jsonPatchOp{{Op: "test", Path: path, Value: finalizer}, {Op: "remove", Path: path}})
+}
+
+func patchFinalizers(ctx context.Context, c client.Client, obj client.Object, verb, finalizer string, ops []jsonPatchOp) error {
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return fmt.Errorf("encoding the patch %s the finalizer %s: %w", verb, finalizer, err)
+	}
+	if err := c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), FieldOwner); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("%s the finalizer %s of %s/%s: %w", verb, finalizer, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return nil
 }

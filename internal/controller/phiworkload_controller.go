@@ -5,31 +5,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	storagev1 "k8s.io/api/storage/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/optionalapi"
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
@@ -37,15 +30,15 @@ import (
 const FieldOwner = client.FieldOwner(safeguard.FieldManager)
 
 // PHIWorkloadReconciler keeps a PHIWorkload's safeguards and reports them in
-// its status.
+// its status. It names no safeguard: it runs those of its Registry.
 type PHIWorkloadReconciler struct {
 	client.Client
 	// Recorder records an Event for each change of a safeguard's result.
 	Recorder recorder.EventRecorder
 	// Clock is the time decisions are judged against; tests move it.
 	Clock clock.PassiveClock
-	// Safeguards are evaluated in this order; see safeguard.Registry.
-	Safeguards []safeguard.Safeguard
+	// Registry holds the safeguards, evaluated in its order.
+	Registry safeguard.Registry
 	// ExemptNamespaces are never acted on, whatever the PHIPolicy says
 	// (kube-system and phiguard's own namespace).
 	ExemptNamespaces []string
@@ -54,209 +47,78 @@ type PHIWorkloadReconciler struct {
 	// bound how fast that settles.
 	Concurrency int
 
-	// controller and cache let SetupWithManager's watches grow when Velero's
-	// CRDs appear after the manager started.
-	controller    controller.Controller
-	cache         cache.Cache
-	veleroMu      sync.Mutex
-	veleroWatched bool
+	// apis tracks the optional APIs the safeguards need and starts the
+	// watches on their kinds once they are served (SetupWithManager).
+	apis *optionalapi.Tracker
 }
 
 // CleanupFinalizer holds a PHIWorkload until the safeguards that keep objects
 // outside its namespace (the backup Schedule) have removed them.
 const CleanupFinalizer = "compliance.phiguard.io/cleanup"
 
+// The controller's own permissions; each safeguard's are next to its code.
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/finalizers,verbs=update
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads/status,verbs=patch
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phipolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch
-// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=velero.io,resources=schedules,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=velero.io,resources=backups;backupstoragelocations,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile loads the workload, resolves its scope once, runs every safeguard in
-// order, and writes the status with one patch when it changed.
-func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var w phiguardv1alpha1.PHIWorkload
-	if err := r.Get(ctx, req.NamespacedName, &w); err != nil {
+// Reconcile loads the workload, resolves its scope once, runs every safeguard
+// in order, and, on every path but a finished deletion, summarises the
+// outcome into the status with one patch when it changed.
+func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	w := &phiguardv1alpha1.PHIWorkload{}
+	if err := r.Get(ctx, req.NamespacedName, w); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil // deleted; what it owned goes by garbage collection
 		}
 		return ctrl.Result{}, fmt.Errorf("reading PHIWorkload %s: %w", req.NamespacedName, err)
 	}
+	ev := &evaluation{}
+	defer func() { retErr = r.summarise(ctx, w, ev, retErr) }()
+
 	if !w.DeletionTimestamp.IsZero() {
 		// Owned objects go by garbage collection; the rest is finalized here.
-		return ctrl.Result{}, r.finalize(ctx, &w)
+		if err := r.finalize(ctx, w); err != nil {
+			return ctrl.Result{}, failed(phiguardv1alpha1.ReasonFinalizationFailed, err)
+		}
+		ev.released = true
+		return ctrl.Result{}, nil
 	}
-	if err := r.ensureFinalizer(ctx, &w); err != nil {
+	if err := r.ensureFinalizer(ctx, w); err != nil {
+		return ctrl.Result{}, failed(phiguardv1alpha1.ReasonFinalizerFailed, err)
+	}
+	scope, err := r.Registry.Scope(ctx, r.env(), w, r.Clock.Now())
+	ev.scope = scope
+	switch {
+	case safeguard.AsStalled(err) != nil:
 		return ctrl.Result{}, err
+	case err != nil:
+		return ctrl.Result{}, failed(phiguardv1alpha1.ReasonReadFailed, err)
 	}
-
-	now := r.Clock.Now()
-	scope, err := r.scope(ctx, &w, now)
-	stalled := safeguard.AsStalled(err)
-	if err != nil && stalled == nil {
-		return ctrl.Result{}, err
-	}
-	var outcomes []outcome
-	if stalled == nil {
-		outcomes = r.evaluate(ctx, scope)
-	} else {
-		outcomes = r.notEvaluated(scope, stalled)
-	}
-
-	policy := ""
-	if scope.Policy != nil {
-		policy = scope.Policy.Name
-	}
-	r.recordActions(&w, outcomes)
-	status := computeStatus(w.Status, w.Generation, policy, len(scope.Pods), outcomes, stalled, metav1.NewTime(now))
-	if err := r.writeStatus(ctx, &w, status); err != nil {
-		return ctrl.Result{}, err
-	}
-	if stalled != nil {
-		// Retrying cannot help until the spec changes, and a spec change is a new event.
-		return ctrl.Result{}, reconcile.TerminalError(stalled)
-	}
-	return result(outcomes)
+	ev.outcomes = r.evaluate(ctx, scope)
+	return requeue(ev.outcomes)
 }
 
-// scope resolves everything the safeguards read. A *safeguard.StalledError
-// means the spec cannot be acted on; other errors are transient.
-func (r *PHIWorkloadReconciler) scope(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, now time.Time) (*safeguard.Scope, error) {
-	s := &safeguard.Scope{Workload: w, Now: now, Client: r.Client}
-
-	var err error
-	if s.Policy, err = safeguard.DefaultPolicy(ctx, r.Client); err != nil {
-		return nil, err
+func (r *PHIWorkloadReconciler) env() safeguard.Env {
+	env := safeguard.Env{Reader: r.Client, Client: r.Client, ExemptNamespaces: r.ExemptNamespaces, APIs: r.apis}
+	if r.apis == nil {
+		// Reconciling outside a manager, as some tests do: the APIs are
+		// discovered all the same, and there are no watches to start.
+		env.APIs = optionalapi.NewTracker(r.RESTMapper(), r.Client, nil)
 	}
-	if s.Settings, s.ModeSources, err = safeguard.Effective(&w.Spec.SafeguardSettings, s.Policy); err != nil {
-		return nil, err
-	}
-
-	// From here on the settings are known, so a stalled workload still reports
-	// each safeguard's effective mode.
-	if safeguard.Exempt(r.ExemptNamespaces, s.Policy, w.Namespace) {
-		return s, safeguard.Stalled(phiguardv1alpha1.ReasonNamespaceExempt,
-			"namespace %s is exempt from phiguard (built-in or PHIPolicy spec.exemptNamespaces); move the workload or remove the exemption",
-			w.Namespace)
-	}
-	if err := safeguard.Validate(&s.Settings); err != nil {
-		return s, err
-	}
-	if s.Selector, err = metav1.LabelSelectorAsSelector(&w.Spec.Selector); err != nil {
-		return s, safeguard.Stalled(phiguardv1alpha1.ReasonInvalidSelector, "spec.selector is invalid: %v", err)
-	}
-
-	return s, r.readTargets(ctx, s)
-}
-
-// readTargets lists, from the cache, what the safeguards judge: the selected
-// pods and the namespace's NetworkPolicies and claims, the cluster's
-// StorageClasses, and Velero's objects.
-func (r *PHIWorkloadReconciler) readTargets(ctx context.Context, s *safeguard.Scope) error {
-	w := s.Workload
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(w.Namespace), client.MatchingLabelsSelector{Selector: s.Selector}); err != nil {
-		return fmt.Errorf("listing pods of %s/%s: %w", w.Namespace, w.Name, err)
-	}
-	for i := range pods.Items {
-		if pods.Items[i].DeletionTimestamp.IsZero() {
-			s.Pods = append(s.Pods, pods.Items[i])
-		}
-	}
-	var policies networkingv1.NetworkPolicyList
-	if err := r.List(ctx, &policies, client.InNamespace(w.Namespace)); err != nil {
-		return fmt.Errorf("listing NetworkPolicies in %s: %w", w.Namespace, err)
-	}
-	s.NetworkPolicies = policies.Items
-	var claims corev1.PersistentVolumeClaimList
-	if err := r.List(ctx, &claims, client.InNamespace(w.Namespace)); err != nil {
-		return fmt.Errorf("listing PersistentVolumeClaims in %s: %w", w.Namespace, err)
-	}
-	s.Claims = claims.Items
-	var classes storagev1.StorageClassList
-	if err := r.List(ctx, &classes); err != nil {
-		return fmt.Errorf("listing StorageClasses: %w", err)
-	}
-	s.StorageClasses = classes.Items
-	var err error
-	if s.Velero, err = r.velero(ctx, s.Settings.Backup.VeleroNamespace); err != nil {
-		return err
-	}
-	if s.Velero != nil {
-		// Velero's kinds are served: make sure their watches run, should the
-		// CRD events have come before every kind was established.
-		return r.watchVelero(ctx)
-	}
-	s.VeleroPending, err = r.veleroCRDsPresent(ctx)
-	return err
-}
-
-// veleroCRDsPresent says whether Velero's CRDs exist (from the cached CRD
-// metadata), whether or not the apiserver serves their kinds yet.
-func (r *PHIWorkloadReconciler) veleroCRDsPresent(ctx context.Context) (bool, error) {
-	var crds metav1.PartialObjectMetadataList
-	crds.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinitionList"))
-	if err := r.List(ctx, &crds); err != nil {
-		return false, fmt.Errorf("listing CRDs: %w", err)
-	}
-	found := 0
-	for _, crd := range crds.Items {
-		if veleroCRDs[crd.Name] {
-			found++
-		}
-	}
-	return found == len(veleroCRDs), nil
-}
-
-// velero reads Velero's objects in its namespace, or returns nil when Velero's
-// CRDs are not installed.
-func (r *PHIWorkloadReconciler) velero(ctx context.Context, ns string) (*safeguard.Velero, error) {
-	var schedules velerov1.ScheduleList
-	var backups velerov1.BackupList
-	var locations velerov1.BackupStorageLocationList
-	for _, l := range []struct {
-		list client.ObjectList
-		what string
-	}{{&schedules, "Schedules"}, {&backups, "Backups"}, {&locations, "BackupStorageLocations"}} {
-		err := r.List(ctx, l.list, client.InNamespace(ns))
-		if meta.IsNoMatchError(err) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing Velero %s in %s: %w", l.what, ns, err)
-		}
-	}
-	v := &safeguard.Velero{Schedules: schedules.Items, Backups: backups.Items, StorageLocations: locations.Items}
-	if err := r.Get(ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
-		v.NamespaceMissing = true
-	} else if err != nil {
-		return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
-	}
-	return v, nil
+	return env
 }
 
 // ensureFinalizer adds CleanupFinalizer when some safeguard keeps objects that
 // owner references cannot cover.
 func (r *PHIWorkloadReconciler) ensureFinalizer(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) error {
-	if len(r.finalizers()) == 0 || controllerutil.ContainsFinalizer(w, CleanupFinalizer) {
+	if len(r.Registry.Finalizers()) == 0 {
 		return nil
 	}
-	patch := client.MergeFrom(w.DeepCopy())
-	controllerutil.AddFinalizer(w, CleanupFinalizer)
-	if err := r.Patch(ctx, w, patch, FieldOwner); err != nil {
-		return fmt.Errorf("adding the finalizer to %s/%s: %w", w.Namespace, w.Name, err)
-	}
-	return nil
+	return addFinalizer(ctx, r.Client, w, CleanupFinalizer)
 }
 
 // finalize lets each Finalizer safeguard remove what it keeps, then releases
@@ -265,7 +127,7 @@ func (r *PHIWorkloadReconciler) finalize(ctx context.Context, w *phiguardv1alpha
 	if !controllerutil.ContainsFinalizer(w, CleanupFinalizer) {
 		return nil
 	}
-	for _, sg := range r.Safeguards {
+	for _, sg := range r.Registry {
 		f, ok := sg.(safeguard.Finalizer)
 		if !ok {
 			continue
@@ -273,36 +135,26 @@ func (r *PHIWorkloadReconciler) finalize(ctx context.Context, w *phiguardv1alpha
 		events, err := f.Finalize(ctx, r.Client, w)
 		r.recordActions(w, []outcome{{name: sg.Name(), result: safeguard.Result{Events: events}}})
 		if err != nil {
-			return fmt.Errorf("finalizing %s/%s: %w", w.Namespace, w.Name, err)
+			return fmt.Errorf("finalizing %s of %s/%s: %w", sg.Name(), w.Namespace, w.Name, err)
 		}
 	}
 	return removeFinalizer(ctx, r.Client, w, CleanupFinalizer)
 }
 
-func (r *PHIWorkloadReconciler) finalizers() []safeguard.Finalizer {
-	var out []safeguard.Finalizer
-	for _, sg := range r.Safeguards {
-		if f, ok := sg.(safeguard.Finalizer); ok {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // evaluate runs each safeguard in order. A safeguard that is Off still runs (to
 // remove what it created), but its result is the verdict on its decision.
 func (r *PHIWorkloadReconciler) evaluate(ctx context.Context, s *safeguard.Scope) []outcome {
-	out := make([]outcome, 0, len(r.Safeguards))
-	for _, sg := range r.Safeguards {
+	out := make([]outcome, 0, len(r.Registry))
+	for _, sg := range r.Registry {
 		name := sg.Name()
 		mode := s.Mode(name)
 		res := sg.Reconcile(ctx, s)
 		if mode == phiguardv1alpha1.ModeOff {
-			verdict := safeguard.EvaluateDecision(name, s.Workload.Spec.Decision(name), s.Now)
+			verdict := safeguard.EvaluateDecision(name, sg.Rule(), s.Workload.Spec.Decision(name), s.Now)
 			verdict.Err = res.Err
 			res = verdict
 		}
-		out = append(out, outcome{name: name, mode: mode, source: s.ModeSources[name], result: res})
+		out = append(out, outcome{name: name, rule: sg.Rule(), mode: mode, source: s.ModeSources[name], result: res})
 	}
 	return out
 }
@@ -310,16 +162,89 @@ func (r *PHIWorkloadReconciler) evaluate(ctx context.Context, s *safeguard.Scope
 // notEvaluated reports every safeguard as Unknown for a spec that cannot be
 // acted on, so that no earlier result stays on display as if it were current.
 func (r *PHIWorkloadReconciler) notEvaluated(s *safeguard.Scope, stalled *safeguard.StalledError) []outcome {
-	out := make([]outcome, 0, len(r.Safeguards))
-	for _, sg := range r.Safeguards {
+	out := make([]outcome, 0, len(r.Registry))
+	for _, sg := range r.Registry {
 		name := sg.Name()
-		out = append(out, outcome{name: name, mode: s.Mode(name), source: s.ModeSources[name], result: safeguard.Result{
+		out = append(out, outcome{name: name, rule: sg.Rule(), mode: s.Mode(name), source: s.ModeSources[name], result: safeguard.Result{
 			Status: metav1.ConditionUnknown, Reason: stalled.Reason,
 			Message: "not evaluated: " + stalled.Error(),
 		}})
 	}
 	return out
 }
+
+// evaluation is what one reconcile found, for the deferred summary.
+type evaluation struct {
+	// released is true once a deleted workload's finalizer is gone: nothing
+	// is left to report on.
+	released bool
+	// scope is nil when the reconcile ended before the scope was resolved.
+	scope *safeguard.Scope
+	// outcomes are the safeguards' results; nil when they did not run.
+	outcomes []outcome
+}
+
+// summarise computes the status from what the reconcile found and its error,
+// writes it when it changed, and returns the error the controller should see:
+// a stalled spec becomes a TerminalError (retrying cannot help until the spec
+// changes, and a spec change is a new event).
+func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, ev *evaluation, err error) error {
+	if ev.released {
+		return err
+	}
+	in := statusInput{generation: w.Generation, stalled: safeguard.AsStalled(err)}
+	for _, o := range ev.outcomes {
+		if s := safeguard.AsStalled(o.result.Err); s != nil && in.stalled == nil {
+			in.stalled = s
+		}
+	}
+	var rf *reasonedError
+	switch {
+	case errors.As(err, &rf):
+		in.failure = rf
+	case ev.scope != nil && in.stalled != nil && ev.outcomes == nil:
+		in.outcomes = r.notEvaluated(ev.scope, in.stalled)
+	default:
+		in.outcomes = ev.outcomes
+	}
+	if ev.scope != nil {
+		in.pods = len(ev.scope.Pods)
+		if ev.scope.Policy != nil {
+			in.policy = ev.scope.Policy.Name
+		}
+	}
+	r.recordActions(w, ev.outcomes)
+	status := computeStatus(w.Status, in, metav1.NewTime(r.Clock.Now()))
+	if werr := r.writeStatus(ctx, w, status); werr != nil {
+		return errors.Join(err, werr)
+	}
+	if in.stalled != nil && !transient(ev.outcomes) {
+		return reconcile.TerminalError(in.stalled)
+	}
+	return err
+}
+
+// transient says whether some safeguard failed with an error worth retrying.
+func transient(outcomes []outcome) bool {
+	for _, o := range outcomes {
+		if o.result.Err != nil && safeguard.AsStalled(o.result.Err) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// reasonedError is an error that kept a reconcile from finishing, with the
+// reason Ready reports it under.
+type reasonedError struct {
+	Reason string
+	Err    error
+}
+
+func (e *reasonedError) Error() string { return e.Err.Error() }
+func (e *reasonedError) Unwrap() error { return e.Err }
+
+func failed(reason string, err error) error { return &reasonedError{Reason: reason, Err: err} }
 
 // writeStatus records an Event for each changed result and patches the status,
 // only when it differs from what is stored.
@@ -346,7 +271,8 @@ func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, n
 	// While the spec is stalled, the one Event worth reading is the Stalled one.
 	stalled := meta.IsStatusConditionTrue(next.Conditions, phiguardv1alpha1.StalledCondition)
 	for _, c := range next.Conditions {
-		if c.Type == phiguardv1alpha1.ReadyCondition || (stalled && c.Type != phiguardv1alpha1.StalledCondition) {
+		if c.Type == phiguardv1alpha1.ReadyCondition || c.Type == phiguardv1alpha1.ReconcilingCondition ||
+			(stalled && c.Type != phiguardv1alpha1.StalledCondition) {
 			continue
 		}
 		if old := meta.FindStatusCondition(w.Status.Conditions, c.Type); old != nil && old.Status == c.Status && old.Reason == c.Reason {
@@ -383,9 +309,11 @@ func (r *PHIWorkloadReconciler) recordActions(w *phiguardv1alpha1.PHIWorkload, o
 	}
 }
 
-// result turns the outcomes into the controller's answer: transient errors are
-// returned (and retried with backoff); otherwise the earliest time-based requeue.
-func result(outcomes []outcome) (ctrl.Result, error) {
+// requeue turns the outcomes into the controller's answer: transient errors
+// are returned (and retried with backoff); a stalled safeguard is returned
+// too, for the summary to make terminal; otherwise the earliest time-based
+// requeue.
+func requeue(outcomes []outcome) (ctrl.Result, error) {
 	var errs []error
 	var after time.Duration
 	for _, o := range outcomes {

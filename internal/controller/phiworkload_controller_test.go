@@ -32,7 +32,7 @@ var _ = Describe("PHIWorkload status", func() {
 			got := fetch(g, w)
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 			holding, placeholders := 0, 0
-			for _, name := range safeguard.Order {
+			for _, name := range safeguard.New(safeguard.Options{}).Names() {
 				c := condition(g, w, string(name))
 				g.Expect(c.ObservedGeneration).To(Equal(got.Generation))
 				if c.Status == metav1.ConditionTrue {
@@ -64,8 +64,8 @@ var _ = Describe("PHIWorkload status", func() {
 			g.Expect(got.Status.Score).To(Equal(fmt.Sprintf("%d/8", holding)))
 			g.Expect(got.Status.Safeguards).To(HaveLen(8))
 			for i, row := range got.Status.Safeguards {
-				rule := safeguard.RuleFor(safeguard.Order[i])
-				g.Expect(row.Name).To(Equal(safeguard.Order[i]))
+				rule := safeguard.New(safeguard.Options{}).Rule(safeguard.New(safeguard.Options{}).Names()[i])
+				g.Expect(row.Name).To(Equal(safeguard.New(safeguard.Options{}).Names()[i]))
 				g.Expect(row.Section).To(Equal(rule.Section))
 				g.Expect(row.Specification).To(Equal(rule.Specification))
 				g.Expect(row.Status).To(Equal(condition(g, w, string(row.Name)).Status))
@@ -80,7 +80,7 @@ var _ = Describe("PHIWorkload status", func() {
 			for _, e := range eventsFor(g, fetch(g, w)) {
 				seen[e.Action+"/"+e.Reason] = true
 			}
-			g.Expect(len(seen)).To(BeNumerically(">=", len(safeguard.Order)+1), "a result per safeguard, plus the NetworkPolicy's creation")
+			g.Expect(len(seen)).To(BeNumerically(">=", len(safeguard.New(safeguard.Options{}).Names())+1), "a result per safeguard, plus the NetworkPolicy's creation")
 			g.Expect(seen).To(HaveKey("NetworkIsolated/" + phiguardv1alpha1.ReasonPolicyCreated))
 			g.Expect(seen).To(HaveKey("NetworkIsolated/" + phiguardv1alpha1.ReasonPolicyApplied))
 			g.Expect(seen).To(HaveKey("EncryptedAtRest/" + phiguardv1alpha1.ReasonAllVolumesEncrypted))

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,7 +18,10 @@ import (
 var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 	const timeout, poll = 10 * time.Second, 100 * time.Millisecond
 
-	expectStalled := func(w *phiguardv1alpha1.PHIWorkload, reason, message string) {
+	all := safeguard.New(safeguard.Options{}).Names()
+	// expectStalled waits for Stalled with the reason, and for exactly the
+	// safeguards in notEvaluated to be Unknown with it.
+	expectStalled := func(w *phiguardv1alpha1.PHIWorkload, reason, message string, notEvaluated ...phiguardv1alpha1.SafeguardName) {
 		GinkgoHelper()
 		Eventually(func(g Gomega) {
 			st := condition(g, w, phiguardv1alpha1.StalledCondition)
@@ -30,12 +34,18 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 			got := fetch(g, w)
 			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-			g.Expect(got.Status.Score).To(Equal("0/8"))
-			g.Expect(got.Status.Safeguards).To(HaveLen(len(safeguard.Order)))
-			for _, name := range safeguard.Order {
+			g.Expect(got.Status.Safeguards).To(HaveLen(len(all)))
+			for _, name := range all {
 				c := condition(g, w, string(name))
-				g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), "%s is not evaluated while stalled", name)
-				g.Expect(c.Reason).To(Equal(reason))
+				if slices.Contains(notEvaluated, name) {
+					g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), "%s is not evaluated while stalled", name)
+					g.Expect(c.Reason).To(Equal(reason))
+				} else {
+					g.Expect(c.Reason).NotTo(Equal(reason), "%s is evaluated", name)
+				}
+			}
+			if len(notEvaluated) == len(all) {
+				g.Expect(got.Status.Score).To(Equal("0/8"))
 			}
 		}, timeout, poll).Should(Succeed())
 
@@ -43,20 +53,31 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 		Eventually(func(g Gomega) {
 			var stalledEvents int
 			for _, e := range eventsFor(g, fetch(g, w)) {
-				g.Expect(e.Action).To(Equal(phiguardv1alpha1.StalledCondition), "only the Stalled condition changed")
-				g.Expect(e.Type).To(Equal("Warning"))
-				stalledEvents++
+				if e.Action == phiguardv1alpha1.StalledCondition {
+					g.Expect(e.Type).To(Equal("Warning"))
+					stalledEvents++
+					continue
+				}
+				g.Expect(slices.Contains(all, phiguardv1alpha1.SafeguardName(e.Action)) && e.Reason == reason).To(BeFalse(),
+					"no Event per stalled safeguard: %s %s", e.Action, e.Reason)
+				if len(notEvaluated) == len(all) {
+					g.Expect(e.Action).To(Equal(phiguardv1alpha1.StalledCondition), "only the Stalled condition changed")
+				}
 			}
 			g.Expect(stalledEvents).To(Equal(1))
 		}, timeout, poll).Should(Succeed())
 	}
 
-	It("stalls on a cron schedule with a field out of range, then recovers", func() {
+	// The schedule belongs to one safeguard: it stalls, the others still run.
+	It("stalls the backup safeguard on a cron schedule with a field out of range, then recovers", func() {
 		ns := newNamespace()
 		w := newWorkload(ns, "records", func(w *phiguardv1alpha1.PHIWorkload) {
 			w.Spec.Backup = &phiguardv1alpha1.BackupSpec{Schedule: "61 * * * *"}
 		})
-		expectStalled(w, phiguardv1alpha1.ReasonInvalidSchedule, `backup.schedule "61 * * * *" is not a valid cron schedule`)
+		expectStalled(w, phiguardv1alpha1.ReasonInvalidSchedule, `backup.schedule "61 * * * *" is not a valid cron schedule`,
+			phiguardv1alpha1.BackupScheduled)
+		Expect(condition(Default, w, string(phiguardv1alpha1.NetworkIsolated))).To(HaveField("Status", metav1.ConditionTrue),
+			"network isolation is enforced all the same")
 
 		By("fixing the schedule removes Stalled")
 		Expect(k8s.Patch(ctx, w, client.RawPatch(client.Merge.Type(),
@@ -65,7 +86,7 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 			got := fetch(g, w)
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 			g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", phiguardv1alpha1.StalledCondition)))
-			g.Expect(got.Status.Safeguards).To(HaveLen(len(safeguard.Order)))
+			g.Expect(got.Status.Safeguards).To(HaveLen(len(all)))
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -76,12 +97,12 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 				{Key: "app", Operator: metav1.LabelSelectorOpIn},
 			}}
 		})
-		expectStalled(w, phiguardv1alpha1.ReasonInvalidSelector, "spec.selector is invalid")
+		expectStalled(w, phiguardv1alpha1.ReasonInvalidSelector, "spec.selector is invalid", all...)
 	})
 
 	It("stalls in an exempt namespace", func() {
 		w := newWorkload("kube-system", "records", nil)
 		DeferCleanup(func() { Expect(k8s.Delete(ctx, w)).To(Succeed()) })
-		expectStalled(w, phiguardv1alpha1.ReasonNamespaceExempt, "namespace kube-system is exempt from phiguard")
+		expectStalled(w, phiguardv1alpha1.ReasonNamespaceExempt, "namespace kube-system is exempt from phiguard", all...)
 	})
 })

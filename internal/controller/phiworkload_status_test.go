@@ -14,10 +14,11 @@ import (
 )
 
 func outcomes(results ...metav1.ConditionStatus) []outcome {
+	reg := safeguard.New(safeguard.Options{})
 	out := make([]outcome, 0, len(results))
 	for i, st := range results {
 		out = append(out, outcome{
-			name: safeguard.Order[i], mode: phiguardv1alpha1.ModeEnforce, source: phiguardv1alpha1.SourceDefault,
+			name: reg[i].Name(), rule: reg[i].Rule(), mode: phiguardv1alpha1.ModeEnforce, source: phiguardv1alpha1.SourceDefault,
 			result: safeguard.Result{Status: st, Reason: "Because", Message: "m"},
 		})
 	}
@@ -25,7 +26,7 @@ func outcomes(results ...metav1.ConditionStatus) []outcome {
 }
 
 func allTrue() []metav1.ConditionStatus {
-	out := make([]metav1.ConditionStatus, len(safeguard.Order))
+	out := make([]metav1.ConditionStatus, len(safeguard.New(safeguard.Options{}).Names()))
 	for i := range out {
 		out[i] = metav1.ConditionTrue
 	}
@@ -55,7 +56,7 @@ func TestComputeStatusSummary(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 3, "default", 2, outcomes(tc.results...), nil, now)
+			st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, statusInput{generation: 3, policy: "default", pods: 2, outcomes: outcomes(tc.results...)}, now)
 			g.Expect(st.Compliance).To(Equal(tc.compliance))
 			g.Expect(st.Score).To(Equal(tc.score))
 			g.Expect(st.ObservedGeneration).To(BeEquivalentTo(3))
@@ -76,13 +77,13 @@ func TestComputeStatusKeepsTransitionTimes(t *testing.T) {
 	g := NewWithT(t)
 	t0 := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	t1 := metav1.NewTime(t0.Add(time.Hour))
-	first := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(allTrue()...), nil, t0)
-	again := computeStatus(first, 1, "", 0, outcomes(allTrue()...), nil, t1)
+	first := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, statusInput{generation: 1, outcomes: outcomes(allTrue()...)}, t0)
+	again := computeStatus(first, statusInput{generation: 1, outcomes: outcomes(allTrue()...)}, t1)
 	g.Expect(again).To(Equal(first), "an unchanged result yields an identical status, so nothing is written")
 
 	flipped := outcomes(allTrue()...)
 	flipped[0].result.Status = metav1.ConditionFalse
-	next := computeStatus(first, 1, "", 0, flipped, nil, t1)
+	next := computeStatus(first, statusInput{generation: 1, outcomes: flipped}, t1)
 	g.Expect(meta.FindStatusCondition(next.Conditions, "NetworkIsolated").LastTransitionTime).To(Equal(t1))
 	g.Expect(meta.FindStatusCondition(next.Conditions, "Available").LastTransitionTime).To(Equal(t0))
 }
@@ -90,14 +91,14 @@ func TestComputeStatusKeepsTransitionTimes(t *testing.T) {
 func TestComputeStatusStalled(t *testing.T) {
 	g := NewWithT(t)
 	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "", 0, outcomes(allTrue()...), nil, now)
+	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, statusInput{generation: 1, outcomes: outcomes(allTrue()...)}, now)
 	stalled := safeguard.AsStalled(safeguard.Stalled(phiguardv1alpha1.ReasonInvalidSelector, "spec.selector is invalid: %s", "x"))
 
 	unevaluated := outcomes(allTrue()...)
 	for i := range unevaluated {
 		unevaluated[i].result = safeguard.Result{Status: metav1.ConditionUnknown, Reason: stalled.Reason, Message: "not evaluated"}
 	}
-	st := computeStatus(prev, 2, "", 0, unevaluated, stalled, now)
+	st := computeStatus(prev, statusInput{generation: 2, outcomes: unevaluated, stalled: stalled}, now)
 	g.Expect(st.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
 	g.Expect(st.Score).To(Equal("0/8"), "no earlier result stays on display")
 	g.Expect(st.Safeguards).To(HaveEach(HaveField("Status", metav1.ConditionUnknown)))
@@ -109,7 +110,7 @@ func TestComputeStatusStalled(t *testing.T) {
 	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReadyCondition)).To(And(
 		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", phiguardv1alpha1.ReasonInvalidSelector)))
 
-	recovered := computeStatus(st, 3, "", 0, outcomes(allTrue()...), nil, now)
+	recovered := computeStatus(st, statusInput{generation: 3, outcomes: outcomes(allTrue()...)}, now)
 	g.Expect(meta.FindStatusCondition(recovered.Conditions, phiguardv1alpha1.StalledCondition)).To(BeNil())
 	g.Expect(recovered.Compliance).To(Equal(phiguardv1alpha1.Compliant))
 }
@@ -120,9 +121,9 @@ func TestComputeStatusTransientErrorHoldsGeneration(t *testing.T) {
 	res := outcomes(allTrue()...)
 	res[2].result = safeguard.Result{Err: errors.New("the server is currently unable to handle the request")}
 
-	st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{ObservedGeneration: 4}, 5, "", 0, res, nil, now)
+	st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{ObservedGeneration: 4}, statusInput{generation: 5, outcomes: res}, now)
 	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(4), "a half-evaluated generation is not observed")
-	c := meta.FindStatusCondition(st.Conditions, string(safeguard.Order[2]))
+	c := meta.FindStatusCondition(st.Conditions, string(safeguard.New(safeguard.Options{}).Names()[2]))
 	g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
 	g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonEvaluationError))
 	g.Expect(c.Message).To(ContainSubstring("unable to handle"))
@@ -134,9 +135,57 @@ func TestComputeStatusTransientErrorHoldsGeneration(t *testing.T) {
 func BenchmarkComputeStatusUnchanged(b *testing.B) {
 	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	res := outcomes(allTrue()...)
-	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, 1, "default", 3, res, nil, now)
+	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, statusInput{generation: 1, policy: "default", pods: 3, outcomes: res}, now)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = computeStatus(prev, 1, "default", 3, res, nil, now)
+		_ = computeStatus(prev, statusInput{generation: 1, policy: "default", pods: 3, outcomes: res}, now)
 	}
+}
+
+func TestComputeStatusStalledSafeguardStallsTheWorkload(t *testing.T) {
+	g := NewWithT(t)
+	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	res := outcomes(allTrue()...)
+	stalled := safeguard.AsStalled(safeguard.Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule", "61 * * * *"))
+	res[2].result = safeguard.Result{Err: stalled}
+
+	st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{ObservedGeneration: 1}, statusInput{generation: 2, outcomes: res, stalled: stalled}, now)
+	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.StalledCondition)).To(And(
+		HaveField("Status", metav1.ConditionTrue), HaveField("Reason", phiguardv1alpha1.ReasonInvalidSchedule)))
+	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReadyCondition)).To(And(
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", phiguardv1alpha1.ReasonInvalidSchedule)))
+	g.Expect(meta.FindStatusCondition(st.Conditions, string(phiguardv1alpha1.BackupScheduled))).To(And(
+		HaveField("Status", metav1.ConditionUnknown), HaveField("Reason", phiguardv1alpha1.ReasonInvalidSchedule),
+		HaveField("Message", ContainSubstring(`"61 * * * *" is not a valid cron schedule`))))
+	g.Expect(meta.FindStatusCondition(st.Conditions, string(phiguardv1alpha1.NetworkIsolated))).To(
+		HaveField("Status", metav1.ConditionTrue), "the other safeguards are still evaluated")
+	g.Expect(st.Score).To(Equal("7/8"))
+	g.Expect(st.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
+	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(2), "a stalled generation has been fully handled")
+	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReconcilingCondition)).To(BeNil())
+}
+
+func TestComputeStatusFailureKeepsResultsAndSaysWhyNotReady(t *testing.T) {
+	g := NewWithT(t)
+	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	prev := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, statusInput{generation: 1, pods: 2, outcomes: outcomes(allTrue()...)}, now)
+	g.Expect(meta.IsStatusConditionTrue(prev.Conditions, phiguardv1alpha1.ReadyCondition)).To(BeTrue())
+
+	later := metav1.NewTime(now.Add(time.Minute))
+	failure := &reasonedError{Reason: phiguardv1alpha1.ReasonReadFailed, Err: errors.New("listing pods of clinic/records: etcdserver: request timed out")}
+	st := computeStatus(prev, statusInput{generation: 2, failure: failure}, later)
+	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReadyCondition)).To(And(
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", phiguardv1alpha1.ReasonReadFailed),
+		HaveField("Message", ContainSubstring("request timed out")), HaveField("LastTransitionTime", later)))
+	g.Expect(meta.FindStatusCondition(st.Conditions, phiguardv1alpha1.ReconcilingCondition)).To(And(
+		HaveField("Status", metav1.ConditionTrue), HaveField("Reason", phiguardv1alpha1.ReasonProgressing),
+		HaveField("Message", Equal("generation 2 is not fully evaluated yet (observedGeneration 1)"))))
+	g.Expect(st.ObservedGeneration).To(BeEquivalentTo(1))
+	g.Expect(st.Safeguards).To(Equal(prev.Safeguards), "the last results stay, under a Ready that says they may be old")
+	g.Expect(st.MatchedPods).To(BeEquivalentTo(2))
+
+	done := computeStatus(st, statusInput{generation: 2, pods: 2, outcomes: outcomes(allTrue()...)}, later)
+	g.Expect(meta.FindStatusCondition(done.Conditions, phiguardv1alpha1.ReconcilingCondition)).To(BeNil())
+	g.Expect(meta.FindStatusCondition(done.Conditions, phiguardv1alpha1.ReadyCondition)).To(
+		HaveField("Reason", phiguardv1alpha1.CompliantReason))
 }

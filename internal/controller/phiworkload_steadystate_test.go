@@ -40,7 +40,7 @@ var _ = Describe("Reconciling by hand", func() {
 		fakeNow = clocktesting.NewFakeClock(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
 		r = &controller.PHIWorkloadReconciler{
 			Client: counted, Recorder: recorder, Clock: fakeNow,
-			Safeguards: safeguard.Registry(nil), ExemptNamespaces: []string{"kube-system"},
+			Registry: safeguard.New(safeguard.Options{}), ExemptNamespaces: []string{"kube-system"},
 		}
 	})
 
@@ -69,7 +69,7 @@ var _ = Describe("Reconciling by hand", func() {
 		// The finalizer, the NetworkPolicy and the status (and the backup
 		// Schedule when Velero's CRDs are installed by then), once each.
 		Expect(writes.n.Load()).To(BeNumerically(">=", 3))
-		Expect(drain()).To(BeNumerically(">=", len(safeguard.Order)+1), "one Event per safeguard's first result, one per object created")
+		Expect(drain()).To(BeNumerically(">=", len(safeguard.New(safeguard.Options{}).Names())+1), "one Event per safeguard's first result, one per object created")
 
 		writes.n.Store(0)
 		reconcileOnce(w)

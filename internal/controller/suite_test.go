@@ -79,7 +79,9 @@ var _ = BeforeSuite(func() {
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&phiguardv1alpha1.PHIWorkload{}: {Field: fields.OneTermNotEqualSelector("metadata.namespace", manualNamespace)},
+			&phiguardv1alpha1.PHIWorkload{}: {Field: fields.AndSelectors(
+				fields.OneTermNotEqualSelector("metadata.namespace", manualNamespace),
+				fields.OneTermNotEqualSelector("metadata.namespace", registryNamespace))},
 		}},
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -90,7 +92,7 @@ var _ = BeforeSuite(func() {
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
 		Clock:            clock.RealClock{},
-		Safeguards:       safeguard.Registry(backupMetrics),
+		Registry:         safeguard.New(safeguard.Options{BackupMetrics: backupMetrics}),
 		ExemptNamespaces: []string{"kube-system", "phiguard-system"},
 	}).SetupWithManager(mgr)).To(Succeed())
 

@@ -43,7 +43,7 @@ func Header(name phiguardv1alpha1.SafeguardName) string {
 
 // Table writes one row per workload, sorted by namespace and name: NAMESPACE,
 // NAME, READY, COMPLIANCE, SCORE, PODS, then the status of each safeguard's
-// condition in safeguard.Order. A value the status does not report is "-".
+// condition in safeguard.New(safeguard.Options{}).Names(). A value the status does not report is "-".
 func Table(out io.Writer, workloads []phiguardv1alpha1.PHIWorkload) error {
 	p := newPrinter(out)
 	p.row(tableHeader()...)
@@ -57,9 +57,9 @@ func Table(out io.Writer, workloads []phiguardv1alpha1.PHIWorkload) error {
 }
 
 func tableHeader() []string {
-	head := make([]string, 0, 6+len(safeguard.Order))
+	head := make([]string, 0, 6+len(safeguard.New(safeguard.Options{}).Names()))
 	head = append(head, "NAMESPACE", "NAME", "READY", "COMPLIANCE", "SCORE", "PODS")
-	for _, name := range safeguard.Order {
+	for _, name := range safeguard.New(safeguard.Options{}).Names() {
 		head = append(head, Header(name))
 	}
 	return head
@@ -67,10 +67,10 @@ func tableHeader() []string {
 
 func tableRow(w *phiguardv1alpha1.PHIWorkload) []string {
 	st := &w.Status
-	row := make([]string, 0, 6+len(safeguard.Order))
+	row := make([]string, 0, 6+len(safeguard.New(safeguard.Options{}).Names()))
 	row = append(row, w.Namespace, w.Name, conditionStatus(st, phiguardv1alpha1.ReadyCondition),
 		orNone(string(st.Compliance)), orNone(st.Score), matchedPods(st))
-	for _, name := range safeguard.Order {
+	for _, name := range safeguard.New(safeguard.Options{}).Names() {
 		row = append(row, conditionStatus(st, string(name)))
 	}
 	return row
@@ -101,10 +101,10 @@ func Detail(out io.Writer, w *phiguardv1alpha1.PHIWorkload) error {
 	return nil
 }
 
-// detailOrder is safeguard.Order followed by any safeguard the status reports
+// detailOrder is safeguard.New(safeguard.Options{}).Names() followed by any safeguard the status reports
 // that this build does not know (from a newer controller).
 func detailOrder(st *phiguardv1alpha1.PHIWorkloadStatus) []phiguardv1alpha1.SafeguardName {
-	names := slices.Clone(safeguard.Order)
+	names := slices.Clone(safeguard.New(safeguard.Options{}).Names())
 	for _, s := range st.Safeguards {
 		if !slices.Contains(names, s.Name) {
 			names = append(names, s.Name)
@@ -114,7 +114,7 @@ func detailOrder(st *phiguardv1alpha1.PHIWorkloadStatus) []phiguardv1alpha1.Safe
 }
 
 func detailRow(st *phiguardv1alpha1.PHIWorkloadStatus, name phiguardv1alpha1.SafeguardName) []string {
-	rule := safeguard.RuleFor(name)
+	rule := safeguard.New(safeguard.Options{}).Rule(name)
 	section, spec, mode := orNone(rule.Section), orNone(string(rule.Specification)), None
 	if s := findSafeguard(st, name); s != nil {
 		section, spec = s.Section, string(s.Specification)

@@ -93,7 +93,7 @@ func TestTableAlignsColumns(t *testing.T) {
 
 func TestHeaderCoversEverySafeguard(t *testing.T) {
 	seen := map[string]bool{}
-	for _, name := range safeguard.Order {
+	for _, name := range safeguard.New(safeguard.Options{}).Names() {
 		h := Header(name)
 		if h == strings.ToUpper(string(name)) {
 			t.Errorf("%s has no short header", name)
@@ -200,14 +200,14 @@ func TestDetail(t *testing.T) {
 			}
 		})
 	}
-	t.Run("safeguards follow safeguard.Order", func(t *testing.T) {
+	t.Run("safeguards follow safeguard.New(safeguard.Options{}).Names()", func(t *testing.T) {
 		var out bytes.Buffer
 		w := evaluated(workload("clinic", "records", 1), 1, allUnknown()...)
 		if err := Detail(&out, &w); err != nil {
 			t.Fatal(err)
 		}
 		last := -1
-		for _, name := range safeguard.Order {
+		for _, name := range safeguard.New(safeguard.Options{}).Names() {
 			i := strings.Index(out.String(), "  "+string(name)+" ")
 			if i <= last {
 				t.Fatalf("%s out of order in:\n%s", name, out.String())
@@ -236,17 +236,17 @@ func workload(namespace, name string, generation int64) phiguardv1alpha1.PHIWork
 }
 
 // evaluated fills the status as the controller would, with one status per
-// safeguard in safeguard.Order; an empty status leaves that condition out.
+// safeguard in safeguard.New(safeguard.Options{}).Names(); an empty status leaves that condition out.
 func evaluated(w phiguardv1alpha1.PHIWorkload, pods int32, statuses ...metav1.ConditionStatus) phiguardv1alpha1.PHIWorkload {
 	st := phiguardv1alpha1.PHIWorkloadStatus{ObservedGeneration: w.Generation, MatchedPods: pods, Policy: "default"}
 	var failing []string
 	holding := 0
-	for i, name := range safeguard.Order {
+	for i, name := range safeguard.New(safeguard.Options{}).Names() {
 		s := statuses[i]
 		if s == "" {
 			continue
 		}
-		rule := safeguard.RuleFor(name)
+		rule := safeguard.New(safeguard.Options{}).Rule(name)
 		st.Conditions = append(st.Conditions, metav1.Condition{
 			Type: string(name), Status: s, Reason: "Reason" + string(name),
 			Message: string(name) + " message\nline two",
@@ -270,13 +270,13 @@ func evaluated(w phiguardv1alpha1.PHIWorkload, pods int32, statuses ...metav1.Co
 		st.Compliance = phiguardv1alpha1.NonCompliant
 	}
 	st.Conditions = append(st.Conditions, ready)
-	st.Score = fmt.Sprintf("%d/%d", holding, len(safeguard.Order))
+	st.Score = fmt.Sprintf("%d/%d", holding, len(safeguard.New(safeguard.Options{}).Names()))
 	w.Status = st
 	return w
 }
 
 func allUnknown() []metav1.ConditionStatus {
-	out := make([]metav1.ConditionStatus, len(safeguard.Order))
+	out := make([]metav1.ConditionStatus, len(safeguard.New(safeguard.Options{}).Names()))
 	for i := range out {
 		out[i] = metav1.ConditionUnknown
 	}

@@ -133,11 +133,36 @@ func resourceList(cm *phiguardv1alpha1.CPUMemory) corev1.ResourceList {
 // created without it.
 type AuditLogging struct{}
 
+// What AuditLogging reads and writes: a pod's owner, to restart it as
+// `kubectl rollout restart` does (a patch of its template's annotations).
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;patch
+
 // Name implements Safeguard.
 func (AuditLogging) Name() phiguardv1alpha1.SafeguardName { return phiguardv1alpha1.AuditLogging }
 
 // Rule implements Safeguard.
-func (AuditLogging) Rule() Rule { return RuleFor(phiguardv1alpha1.AuditLogging) }
+func (AuditLogging) Rule() Rule {
+	return Rule{Section: "§164.312(b)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI pods carry the audit sidecar"}
+}
+
+// Defaults implements Safeguard: Enforce, Fluent Bit tailing the log path to
+// its stdout, no restarts of the user's workloads.
+func (AuditLogging) Defaults(s *phiguardv1alpha1.SafeguardSettings) {
+	s.AuditLogging = &phiguardv1alpha1.AuditLoggingSpec{
+		Mode: phiguardv1alpha1.ModeEnforce, RestartNonCompliant: ptr.To(false),
+		LogPath: DefaultAuditLogPath,
+		Sidecar: &phiguardv1alpha1.AuditSidecar{
+			Image: DefaultAuditSidecarImage,
+			Args:  []string{"-i", "tail", "-p", "path=" + DefaultAuditLogPath + "/*.log", "-o", "stdout"},
+			Resources: &phiguardv1alpha1.AuditSidecarResources{
+				Requests: &phiguardv1alpha1.CPUMemory{CPU: "10m", Memory: "32Mi"},
+				Limits:   &phiguardv1alpha1.CPUMemory{CPU: "100m", Memory: "64Mi"},
+			},
+		},
+	}
+}
 
 // Reconcile implements Safeguard.
 func (a AuditLogging) Reconcile(ctx context.Context, s *Scope) Result {

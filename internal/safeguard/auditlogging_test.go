@@ -12,7 +12,7 @@ import (
 
 func auditSpec(t *testing.T) *phiguardv1alpha1.AuditLoggingSpec {
 	t.Helper()
-	s, _, err := Effective(&phiguardv1alpha1.SafeguardSettings{}, nil)
+	s, _, err := New(Options{}).Effective(&phiguardv1alpha1.SafeguardSettings{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,17 +7,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/optionalapi"
 )
 
 const scheduleKind = "Schedule"
@@ -79,13 +84,103 @@ type BackupScheduling struct {
 	Metrics *BackupMetrics
 }
 
+// What BackupScheduling reads, writes and watches. Schedules are written in
+// Velero's namespace; backups are only ever read.
+// +kubebuilder:rbac:groups=velero.io,resources=schedules,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=velero.io,resources=backups;backupstoragelocations,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// VeleroObjects are Velero's Schedules, Backups and BackupStorageLocations in
+// the effective Velero namespace; nil while Velero's API is not served.
+var VeleroObjects = &InputOf[*Velero]{Name: "Velero's objects", API: optionalapi.Velero, Read: readVelero}
+
 // Name implements Safeguard.
 func (BackupScheduling) Name() phiguardv1alpha1.SafeguardName {
 	return phiguardv1alpha1.BackupScheduled
 }
 
 // Rule implements Safeguard.
-func (BackupScheduling) Rule() Rule { return RuleFor(phiguardv1alpha1.BackupScheduled) }
+func (BackupScheduling) Rule() Rule {
+	return Rule{Section: "§164.308(a)(7)(ii)(A)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI is backed up on a schedule and the last backup is fresh"}
+}
+
+// Defaults implements Safeguard: Enforce, nightly at 02:00, kept six years
+// (§164.316(b)(2)), a recovery point no older than 25 hours.
+func (BackupScheduling) Defaults(s *phiguardv1alpha1.SafeguardSettings) {
+	s.Backup = &phiguardv1alpha1.BackupSpec{
+		Mode:            phiguardv1alpha1.ModeEnforce,
+		Schedule:        "0 2 * * *",
+		TTL:             &metav1.Duration{Duration: 52560 * time.Hour},
+		RPO:             &metav1.Duration{Duration: 25 * time.Hour},
+		VeleroNamespace: "velero",
+		Volumes:         phiguardv1alpha1.BackupVolumesSnapshot,
+	}
+}
+
+// Inputs implements Reader.
+func (BackupScheduling) Inputs() []Input { return []Input{VeleroObjects} }
+
+// Watches implements Watcher: Velero's objects, once its API is served.
+func (BackupScheduling) Watches() []Watch {
+	return []Watch{
+		{Object: &velerov1.Schedule{}, API: optionalapi.Velero,
+			Map: func(_ context.Context, _ Workloads, obj client.Object) []reconcile.Request {
+				return workloadOfSchedule(obj)
+			}},
+		{Object: &velerov1.Backup{}, API: optionalapi.Velero, Map: workloadsForBackup},
+		{Object: &velerov1.BackupStorageLocation{}, API: optionalapi.Velero,
+			Map: func(ctx context.Context, w Workloads, _ client.Object) []reconcile.Request { return w.In(ctx, "") }},
+	}
+}
+
+// workloadOfSchedule maps one of phiguard's Schedules to its workload by labels.
+func workloadOfSchedule(s client.Object) []reconcile.Request {
+	ns, name := s.GetLabels()[workloadNamespaceLabel], s.GetLabels()[phiguardv1alpha1.WorkloadLabel]
+	if ns == "" || name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+}
+
+// workloadsForBackup maps a Backup to the workload of its Schedule, or, for a
+// Schedule that is not phiguard's (judged in Audit mode), to every workload.
+func workloadsForBackup(ctx context.Context, w Workloads, b client.Object) []reconcile.Request {
+	name := b.GetLabels()[velerov1.ScheduleNameLabel]
+	if name == "" {
+		return nil
+	}
+	var s velerov1.Schedule
+	if err := w.Reader.Get(ctx, types.NamespacedName{Namespace: b.GetNamespace(), Name: name}, &s); err == nil {
+		if reqs := workloadOfSchedule(&s); reqs != nil {
+			return reqs
+		}
+	}
+	return w.In(ctx, "")
+}
+
+// readVelero reads Velero's objects in its namespace.
+func readVelero(ctx context.Context, r client.Reader, s *Scope) (*Velero, error) {
+	ns := s.Settings.Backup.VeleroNamespace
+	var schedules velerov1.ScheduleList
+	var backups velerov1.BackupList
+	var locations velerov1.BackupStorageLocationList
+	for _, l := range []struct {
+		list client.ObjectList
+		what string
+	}{{&schedules, "Schedules"}, {&backups, "Backups"}, {&locations, "BackupStorageLocations"}} {
+		if err := r.List(ctx, l.list, client.InNamespace(ns)); err != nil {
+			return nil, fmt.Errorf("listing Velero %s in %s: %w", l.what, ns, err)
+		}
+	}
+	v := &Velero{Schedules: schedules.Items, Backups: backups.Items, StorageLocations: locations.Items}
+	if err := r.Get(ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
+		v.NamespaceMissing = true
+	} else if err != nil {
+		return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
+	}
+	return v, nil
+}
 
 // ScheduleName is the name of phiguard's Schedule for a workload.
 func ScheduleName(w *phiguardv1alpha1.PHIWorkload) string {
@@ -101,18 +196,17 @@ func ScheduleLabels(w *phiguardv1alpha1.PHIWorkload) map[string]string {
 
 // Reconcile implements Safeguard.
 func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
-	if s.Velero == nil {
-		r := Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonVeleroNotInstalled,
-			Message: "Velero is not installed (no velero.io/v1 CRDs): install Velero (velero install, or its Helm chart) with a BackupStorageLocation; phiguard starts managing the backup schedule as soon as the CRDs appear"}
-		if s.VeleroPending {
-			// The CRDs' events may all have come before discovery serves
-			// their kinds; nothing else would bring this workload back.
-			r.RequeueAfter = 2 * time.Second
-		}
+	spec := s.Settings.Backup
+	// Checked here, not by the API: the pattern the CRD holds cannot see a
+	// field out of range.
+	if _, err := cron.ParseStandard(spec.Schedule); err != nil {
+		return Result{Err: Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", spec.Schedule, err)}
+	}
+	if r, missing := APINotServed(s, optionalapi.Velero); missing {
 		return r
 	}
-	spec := s.Settings.Backup
-	if s.Velero.NamespaceMissing {
+	velero := VeleroObjects.Get(s)
+	if velero.NamespaceMissing {
 		// Namespaces are not watched: look again now and then.
 		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonVeleroNotInstalled, RequeueAfter: time.Minute,
 			Message: fmt.Sprintf("Velero's CRDs are installed but namespace %s does not exist: install Velero there, or set backup.veleroNamespace to where it runs", spec.VeleroNamespace)}
@@ -122,7 +216,7 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 	if s.Mode(b.Name()) == phiguardv1alpha1.ModeEnforce {
 		var event *Event
 		var err error
-		sched, event, err = b.ensureSchedule(ctx, s)
+		sched, event, err = b.ensureSchedule(ctx, s, velero)
 		if err != nil {
 			return Result{Err: err}
 		}
@@ -130,25 +224,25 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 			events = append(events, *event)
 		}
 	} else {
-		removed, err := removeSchedules(ctx, s.Client, s.Workload, s.Velero.Schedules)
+		removed, err := removeSchedules(ctx, s.Client, s.Workload, velero.Schedules)
 		if err != nil {
 			return Result{Err: err, Events: removed}
 		}
 		events = removed
-		if sched = coveringSchedule(s); sched == nil {
+		if sched = coveringSchedule(s.Workload, velero.Schedules); sched == nil {
 			return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonScheduleMissing, Events: events,
 				Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
 					spec.VeleroNamespace, s.Workload.Namespace)}
 		}
 	}
-	r := b.judge(s, sched)
+	r := b.judge(s, velero, sched)
 	r.Events = append(events, r.Events...)
 	return r
 }
 
 // judge checks the storage location, then the freshness of the schedule's backups.
-func (b BackupScheduling) judge(s *Scope, sched *velerov1.Schedule) Result {
-	bsl, why := storageLocation(s.Velero.StorageLocations, sched.Spec.Template.StorageLocation)
+func (b BackupScheduling) judge(s *Scope, velero *Velero, sched *velerov1.Schedule) Result {
+	bsl, why := storageLocation(velero.StorageLocations, sched.Spec.Template.StorageLocation)
 	switch {
 	case bsl == nil:
 		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonStorageLocationMissing, Message: why}
@@ -157,8 +251,8 @@ func (b BackupScheduling) judge(s *Scope, sched *velerov1.Schedule) Result {
 			Message: fmt.Sprintf("BackupStorageLocation %s is %q, not Available: Velero cannot write backups there (%s)",
 				bsl.Name, bsl.Status.Phase, bsl.Status.Message)}
 	}
-	r := freshness(sched, s.Velero.Backups, s.Settings.Backup.RPO.Duration, s.Now)
-	if last := lastCompleted(sched.Name, s.Velero.Backups); last != nil {
+	r := freshness(sched, velero.Backups, s.Settings.Backup.RPO.Duration, s.Now)
+	if last := lastCompleted(sched.Name, velero.Backups); last != nil {
 		b.Metrics.set(s.Workload, last.Status.CompletionTimestamp.Time)
 	}
 	r.Message += "; storage: " + storageEncryption(bsl)
@@ -167,9 +261,9 @@ func (b BackupScheduling) judge(s *Scope, sched *velerov1.Schedule) Result {
 
 // ensureSchedule applies phiguard's Schedule when what is stored differs in a
 // field phiguard sets.
-func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope) (*velerov1.Schedule, *Event, error) {
+func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope, velero *Velero) (*velerov1.Schedule, *Event, error) {
 	want := DesiredSchedule(s.Workload, s.Settings.Backup)
-	have := byName(s.Velero.Schedules, want.Name)
+	have := byName(velero.Schedules, want.Name)
 	if have != nil && scheduleMatches(have, want) {
 		return have, nil, nil
 	}
@@ -279,15 +373,15 @@ func (b BackupScheduling) Finalize(ctx context.Context, c client.Client, w *phig
 // coveringSchedule finds a Schedule (anyone's) that backs up the workload: its
 // namespaces include the workload's and its selector, if any, is one the
 // workload's pods satisfy (the same, or a subset of its labels).
-func coveringSchedule(s *Scope) *velerov1.Schedule {
-	for i := range s.Velero.Schedules {
-		t := &s.Velero.Schedules[i].Spec.Template
-		nsOK := len(t.IncludedNamespaces) == 0 || slices.Contains(t.IncludedNamespaces, "*") || slices.Contains(t.IncludedNamespaces, s.Workload.Namespace)
-		if !nsOK || slices.Contains(t.ExcludedNamespaces, s.Workload.Namespace) {
+func coveringSchedule(w *phiguardv1alpha1.PHIWorkload, schedules []velerov1.Schedule) *velerov1.Schedule {
+	for i := range schedules {
+		t := &schedules[i].Spec.Template
+		nsOK := len(t.IncludedNamespaces) == 0 || slices.Contains(t.IncludedNamespaces, "*") || slices.Contains(t.IncludedNamespaces, w.Namespace)
+		if !nsOK || slices.Contains(t.ExcludedNamespaces, w.Namespace) {
 			continue
 		}
-		if t.LabelSelector == nil || selectorCovers(t.LabelSelector, &s.Workload.Spec.Selector) {
-			return &s.Velero.Schedules[i]
+		if t.LabelSelector == nil || selectorCovers(t.LabelSelector, &w.Spec.Selector) {
+			return &schedules[i]
 		}
 	}
 	return nil

@@ -21,7 +21,7 @@ func BenchmarkEffective(b *testing.B) {
 	}}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := Effective(&workload, policy); err != nil {
+		if _, _, err := New(Options{}).Effective(&workload, policy); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,8 +13,7 @@ import (
 // under a valid decision (with a requeue at its expiry), False otherwise. The API
 // rejects the False cases on admission; this is the same rule, applied again so
 // that nothing that got past admission is ever reported compliant.
-func EvaluateDecision(name phiguardv1alpha1.SafeguardName, d *phiguardv1alpha1.Decision, now time.Time) Result {
-	rule := RuleFor(name)
+func EvaluateDecision(name phiguardv1alpha1.SafeguardName, rule Rule, d *phiguardv1alpha1.Decision, now time.Time) Result {
 	switch {
 	case rule.Specification == phiguardv1alpha1.Required:
 		return Result{

@@ -7,7 +7,10 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/storageclass"
@@ -19,13 +22,55 @@ import (
 // out; existing ones can only be reported, as a volume cannot change class.
 type EncryptionAtRest struct{}
 
+// What EncryptionAtRest reads and watches.
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
+
+var (
+	// Claims are the PersistentVolumeClaims in the workload's namespace.
+	Claims = ListIn("PersistentVolumeClaims", func(l *corev1.PersistentVolumeClaimList) []corev1.PersistentVolumeClaim { return l.Items })
+	// StorageClasses are the cluster's StorageClasses.
+	StorageClasses = &InputOf[[]storagev1.StorageClass]{Name: "StorageClasses",
+		Read: func(ctx context.Context, r client.Reader, _ *Scope) ([]storagev1.StorageClass, error) {
+			var list storagev1.StorageClassList
+			if err := r.List(ctx, &list); err != nil {
+				return nil, fmt.Errorf("listing StorageClasses: %w", err)
+			}
+			return list.Items, nil
+		}}
+)
+
 // Name implements Safeguard.
 func (EncryptionAtRest) Name() phiguardv1alpha1.SafeguardName {
 	return phiguardv1alpha1.EncryptedAtRest
 }
 
 // Rule implements Safeguard.
-func (EncryptionAtRest) Rule() Rule { return RuleFor(phiguardv1alpha1.EncryptedAtRest) }
+func (EncryptionAtRest) Rule() Rule {
+	return Rule{Section: "§164.312(a)(2)(iv)", Specification: phiguardv1alpha1.Addressable,
+		Summary: "ePHI volumes use encrypted StorageClasses"}
+}
+
+// Defaults implements Safeguard: Enforce.
+func (EncryptionAtRest) Defaults(s *phiguardv1alpha1.SafeguardSettings) {
+	s.EncryptionAtRest = &phiguardv1alpha1.EncryptionAtRestSpec{Mode: phiguardv1alpha1.ModeEnforce}
+}
+
+// Inputs implements Reader.
+func (EncryptionAtRest) Inputs() []Input { return []Input{Claims, StorageClasses} }
+
+// Watches implements Watcher. Claims are few per namespace and classes change
+// rarely, so each maps to every workload it could affect.
+func (EncryptionAtRest) Watches() []Watch {
+	return []Watch{
+		{Object: &corev1.PersistentVolumeClaim{},
+			Map: func(ctx context.Context, w Workloads, obj client.Object) []reconcile.Request {
+				return w.In(ctx, obj.GetNamespace())
+			}},
+		{Object: &storagev1.StorageClass{},
+			Map: func(ctx context.Context, w Workloads, _ client.Object) []reconcile.Request { return w.In(ctx, "") }},
+	}
+}
 
 // Reconcile implements Safeguard.
 func (EncryptionAtRest) Reconcile(_ context.Context, s *Scope) Result {
@@ -33,12 +78,12 @@ func (EncryptionAtRest) Reconcile(_ context.Context, s *Scope) Result {
 	opts := StorageOptions(s.Policy)
 	var unencrypted, missing []string
 	for _, name := range claims {
-		pvc := byName(s.Claims, name)
+		pvc := byName(Claims.Get(s), name)
 		if pvc == nil {
 			missing = append(missing, name)
 			continue
 		}
-		class, v := storageclass.Judge(&pvc.Spec, s.StorageClasses, opts)
+		class, v := storageclass.Judge(&pvc.Spec, StorageClasses.Get(s), opts)
 		if !v.Encrypted {
 			unencrypted = append(unencrypted, describeClaim(name, class, v))
 		}
@@ -93,7 +138,7 @@ func describeClaim(name, class string, v storageclass.Verdict) string {
 }
 
 func availableClasses(s *Scope, opts storageclass.Options) string {
-	if enc := storageclass.Encrypted(s.StorageClasses, opts); len(enc) > 0 {
+	if enc := storageclass.Encrypted(StorageClasses.Get(s), opts); len(enc) > 0 {
 		return "encrypted classes: " + strings.Join(enc, ", ")
 	}
 	return "no StorageClass in the cluster is encrypted yet"

@@ -17,6 +17,7 @@ import (
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -33,13 +34,43 @@ const maxNamed = 10
 // judges the pods against the NetworkPolicies in the namespace.
 type NetworkIsolation struct{}
 
+// What NetworkIsolation reads, writes and watches.
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+
+// NetworkPolicies are all NetworkPolicies in the workload's namespace, the
+// ones phiguard owns and the hand-written ones.
+var NetworkPolicies = ListIn("NetworkPolicies", func(l *networkingv1.NetworkPolicyList) []networkingv1.NetworkPolicy { return l.Items })
+
 // Name implements Safeguard.
 func (NetworkIsolation) Name() phiguardv1alpha1.SafeguardName {
 	return phiguardv1alpha1.NetworkIsolated
 }
 
 // Rule implements Safeguard.
-func (NetworkIsolation) Rule() Rule { return RuleFor(phiguardv1alpha1.NetworkIsolated) }
+func (NetworkIsolation) Rule() Rule {
+	return Rule{Section: "§164.312(e)(1)", Specification: phiguardv1alpha1.Required,
+		Summary: "ePHI pods are isolated by default-deny NetworkPolicies"}
+}
+
+// Defaults implements Safeguard: Enforce, DNS and the workload's own pods allowed.
+func (NetworkIsolation) Defaults(s *phiguardv1alpha1.SafeguardSettings) {
+	s.NetworkIsolation = &phiguardv1alpha1.NetworkIsolationSpec{
+		Mode: phiguardv1alpha1.ModeEnforce, AllowDNS: ptr.To(true), AllowSameWorkload: ptr.To(true),
+	}
+}
+
+// Inputs implements Reader.
+func (NetworkIsolation) Inputs() []Input { return []Input{NetworkPolicies} }
+
+// Watches implements Watcher. A change to phiguard's own NetworkPolicy goes to
+// its workload (drift is healed at once, no polling); one to a hand-written
+// policy can change the isolation of every workload in the namespace.
+func (NetworkIsolation) Watches() []Watch {
+	return []Watch{{Object: &networkingv1.NetworkPolicy{},
+		Map: func(ctx context.Context, w Workloads, obj client.Object) []reconcile.Request {
+			return w.Controller(ctx, obj)
+		}}}
+}
 
 // Reconcile implements Safeguard.
 func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
@@ -50,7 +81,7 @@ func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
 	if err != nil {
 		return Result{Err: err, Events: events}
 	}
-	r := auditIsolation(s.Pods, s.NetworkPolicies)
+	r := auditIsolation(s.Pods, NetworkPolicies.Get(s))
 	r.Events = events
 	return r
 }
@@ -58,7 +89,7 @@ func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
 func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
 	name := NetworkPolicyName(s.Workload.Name)
 	desired := DesiredNetworkPolicy(s.Workload, s.Settings.NetworkIsolation)
-	existing := byName(s.NetworkPolicies, name)
+	existing := byName(NetworkPolicies.Get(s), name)
 	if existing != nil && !metav1.IsControlledBy(existing, s.Workload) {
 		return Result{
 			Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonPolicyNameTaken,
@@ -115,8 +146,9 @@ func (n NetworkIsolation) applyIfChanged(ctx context.Context, s *Scope, existing
 // removeOwned deletes the NetworkPolicies this workload controls: the mode left Enforce.
 func (n NetworkIsolation) removeOwned(ctx context.Context, s *Scope) ([]Event, error) {
 	var events []Event
-	for i := range s.NetworkPolicies {
-		np := &s.NetworkPolicies[i]
+	policies := NetworkPolicies.Get(s)
+	for i := range policies {
+		np := &policies[i]
 		if !metav1.IsControlledBy(np, s.Workload) {
 			continue
 		}

@@ -252,7 +252,7 @@ func generated(t *testing.T, spec phiguardv1alpha1.NetworkIsolationSpec) network
 		ObjectMeta: metav1.ObjectMeta{Name: "records", Namespace: "clinic", UID: "uid-1"},
 		Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: *selector("app", "records")},
 	}
-	effective, _, err := Effective(&phiguardv1alpha1.SafeguardSettings{NetworkIsolation: &spec}, nil)
+	effective, _, err := New(Options{}).Effective(&phiguardv1alpha1.SafeguardSettings{NetworkIsolation: &spec}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

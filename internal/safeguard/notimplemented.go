@@ -5,29 +5,64 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-type notImplemented struct {
-	name phiguardv1alpha1.SafeguardName
+// placeholder stands for a safeguard phiguard does not evaluate yet: it has
+// its name, rule and defaults, and reports Unknown, so it never counts as
+// compliant. Implementing one replaces its line in New.
+type placeholder struct {
+	name     phiguardv1alpha1.SafeguardName
+	rule     Rule
+	defaults func(*phiguardv1alpha1.SafeguardSettings)
 }
 
-// NotImplemented is the placeholder for a safeguard that phiguard cannot
-// evaluate yet: it reports Unknown with a message saying so.
-func NotImplemented(name phiguardv1alpha1.SafeguardName) Safeguard {
-	return notImplemented{name: name}
-}
+func (p placeholder) Name() phiguardv1alpha1.SafeguardName           { return p.name }
+func (p placeholder) Rule() Rule                                     { return p.rule }
+func (p placeholder) Defaults(s *phiguardv1alpha1.SafeguardSettings) { p.defaults(s) }
 
-func (n notImplemented) Name() phiguardv1alpha1.SafeguardName { return n.name }
-
-func (n notImplemented) Rule() Rule { return RuleFor(n.name) }
-
-func (n notImplemented) Reconcile(context.Context, *Scope) Result {
+func (p placeholder) Reconcile(context.Context, *Scope) Result {
 	return Result{
 		Status: metav1.ConditionUnknown,
 		Reason: phiguardv1alpha1.ReasonNotImplemented,
 		Message: fmt.Sprintf("phiguard does not evaluate %s (%s) yet; it is not counted as compliant",
-			n.name, n.Rule().Section),
+			p.name, p.rule.Section),
 	}
 }
+
+var (
+	transmissionSecurityPlaceholder = placeholder{
+		name: phiguardv1alpha1.TransmissionSecure,
+		rule: Rule{Section: "§164.312(e)(2)(ii)", Specification: phiguardv1alpha1.Addressable,
+			Summary: "traffic to ePHI pods is encrypted in transit"},
+		defaults: func(s *phiguardv1alpha1.SafeguardSettings) {
+			s.TransmissionSecurity = &phiguardv1alpha1.TransmissionSecuritySpec{Mode: phiguardv1alpha1.ModeEnforce}
+		},
+	}
+	accessControlPlaceholder = placeholder{
+		name: phiguardv1alpha1.AccessControlled,
+		rule: Rule{Section: "§164.312(a)(1)", Specification: phiguardv1alpha1.Required,
+			Summary: "ePHI pods run with dedicated, least-privilege identities"},
+		defaults: func(s *phiguardv1alpha1.SafeguardSettings) {
+			s.AccessControl = &phiguardv1alpha1.AccessControlSpec{Mode: phiguardv1alpha1.ModeAudit, AllowTokenAutomount: ptr.To(false)}
+		},
+	}
+	integrityPlaceholder = placeholder{
+		name: phiguardv1alpha1.IntegrityProtected,
+		rule: Rule{Section: "§164.312(c)(1)", Specification: phiguardv1alpha1.Required,
+			Summary: "ePHI pods run immutable, unprivileged, digest-pinned containers"},
+		defaults: func(s *phiguardv1alpha1.SafeguardSettings) {
+			s.Integrity = &phiguardv1alpha1.IntegritySpec{Mode: phiguardv1alpha1.ModeAudit, RequireImageDigest: ptr.To(true)}
+		},
+	}
+	availabilityPlaceholder = placeholder{
+		name: phiguardv1alpha1.Available,
+		rule: Rule{Section: "§164.308(a)(7)(ii)(C)", Specification: phiguardv1alpha1.Required,
+			Summary: "ePHI workloads keep running through the loss of a pod"},
+		defaults: func(s *phiguardv1alpha1.SafeguardSettings) {
+			s.Availability = &phiguardv1alpha1.AvailabilitySpec{Mode: phiguardv1alpha1.ModeAudit, MinReplicas: ptr.To[int32](2)}
+		},
+	}
+)

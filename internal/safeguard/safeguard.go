@@ -1,6 +1,14 @@
 // Package safeguard holds phiguard's HIPAA safeguards: one type per safeguard
-// behind the Safeguard interface, the Scope each one reads, and the rules that
-// decide what a mode, a decision and a result mean for compliance.
+// behind the Safeguard interface, the Registry that lists them, the Scope each
+// one reads, and the rules that decide what a mode, a decision and a result
+// mean for compliance.
+//
+// A safeguard describes itself: its name and HIPAA rule, its built-in
+// defaults, and through optional interfaces what it reads (Reader), which
+// changes re-evaluate which workloads (Watcher), what it cleans up when a
+// workload goes (Finalizer) and which admission webhooks it serves
+// (Admitter). The controller, the scope builder, the watches and the webhook
+// server iterate the Registry and name no safeguard.
 package safeguard
 
 import (
@@ -29,7 +37,7 @@ type Result struct {
 	// Status is True when the safeguard holds, False when it does not, Unknown
 	// when it could not be evaluated.
 	Status metav1.ConditionStatus
-	// Reason is a CamelCase reason for the condition.
+	// Reason is a CamelCase reason for the condition, a constant of api/v1alpha1.
 	Reason string
 	// Message says what holds or what to fix, naming objects and counts.
 	Message string
@@ -37,7 +45,8 @@ type Result struct {
 	// change with time alone (an expiring decision, an ageing backup). Zero: none.
 	RequeueAfter time.Duration
 	// Err is an error that kept the safeguard from finishing. A *StalledError
-	// means the spec cannot be acted on as written; any other error is retried.
+	// means the spec cannot be acted on as written: the workload is Stalled and
+	// not retried until it changes. Any other error is retried with backoff.
 	Err error
 	// Events are the enforcement actions the safeguard took (created, healed,
 	// removed an object), recorded as Events on the PHIWorkload.
@@ -64,91 +73,34 @@ type Safeguard interface {
 	Name() phiguardv1alpha1.SafeguardName
 	// Rule is the HIPAA specification it implements.
 	Rule() Rule
+	// Defaults sets the safeguard's built-in settings (its block of s, mode
+	// included): what applies where neither the workload nor the PHIPolicy
+	// says otherwise.
+	Defaults(s *phiguardv1alpha1.SafeguardSettings)
 	// Reconcile observes the scope's targets and, in Enforce mode, applies what
 	// the safeguard needs. In Off mode it removes what it created earlier; its
 	// result then only counts through Err, as the decision decides compliance.
 	Reconcile(ctx context.Context, s *Scope) Result
 }
 
+// Reader is a safeguard that reads more than the selected pods: the scope
+// builder reads each of its inputs once per reconcile, before any safeguard
+// runs, sharing an input two safeguards declare.
+type Reader interface {
+	Inputs() []Input
+}
+
+// Watcher is a safeguard whose result depends on objects other than the
+// workload and its pods: a change to one of them re-evaluates the workloads
+// its Watch maps it to.
+type Watcher interface {
+	Watches() []Watch
+}
+
 // Finalizer is a safeguard that keeps objects no owner reference can tie to
 // the workload (they live in another namespace). The controller holds a
-// finalizer on every PHIWorkload and calls Finalize before letting it go.
+// finalizer on every PHIWorkload while some safeguard is a Finalizer, and
+// calls Finalize before letting it go.
 type Finalizer interface {
 	Finalize(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload) ([]Event, error)
-}
-
-// Rules maps each safeguard to its HIPAA specification.
-var rules = map[phiguardv1alpha1.SafeguardName]Rule{
-	phiguardv1alpha1.NetworkIsolated: {
-		Section: "§164.312(e)(1)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods are isolated by default-deny NetworkPolicies",
-	},
-	phiguardv1alpha1.EncryptedAtRest: {
-		Section: "§164.312(a)(2)(iv)", Specification: phiguardv1alpha1.Addressable,
-		Summary: "ePHI volumes use encrypted StorageClasses",
-	},
-	phiguardv1alpha1.BackupScheduled: {
-		Section: "§164.308(a)(7)(ii)(A)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI is backed up on a schedule and the last backup is fresh",
-	},
-	phiguardv1alpha1.AuditLogging: {
-		Section: "§164.312(b)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods carry the audit sidecar",
-	},
-	phiguardv1alpha1.TransmissionSecure: {
-		Section: "§164.312(e)(2)(ii)", Specification: phiguardv1alpha1.Addressable,
-		Summary: "traffic to ePHI pods is encrypted in transit",
-	},
-	phiguardv1alpha1.AccessControlled: {
-		Section: "§164.312(a)(1)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods run with dedicated, least-privilege identities",
-	},
-	phiguardv1alpha1.IntegrityProtected: {
-		Section: "§164.312(c)(1)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods run immutable, unprivileged, digest-pinned containers",
-	},
-	phiguardv1alpha1.Available: {
-		Section: "§164.308(a)(7)(ii)(C)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI workloads keep running through the loss of a pod",
-	},
-}
-
-// RuleFor returns the HIPAA rule of a safeguard.
-func RuleFor(name phiguardv1alpha1.SafeguardName) Rule {
-	return rules[name]
-}
-
-// Order is the fixed order in which safeguards are evaluated and reported.
-var Order = []phiguardv1alpha1.SafeguardName{
-	phiguardv1alpha1.NetworkIsolated,
-	phiguardv1alpha1.EncryptedAtRest,
-	phiguardv1alpha1.BackupScheduled,
-	phiguardv1alpha1.AuditLogging,
-	phiguardv1alpha1.TransmissionSecure,
-	phiguardv1alpha1.AccessControlled,
-	phiguardv1alpha1.IntegrityProtected,
-	phiguardv1alpha1.Available,
-}
-
-// Registry returns every safeguard, in Order. Safeguards that phiguard does not
-// evaluate yet are present as NotImplemented, so that status always shows all
-// of them and none is ever reported compliant without being checked. metrics
-// may be nil.
-func Registry(metrics *BackupMetrics) []Safeguard {
-	out := make([]Safeguard, 0, len(Order))
-	for _, name := range Order {
-		switch name {
-		case phiguardv1alpha1.NetworkIsolated:
-			out = append(out, NetworkIsolation{})
-		case phiguardv1alpha1.EncryptedAtRest:
-			out = append(out, EncryptionAtRest{})
-		case phiguardv1alpha1.AuditLogging:
-			out = append(out, AuditLogging{})
-		case phiguardv1alpha1.BackupScheduled:
-			out = append(out, BackupScheduling{Metrics: metrics})
-		default:
-			out = append(out, NotImplemented(name))
-		}
-	}
-	return out
 }

@@ -3,61 +3,16 @@ package safeguard
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	"github.com/robfig/cron/v3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-// BuiltinDefaults are the settings used where neither the PHIWorkload nor the
-// PHIPolicy says otherwise. Each value is documented on its API field.
-func BuiltinDefaults() phiguardv1alpha1.SafeguardSettings {
-	return phiguardv1alpha1.SafeguardSettings{
-		NetworkIsolation: &phiguardv1alpha1.NetworkIsolationSpec{
-			Mode: phiguardv1alpha1.ModeEnforce, AllowDNS: ptr.To(true), AllowSameWorkload: ptr.To(true),
-		},
-		EncryptionAtRest: &phiguardv1alpha1.EncryptionAtRestSpec{Mode: phiguardv1alpha1.ModeEnforce},
-		Backup: &phiguardv1alpha1.BackupSpec{
-			Mode:            phiguardv1alpha1.ModeEnforce,
-			Schedule:        "0 2 * * *",
-			TTL:             &metav1.Duration{Duration: 52560 * time.Hour},
-			RPO:             &metav1.Duration{Duration: 25 * time.Hour},
-			VeleroNamespace: "velero",
-			Volumes:         phiguardv1alpha1.BackupVolumesSnapshot,
-		},
-		AuditLogging: &phiguardv1alpha1.AuditLoggingSpec{
-			Mode: phiguardv1alpha1.ModeEnforce, RestartNonCompliant: ptr.To(false),
-			LogPath: DefaultAuditLogPath,
-			Sidecar: &phiguardv1alpha1.AuditSidecar{
-				Image: DefaultAuditSidecarImage,
-				Args:  []string{"-i", "tail", "-p", "path=" + DefaultAuditLogPath + "/*.log", "-o", "stdout"},
-				Resources: &phiguardv1alpha1.AuditSidecarResources{
-					Requests: &phiguardv1alpha1.CPUMemory{CPU: "10m", Memory: "32Mi"},
-					Limits:   &phiguardv1alpha1.CPUMemory{CPU: "100m", Memory: "64Mi"},
-				},
-			},
-		},
-		TransmissionSecurity: &phiguardv1alpha1.TransmissionSecuritySpec{Mode: phiguardv1alpha1.ModeEnforce},
-		AccessControl: &phiguardv1alpha1.AccessControlSpec{
-			Mode: phiguardv1alpha1.ModeAudit, AllowTokenAutomount: ptr.To(false),
-		},
-		Integrity: &phiguardv1alpha1.IntegritySpec{
-			Mode: phiguardv1alpha1.ModeAudit, RequireImageDigest: ptr.To(true),
-		},
-		Availability: &phiguardv1alpha1.AvailabilitySpec{
-			Mode: phiguardv1alpha1.ModeAudit, MinReplicas: ptr.To[int32](2),
-		},
-	}
-}
-
 // Effective merges settings field by field: the workload's own win over the
 // policy's, which win over the built-in defaults. policy may be nil. It also
 // returns where each safeguard's mode came from.
-func Effective(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1alpha1.PHIPolicy) (
+func (r Registry) Effective(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1alpha1.PHIPolicy) (
 	phiguardv1alpha1.SafeguardSettings, map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource, error) {
 	layers := []*phiguardv1alpha1.SafeguardSettings{workload}
 	if policy != nil {
@@ -65,7 +20,7 @@ func Effective(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1a
 	}
 	// A JSON merge patch (RFC 7386) of each layer onto the one below is exactly a
 	// field-by-field merge: every field is optional and omitted when unset.
-	merged, err := json.Marshal(BuiltinDefaults())
+	merged, err := json.Marshal(r.Defaults())
 	if err != nil {
 		return phiguardv1alpha1.SafeguardSettings{}, nil, fmt.Errorf("encoding built-in defaults: %w", err)
 	}
@@ -83,8 +38,8 @@ func Effective(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1a
 		return phiguardv1alpha1.SafeguardSettings{}, nil, fmt.Errorf("decoding merged settings: %w", err)
 	}
 
-	sources := make(map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource, len(Order))
-	for _, name := range Order {
+	sources := make(map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource, len(r))
+	for _, name := range r.Names() {
 		switch {
 		case workload.Mode(name) != "":
 			sources[name] = phiguardv1alpha1.SourceWorkload
@@ -115,16 +70,4 @@ func MinimumModes(policy *phiguardv1alpha1.PHIPolicy) map[phiguardv1alpha1.Safeg
 		}
 	}
 	return out
-}
-
-// Validate checks what the API's own validation cannot: that the backup
-// schedule parses as a cron schedule the backup engine will accept. It returns
-// a *StalledError naming the field.
-func Validate(s *phiguardv1alpha1.SafeguardSettings) error {
-	if s.Backup != nil && s.Backup.Schedule != "" {
-		if _, err := cron.ParseStandard(s.Backup.Schedule); err != nil {
-			return Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", s.Backup.Schedule, err)
-		}
-	}
-	return nil
 }

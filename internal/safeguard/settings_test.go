@@ -22,7 +22,7 @@ func TestEffectiveMergesFieldByField(t *testing.T) {
 		NetworkIsolation: &phiguardv1alpha1.NetworkIsolationSpec{AllowDNS: ptr.To(true), AllowSameWorkload: ptr.To(false)},
 	}}}
 
-	got, sources, err := Effective(&workload, policy)
+	got, sources, err := New(Options{}).Effective(&workload, policy)
 	g.Expect(err).NotTo(HaveOccurred())
 
 	// The workload's own field wins over the policy's, which wins over the default.
@@ -38,7 +38,7 @@ func TestEffectiveMergesFieldByField(t *testing.T) {
 
 	g.Expect(sources).To(HaveKeyWithValue(phiguardv1alpha1.BackupScheduled, phiguardv1alpha1.SourcePolicy))
 	g.Expect(sources).To(HaveKeyWithValue(phiguardv1alpha1.NetworkIsolated, phiguardv1alpha1.SourceDefault))
-	for _, name := range Order {
+	for _, name := range New(Options{}).Names() {
 		g.Expect(got.Mode(name)).NotTo(BeEmpty(), "every effective mode is set: %s", name)
 	}
 
@@ -52,7 +52,7 @@ func TestEffectiveWithoutPolicy(t *testing.T) {
 	workload := phiguardv1alpha1.SafeguardSettings{
 		EncryptionAtRest: &phiguardv1alpha1.EncryptionAtRestSpec{Mode: phiguardv1alpha1.ModeOff},
 	}
-	got, sources, err := Effective(&workload, nil)
+	got, sources, err := New(Options{}).Effective(&workload, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got.EncryptionAtRest.Mode).To(Equal(phiguardv1alpha1.ModeOff))
 	g.Expect(sources).To(HaveKeyWithValue(phiguardv1alpha1.EncryptedAtRest, phiguardv1alpha1.SourceWorkload))
@@ -60,7 +60,9 @@ func TestEffectiveWithoutPolicy(t *testing.T) {
 	g.Expect(got).To(HaveField("Availability.MinReplicas", HaveValue(BeEquivalentTo(2))))
 }
 
-func TestValidateSchedule(t *testing.T) {
+// A schedule the API's pattern lets through but cron refuses stalls the
+// backup safeguard; a valid one goes on to look for Velero.
+func TestBackupStallsOnAnInvalidSchedule(t *testing.T) {
 	for schedule, ok := range map[string]bool{
 		"0 2 * * *":      true,
 		"@daily":         true,
@@ -72,9 +74,13 @@ func TestValidateSchedule(t *testing.T) {
 	} {
 		t.Run(schedule, func(t *testing.T) {
 			g := NewWithT(t)
-			err := Validate(&phiguardv1alpha1.SafeguardSettings{Backup: &phiguardv1alpha1.BackupSpec{Schedule: schedule}})
+			settings := New(Options{}).Defaults()
+			settings.Backup.Schedule = schedule
+			r := BackupScheduling{}.Reconcile(t.Context(), &Scope{Workload: &phiguardv1alpha1.PHIWorkload{}, Settings: settings})
+			err := r.Err
 			if ok {
 				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonVeleroNotInstalled))
 				return
 			}
 			g.Expect(AsStalled(err)).To(HaveField("Reason", phiguardv1alpha1.ReasonInvalidSchedule))
@@ -94,7 +100,7 @@ func TestEffectiveRaisesModesToThePolicysMinimum(t *testing.T) {
 		{Safeguard: phiguardv1alpha1.AuditLogging, Mode: phiguardv1alpha1.ModeAudit},
 		{Safeguard: phiguardv1alpha1.Available, Mode: phiguardv1alpha1.ModeEnforce},
 	}}}
-	got, sources, err := Effective(&workload, policy)
+	got, sources, err := New(Options{}).Effective(&workload, policy)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got.NetworkIsolation.Mode).To(Equal(phiguardv1alpha1.ModeEnforce), "raised from Audit")
 	g.Expect(sources).To(HaveKeyWithValue(phiguardv1alpha1.NetworkIsolated, phiguardv1alpha1.SourcePolicy))

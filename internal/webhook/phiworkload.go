@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -32,8 +33,23 @@ type WorkloadValidator struct {
 	Reader client.Reader
 	// ExemptNamespaces are always exempt (kube-system, phiguard's own).
 	ExemptNamespaces []string
-	// Now is the clock decisions are judged against; nil means time.Now.
-	Now func() time.Time
+	// Registry names the safeguards whose modes are checked against the minimums.
+	Registry safeguard.Registry
+	// Clock is the time decisions are judged against.
+	Clock clock.PassiveClock
+}
+
+// Setup registers every admission webhook on the manager's webhook server:
+// those of the safeguards (by iterating the registry) and phiguard's own, the
+// PHIWorkload validator and the unlabel guard.
+func Setup(mgr ctrl.Manager, env safeguard.AdmissionEnv) error {
+	if err := env.Registry.SetupWebhooks(mgr, env); err != nil {
+		return err
+	}
+	if err := (&WorkloadValidator{Reader: env.Reader, ExemptNamespaces: env.ExemptNamespaces, Registry: env.Registry, Clock: env.Clock}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&UnlabelGuard{Reader: env.Reader, Clock: env.Clock}).SetupWithManager(mgr)
 }
 
 // SetupWithManager registers the validator.
@@ -57,7 +73,7 @@ func (v *WorkloadValidator) ValidateCreate(ctx context.Context, w *phiguardv1alp
 
 	var below []string
 	minimums := safeguard.MinimumModes(policy)
-	for _, name := range safeguard.Order {
+	for _, name := range v.Registry.Names() {
 		minimum, ok := minimums[name]
 		if asked := w.Spec.Mode(name); ok && asked != "" && asked.Strength() < minimum.Strength() {
 			below = append(below, fmt.Sprintf("%s mode %s is below the minimum %s", name, asked, minimum))
@@ -69,12 +85,8 @@ func (v *WorkloadValidator) ValidateCreate(ctx context.Context, w *phiguardv1alp
 	}
 
 	var warnings admission.Warnings
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
 	for _, d := range w.Spec.Decisions {
-		if !now().Before(d.Expires.Time) {
+		if !v.Clock.Now().Before(d.Expires.Time) {
 			warnings = append(warnings, fmt.Sprintf("the decision for %s expired at %s: %s will count as NonCompliant until it is renewed",
 				d.Safeguard, d.Expires.UTC().Format(time.RFC3339), d.Safeguard))
 		}

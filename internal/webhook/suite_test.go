@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -19,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/phiguard/phiguard/internal/safeguard"
 	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	"github.com/phiguard/phiguard/internal/testenv"
 	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
@@ -68,10 +70,8 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	exempt := []string{"kube-system", "phiguard-system"}
-	Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&phiwebhook.AuditInjector{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&phiwebhook.WorkloadValidator{Reader: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&phiwebhook.UnlabelGuard{Reader: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
+	Expect(phiwebhook.Setup(mgr, safeguard.AdmissionEnv{Reader: mgr.GetClient(), ExemptNamespaces: exempt,
+		Registry: safeguard.New(safeguard.Options{}), Clock: clock.RealClock{}})).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()

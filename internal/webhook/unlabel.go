@@ -10,6 +10,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -40,8 +41,8 @@ import (
 type UnlabelGuard struct {
 	// Reader reads the PHIPolicy (the manager's cache).
 	Reader client.Reader
-	// Now is the clock decisions are judged against; nil means time.Now.
-	Now func() time.Time
+	// Clock is the time decisions are judged against.
+	Clock clock.PassiveClock
 }
 
 // SetupWithManager registers the guard on both paths.
@@ -121,23 +122,18 @@ func (g *UnlabelGuard) approvalRequired(ctx context.Context) (bool, error) {
 
 // checkDecision returns what is missing from the decision annotations, or "".
 func (g *UnlabelGuard) checkDecision(a map[string]string) string {
-	const minJustification = 20
 	var missing []string
-	if len(strings.TrimSpace(a[phiguardv1alpha1.UnlabelJustificationAnnotation])) < minJustification {
+	if len(strings.TrimSpace(a[phiguardv1alpha1.UnlabelJustificationAnnotation])) < phiguardv1alpha1.MinJustificationLength {
 		missing = append(missing, fmt.Sprintf("%s (why the namespace no longer handles ePHI, at least %d characters)",
-			phiguardv1alpha1.UnlabelJustificationAnnotation, minJustification))
+			phiguardv1alpha1.UnlabelJustificationAnnotation, phiguardv1alpha1.MinJustificationLength))
 	}
 	if strings.TrimSpace(a[phiguardv1alpha1.UnlabelApprovedByAnnotation]) == "" {
 		missing = append(missing, phiguardv1alpha1.UnlabelApprovedByAnnotation+" (who approved it)")
 	}
-	now := time.Now
-	if g.Now != nil {
-		now = g.Now
-	}
 	switch expires, err := time.Parse(time.RFC3339, a[phiguardv1alpha1.UnlabelExpiresAnnotation]); {
 	case err != nil:
 		missing = append(missing, phiguardv1alpha1.UnlabelExpiresAnnotation+" (when the approval lapses, RFC 3339 such as 2030-01-31T00:00:00Z)")
-	case !now().Before(expires):
+	case !g.Clock.Now().Before(expires):
 		return fmt.Sprintf("the approval in %s expired at %s; renew it", phiguardv1alpha1.UnlabelExpiresAnnotation, expires.UTC().Format(time.RFC3339))
 	}
 	if len(missing) == 0 {

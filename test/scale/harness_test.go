@@ -160,7 +160,7 @@ func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *res
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect((&controller.PHIWorkloadReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Clock: clock.RealClock{},
-		Safeguards: safeguard.Registry(nil), ExemptNamespaces: []string{"kube-system"}, Concurrency: concurrency,
+		Registry: safeguard.New(safeguard.Options{}), ExemptNamespaces: []string{"kube-system"}, Concurrency: concurrency,
 	}).SetupWithManager(mgr)).To(Succeed())
 	for _, src := range controller.LabelSources {
 		g.Expect((&controller.LabelReconciler{
@@ -168,9 +168,8 @@ func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *res
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
 	if webhooks {
-		g.Expect((&phiwebhook.Encryption{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
-		g.Expect((&phiwebhook.AuditInjector{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
-		g.Expect((&phiwebhook.WorkloadValidator{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"}}).SetupWithManager(mgr)).To(Succeed())
+		g.Expect(phiwebhook.Setup(mgr, safeguard.AdmissionEnv{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"},
+			Registry: safeguard.New(safeguard.Options{}), Clock: clock.RealClock{}})).To(Succeed())
 	}
 	go func() { _ = mgr.Start(ctx) }()
 	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())

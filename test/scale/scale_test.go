@@ -83,7 +83,7 @@ func TestScale(t *testing.T) {
 			g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation), "%s/%s", w.Namespace, w.Name)
 			g.Expect(w.Status.MatchedPods).To(BeEquivalentTo(podsPer), "%s/%s", w.Namespace, w.Name)
 			g.Expect(meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition)).NotTo(BeNil())
-			g.Expect(w.Status.Safeguards).To(HaveLen(len(safeguard.Order)))
+			g.Expect(w.Status.Safeguards).To(HaveLen(len(safeguard.New(safeguard.Options{}).Names())))
 		}
 	}
 	g.Eventually(settled, 5*time.Minute, 200*time.Millisecond).Should(Succeed())

@@ -122,7 +122,7 @@ func TestPodWebhookAddedLatency(t *testing.T) {
 
 	// Without the webhook the pods are sent already injected, so that both runs
 	// store the same pod and the difference is the webhook alone.
-	effective, _, err := safeguard.Effective(&phiguardv1alpha1.SafeguardSettings{}, nil)
+	effective, _, err := safeguard.New(safeguard.Options{}).Effective(&phiguardv1alpha1.SafeguardSettings{}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	timeCreates := func(prefix string, preInjected bool) []time.Duration {
 		out := make([]time.Duration, 0, creates)

@@ -1,4 +1,4 @@
-package webhook
+package safeguard
 
 import (
 	"testing"
@@ -27,15 +27,15 @@ func TestHandlersSkipExemptNamespacesEvenWithAWorkloadThere(t *testing.T) {
 
 	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "data", Labels: map[string]string{"app": "records"}},
 		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To("plain")}}
-	warnings, err := claimValidator{&Encryption{Reader: reader, ExemptNamespaces: exempt}}.ValidateCreate(t.Context(), pvc)
+	warnings, err := claimValidator{&encryptionAdmission{AdmissionEnv{Reader: reader, ExemptNamespaces: exempt, Registry: New(Options{})}}}.ValidateCreate(t.Context(), pvc)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(warnings).To(BeEmpty())
 
-	_, covered, err := coverage(t.Context(), reader, exempt, "kube-system", phiguardv1alpha1.AuditLogging, nil)
+	_, covered, err := AdmissionEnv{Reader: reader, ExemptNamespaces: exempt, Registry: New(Options{})}.coverage(t.Context(), "kube-system", phiguardv1alpha1.AuditLogging, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(covered).To(BeFalse(), "an exempt namespace is never covered, so no pod there is mutated")
 
-	_, covered, err = coverage(t.Context(), reader, nil, "kube-system", phiguardv1alpha1.AuditLogging,
+	_, covered, err = AdmissionEnv{Reader: reader, Registry: New(Options{})}.coverage(t.Context(), "kube-system", phiguardv1alpha1.AuditLogging,
 		func(_ labels.Selector) (bool, error) { return true, nil })
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(covered).To(BeTrue(), "the same workload covers when the namespace is not exempt (the test is not vacuous)")

@@ -1,4 +1,4 @@
-package webhook
+package safeguard
 
 import (
 	"context"
@@ -9,12 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
 // The pod webhook's configuration, generated into config/webhook:
@@ -36,36 +34,33 @@ import (
 // AuditPath is where the pod webhook is served.
 const AuditPath = "/mutate--v1-pod"
 
-// AuditInjector injects the audit sidecar into pods a PHIWorkload in Enforce
+// auditInjector injects the audit sidecar into pods a PHIWorkload in Enforce
 // mode selects; under Audit it only warns that it would.
-type AuditInjector struct {
-	// Reader reads PHIWorkloads and the PHIPolicy (the manager's cache).
-	Reader client.Reader
-	// ExemptNamespaces are never mutated (kube-system, phiguard's own).
-	ExemptNamespaces []string
-	decoder          admission.Decoder
+type auditInjector struct {
+	AdmissionEnv
+	decoder admission.Decoder
 }
 
-// SetupWithManager registers the pod webhook on the manager's webhook server.
-func (a *AuditInjector) SetupWithManager(mgr ctrl.Manager) error {
-	a.decoder = admission.NewDecoder(mgr.GetScheme())
+// SetupWebhooks implements Admitter: the pod webhook.
+func (AuditLogging) SetupWebhooks(mgr ctrl.Manager, env AdmissionEnv) error {
+	a := &auditInjector{AdmissionEnv: env, decoder: admission.NewDecoder(mgr.GetScheme())}
 	mgr.GetWebhookServer().Register(AuditPath, &webhook.Admission{Handler: a})
 	return nil
 }
 
 // Handle implements admission.Handler.
-func (a *AuditInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+func (a *auditInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
 	pod := &corev1.Pod{}
 	if err := a.decoder.Decode(req, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
 	// A pod made from a template has no name yet and may lack its namespace.
-	c, ok, err := coverage(ctx, a.Reader, a.ExemptNamespaces, req.Namespace, phiguardv1alpha1.AuditLogging,
+	c, ok, err := a.coverage(ctx, req.Namespace, phiguardv1alpha1.AuditLogging,
 		func(sel labels.Selector) (bool, error) { return sel.Matches(labels.Set(pod.Labels)), nil })
 	switch {
 	case err != nil:
 		return admission.Errored(http.StatusInternalServerError, err)
-	case !ok || safeguard.HasAuditSidecar(pod) && podHasMounts(pod):
+	case !ok || HasAuditSidecar(pod) && podHasMounts(pod):
 		return admission.Allowed("")
 	}
 	who := fmt.Sprintf("PHIWorkload %s/%s", c.workload.Namespace, c.workload.Name)
@@ -74,13 +69,13 @@ func (a *AuditInjector) Handle(ctx context.Context, req admission.Request) admis
 			"phiguard (Audit): %s selects this pod; in Enforce mode it would get the audit sidecar %s (HIPAA §164.312(b))",
 			who, c.settings.AuditLogging.Sidecar.Image))
 	}
-	if safeguard.OptedOut(pod) {
+	if OptedOut(pod) {
 		return admission.Allowed("").WithWarnings(fmt.Sprintf(
 			"phiguard: this pod opted out of the audit sidecar (%s=false); %s reports it as lacking audit controls (HIPAA §164.312(b))",
-			safeguard.AuditOptOutAnnotation, who))
+			AuditOptOutAnnotation, who))
 	}
 	mutated := pod.DeepCopy()
-	safeguard.InjectAuditSidecar(mutated, c.workload.Name, c.settings.AuditLogging)
+	InjectAuditSidecar(mutated, c.workload.Name, c.settings.AuditLogging)
 	raw, err := json.Marshal(mutated)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding the pod: %w", err))
@@ -94,7 +89,7 @@ func podHasMounts(pod *corev1.Pod) bool {
 	for _, c := range pod.Spec.Containers {
 		mounted := false
 		for _, m := range c.VolumeMounts {
-			mounted = mounted || m.Name == safeguard.AuditVolumeName
+			mounted = mounted || m.Name == AuditVolumeName
 		}
 		if !mounted {
 			return false

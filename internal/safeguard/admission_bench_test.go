@@ -1,4 +1,4 @@
-package webhook
+package safeguard
 
 import (
 	"context"
@@ -33,7 +33,7 @@ import (
 // client would measure its own JSON round trips instead.
 // They report the median and 99th percentile besides the mean:
 //
-//	go test ./internal/webhook/ -run '^$' -bench . -benchmem
+//	go test ./internal/safeguard/ -run '^$' -bench . -benchmem
 
 func benchWorld(b *testing.B) (*runtime.Scheme, client.Reader) {
 	b.Helper()
@@ -121,7 +121,7 @@ func claimRequest(b *testing.B, claimLabels map[string]string, class string) adm
 
 func benchAdmission(b *testing.B, req admission.Request, wantAllowed bool) {
 	scheme, reader := benchWorld(b)
-	wh := admission.WithValidator[*corev1.PersistentVolumeClaim](scheme, claimValidator{&Encryption{Reader: reader, ExemptNamespaces: []string{"kube-system"}}})
+	wh := admission.WithValidator[*corev1.PersistentVolumeClaim](scheme, claimValidator{&encryptionAdmission{AdmissionEnv{Reader: reader, ExemptNamespaces: []string{"kube-system"}, Registry: New(Options{})}}})
 	lat := make([]time.Duration, 0, 1<<16)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -152,7 +152,7 @@ func BenchmarkClaimUncovered(b *testing.B) {
 // mode selects gets the sidecar, the volume and 3 mounts (a JSON patch).
 func BenchmarkPodInjection(b *testing.B) {
 	scheme, reader := benchWorld(b)
-	injector := &AuditInjector{Reader: reader, ExemptNamespaces: []string{"kube-system"}, decoder: admission.NewDecoder(scheme)}
+	injector := &auditInjector{AdmissionEnv: AdmissionEnv{Reader: reader, ExemptNamespaces: []string{"kube-system"}, Registry: New(Options{})}, decoder: admission.NewDecoder(scheme)}
 	pod := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "clinic", GenerateName: "app-2-", Labels: map[string]string{"app": "app-2"}},

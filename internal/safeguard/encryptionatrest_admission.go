@@ -1,7 +1,4 @@
-// Package webhook holds phiguard's admission webhooks. Each decides from the
-// manager's cache and the same rules the reconciler uses, so that admission
-// and status never disagree.
-package webhook
+package safeguard
 
 import (
 	"context"
@@ -19,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/safeguard"
 	"github.com/phiguard/phiguard/internal/storageclass"
 )
 
@@ -41,19 +37,16 @@ import (
 // +kubebuilder:webhook:path=/validate--v1-persistentvolumeclaim,mutating=false,failurePolicy=ignore,sideEffects=None,groups="",resources=persistentvolumeclaims,verbs=create,versions=v1,name=vpersistentvolumeclaim.phiguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 // +kubebuilder:webhook:path=/validate-apps-v1-statefulset,mutating=false,failurePolicy=ignore,sideEffects=None,groups=apps,resources=statefulsets,verbs=create;update,versions=v1,name=vstatefulset.phiguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
-// Encryption decides whether new volume claims may be created: denied in
-// namespaces where a PHIWorkload in Enforce mode covers them and their
-// StorageClass does not encrypt, allowed with a warning under Audit.
-type Encryption struct {
-	// Reader reads PHIWorkloads, the PHIPolicy, pods and StorageClasses (the
-	// manager's cache).
-	Reader client.Reader
-	// ExemptNamespaces are never judged (kube-system, phiguard's own).
-	ExemptNamespaces []string
+// encryptionAdmission decides whether new volume claims may be created:
+// denied in namespaces where a PHIWorkload in Enforce mode covers them and
+// their StorageClass does not encrypt, allowed with a warning under Audit.
+type encryptionAdmission struct {
+	AdmissionEnv
 }
 
-// SetupWithManager registers the claim and StatefulSet validators.
-func (e *Encryption) SetupWithManager(mgr ctrl.Manager) error {
+// SetupWebhooks implements Admitter: the claim and StatefulSet validators.
+func (EncryptionAtRest) SetupWebhooks(mgr ctrl.Manager, env AdmissionEnv) error {
+	e := &encryptionAdmission{env}
 	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.PersistentVolumeClaim{}).WithValidator(claimValidator{e}).Complete(); err != nil {
 		return fmt.Errorf("registering the PersistentVolumeClaim webhook: %w", err)
 	}
@@ -66,7 +59,7 @@ func (e *Encryption) SetupWithManager(mgr ctrl.Manager) error {
 // claimCovered says whether a PHIWorkload's selector covers a claim: the claim
 // carries the selected labels (claims a StatefulSet creates carry its
 // selector's), or a selected pod already mounts it.
-func (e *Encryption) claimCovered(ctx context.Context, pvc *corev1.PersistentVolumeClaim) func(labels.Selector) (bool, error) {
+func (e *encryptionAdmission) claimCovered(ctx context.Context, pvc *corev1.PersistentVolumeClaim) func(labels.Selector) (bool, error) {
 	return func(sel labels.Selector) (bool, error) {
 		if sel.Matches(labels.Set(pvc.Labels)) {
 			return true, nil
@@ -75,18 +68,18 @@ func (e *Encryption) claimCovered(ctx context.Context, pvc *corev1.PersistentVol
 		if err := e.Reader.List(ctx, &pods, client.InNamespace(pvc.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 			return false, fmt.Errorf("listing pods in %s: %w", pvc.Namespace, err)
 		}
-		return slices.Contains(safeguard.ClaimNames(pods.Items), pvc.Name), nil
+		return slices.Contains(ClaimNames(pods.Items), pvc.Name), nil
 	}
 }
 
 // judge decides claims against a cover: nil when all are encrypted; otherwise
 // the denial (Enforce) or warnings (Audit). subject names the object ("PersistentVolumeClaim data").
-func (e *Encryption) judge(ctx context.Context, c cover, subject string, claims map[string]*corev1.PersistentVolumeClaimSpec) (admission.Warnings, error) {
+func (e *encryptionAdmission) judge(ctx context.Context, c cover, subject string, claims map[string]*corev1.PersistentVolumeClaimSpec) (admission.Warnings, error) {
 	var classes storagev1.StorageClassList
 	if err := e.Reader.List(ctx, &classes); err != nil {
 		return nil, fmt.Errorf("listing StorageClasses: %w", err)
 	}
-	opts := safeguard.StorageOptions(c.policy)
+	opts := StorageOptions(c.policy)
 	names := make([]string, 0, len(claims))
 	for name := range claims {
 		names = append(names, name)
@@ -119,10 +112,10 @@ func (e *Encryption) judge(ctx context.Context, c cover, subject string, claims 
 	return nil, errors.New(msg)
 }
 
-type claimValidator struct{ *Encryption }
+type claimValidator struct{ *encryptionAdmission }
 
 func (v claimValidator) ValidateCreate(ctx context.Context, pvc *corev1.PersistentVolumeClaim) (admission.Warnings, error) {
-	c, ok, err := coverage(ctx, v.Reader, v.ExemptNamespaces, pvc.Namespace, phiguardv1alpha1.EncryptedAtRest, v.claimCovered(ctx, pvc))
+	c, ok, err := v.coverage(ctx, pvc.Namespace, phiguardv1alpha1.EncryptedAtRest, v.claimCovered(ctx, pvc))
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -137,13 +130,13 @@ func (v claimValidator) ValidateDelete(context.Context, *corev1.PersistentVolume
 	return nil, nil
 }
 
-type statefulSetValidator struct{ *Encryption }
+type statefulSetValidator struct{ *encryptionAdmission }
 
 func (v statefulSetValidator) ValidateCreate(ctx context.Context, sts *appsv1.StatefulSet) (admission.Warnings, error) {
 	if len(sts.Spec.VolumeClaimTemplates) == 0 {
 		return nil, nil
 	}
-	c, ok, err := coverage(ctx, v.Reader, v.ExemptNamespaces, sts.Namespace, phiguardv1alpha1.EncryptedAtRest, func(sel labels.Selector) (bool, error) {
+	c, ok, err := v.coverage(ctx, sts.Namespace, phiguardv1alpha1.EncryptedAtRest, func(sel labels.Selector) (bool, error) {
 		return sel.Matches(labels.Set(sts.Spec.Template.Labels)), nil
 	})
 	if err != nil || !ok {

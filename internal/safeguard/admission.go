@@ -1,4 +1,4 @@
-package webhook
+package safeguard
 
 import (
 	"cmp"
@@ -8,11 +8,44 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
-	"github.com/phiguard/phiguard/internal/safeguard"
 )
+
+// Admitter is a safeguard that serves admission webhooks: it registers its
+// handlers on the manager's webhook server. Their configurations come from
+// +kubebuilder:webhook markers next to the handlers.
+type Admitter interface {
+	SetupWebhooks(mgr ctrl.Manager, env AdmissionEnv) error
+}
+
+// AdmissionEnv is what the safeguards' webhooks decide with.
+type AdmissionEnv struct {
+	// Reader reads PHIWorkloads, the PHIPolicy, pods and StorageClasses (the
+	// manager's cache).
+	Reader client.Reader
+	// ExemptNamespaces are never judged nor mutated (kube-system, phiguard's own).
+	ExemptNamespaces []string
+	// Registry gives the built-in defaults the effective settings start from.
+	Registry Registry
+	// Clock is the time decisions are judged against.
+	Clock clock.PassiveClock
+}
+
+// SetupWebhooks registers the webhooks of every safeguard that has some.
+func (r Registry) SetupWebhooks(mgr ctrl.Manager, env AdmissionEnv) error {
+	for _, sg := range r {
+		if a, ok := sg.(Admitter); ok {
+			if err := a.SetupWebhooks(mgr, env); err != nil {
+				return fmt.Errorf("setting up the webhooks of %s: %w", sg.Name(), err)
+			}
+		}
+	}
+	return nil
+}
 
 // cover is the strongest mode of one safeguard among the PHIWorkloads that
 // cover an object, with the workload that sets it and its effective settings.
@@ -28,16 +61,17 @@ type cover struct {
 // and the first workload by name among equals, so that the answer does not
 // depend on list order; Off (under a decision) does not cover. ok is false
 // when nothing covers, or the namespace is exempt (built-in or PHIPolicy).
-func coverage(ctx context.Context, r client.Reader, exempt []string, ns string, name phiguardv1alpha1.SafeguardName,
+func (env AdmissionEnv) coverage(ctx context.Context, ns string, name phiguardv1alpha1.SafeguardName,
 	covers func(sel labels.Selector) (bool, error)) (cover, bool, error) {
+	r, exempt := env.Reader, env.ExemptNamespaces
 	if slices.Contains(exempt, ns) {
 		return cover{}, false, nil // without reading the policy
 	}
-	policy, err := safeguard.DefaultPolicy(ctx, r)
+	policy, err := DefaultPolicy(ctx, r)
 	if err != nil {
 		return cover{}, false, err
 	}
-	if safeguard.Exempt(exempt, policy, ns) {
+	if Exempt(exempt, policy, ns) {
 		return cover{}, false, nil
 	}
 
@@ -58,7 +92,7 @@ func coverage(ctx context.Context, r client.Reader, exempt []string, ns string, 
 		} else if !ok {
 			continue
 		}
-		settings, _, err := safeguard.Effective(&w.Spec.SafeguardSettings, policy)
+		settings, _, err := env.Registry.Effective(&w.Spec.SafeguardSettings, policy)
 		if err != nil {
 			return cover{}, false, err
 		}
