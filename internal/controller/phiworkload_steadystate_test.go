@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
@@ -136,5 +137,9 @@ var _ = Describe("Reconciling by hand", func() {
 		Expect(c.LastTransitionTime.Time).To(BeTemporally("==", fakeNow.Now()))
 		Expect(writes.n.Load()).To(BeEquivalentTo(1))
 		Expect(recorder.Events).To(Receive(ContainSubstring("Warning DecisionExpired")))
+		got := fetch(Default, w)
+		Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
+		Expect(meta.FindStatusCondition(got.Status.Conditions, phiguardv1alpha1.ReadyCondition)).To(And(
+			HaveField("Reason", phiguardv1alpha1.SafeguardsFailingReason), HaveField("Message", ContainSubstring("failing: EncryptedAtRest"))))
 	})
 })
