@@ -18,6 +18,9 @@ import (
 // below send a JSON patch whose first operation tests what they saw, so a
 // list that changed fails, and the reconcile is retried with a fresh read.
 
+// opTest is the JSON patch operation that checks a value before the others apply.
+const opTest = "test"
+
 // jsonPatchOp is one operation of a JSON patch (RFC 6902).
 type jsonPatchOp struct {
 	Op    string `json:"op"`
@@ -31,10 +34,10 @@ func addFinalizer(ctx context.Context, c client.Client, obj client.Object, final
 	if slices.Contains(current, finalizer) {
 		return nil
 	}
-	ops := []jsonPatchOp{{Op: "test", Path: "/metadata/finalizers", Value: current}, {Op: "add", Path: "/metadata/finalizers/-", Value: finalizer}}
+	ops := []jsonPatchOp{{Op: opTest, Path: "/metadata/finalizers", Value: current}, {Op: "add", Path: "/metadata/finalizers/-", Value: finalizer}}
 	if len(current) == 0 {
 		// An absent list cannot be tested; the version can.
-		ops = []jsonPatchOp{{Op: "test", Path: "/metadata/resourceVersion", Value: obj.GetResourceVersion()},
+		ops = []jsonPatchOp{{Op: opTest, Path: "/metadata/resourceVersion", Value: obj.GetResourceVersion()},
 			{Op: "add", Path: "/metadata/finalizers", Value: []string{finalizer}}}
 	}
 	return patchFinalizers(ctx, c, obj, "adding", finalizer, ops)
@@ -48,7 +51,7 @@ func removeFinalizer(ctx context.Context, c client.Client, obj client.Object, fi
 	}
 	path := "/metadata/finalizers/" + strconv.Itoa(i)
 	return patchFinalizers(ctx, c, obj, "removing", finalizer,
-		[]jsonPatchOp{{Op: "test", Path: path, Value: finalizer}, {Op: "remove", Path: path}})
+		[]jsonPatchOp{{Op: opTest, Path: path, Value: finalizer}, {Op: "remove", Path: path}})
 }
 
 func patchFinalizers(ctx context.Context, c client.Client, obj client.Object, verb, finalizer string, ops []jsonPatchOp) error {

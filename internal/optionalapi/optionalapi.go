@@ -78,12 +78,12 @@ var (
 type State int
 
 const (
-	// NotInstalled: its CRDs are not in the cluster.
+	// NotInstalled means its CRDs are not in the cluster.
 	NotInstalled State = iota
-	// Pending: its CRDs exist but the apiserver does not serve all its kinds
+	// Pending means its CRDs exist but the apiserver does not serve all its kinds
 	// yet; look again within seconds.
 	Pending
-	// Served: every kind phiguard reads is served, and its watches run.
+	// Served means every kind phiguard reads is served, and its watches run.
 	Served
 )
 
