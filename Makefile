@@ -27,13 +27,17 @@ manifests: ## Generate CRDs, RBAC and webhook configurations into config/ from t
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac \
 		output:webhook:artifacts:config=config/webhook
 
+# The apply configurations are written afresh, so that those of a removed type go too.
 .PHONY: generate
-generate: ## Generate deepcopy code for the API types.
-	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+generate: ## Generate deepcopy code and apply configurations (api/v1alpha1/applyconfiguration) for the API types.
+	rm -rf api/v1alpha1/applyconfiguration
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" applyconfiguration:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+# git diff misses a generated file that was never committed; git status does not.
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files are not committed up to date.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@git diff --exit-code -- api config && test -z "$$(git status --porcelain -- api config)" || \
+		{ git status --short -- api config; echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
 
 .PHONY: chart
 chart: $(BIN)/kustomize ## Generate the chart's CRDs, RBAC, webhooks, Services, Secret and PDB from config/default.

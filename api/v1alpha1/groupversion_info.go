@@ -3,6 +3,7 @@
 // PHIPolicy, the organisation's defaults for those safeguards.
 //
 // +kubebuilder:object:generate=true
+// +kubebuilder:ac:generate=true
 // +groupName=compliance.phiguard.io
 package v1alpha1
 
@@ -15,6 +16,10 @@ import (
 var (
 	// GroupVersion is the group and version of this API.
 	GroupVersion = schema.GroupVersion{Group: "compliance.phiguard.io", Version: "v1alpha1"}
+
+	// SchemeGroupVersion is GroupVersion under the name the generated apply
+	// configurations (applyconfiguration/utils.go) refer to.
+	SchemeGroupVersion = GroupVersion
 
 	// SchemeBuilder adds the API's types to a scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)

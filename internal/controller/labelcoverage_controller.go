@@ -8,12 +8,12 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -22,7 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	phiguardv1alpha1ac "github.com/phiguard/phiguard/api/v1alpha1/applyconfiguration/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/safeguard"
+	"github.com/phiguard/phiguard/internal/ssa"
 )
 
 // CoverageFinalizer holds a generated PHIWorkload until phiguard has recorded,
@@ -69,13 +71,19 @@ func (r *LabelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if generated != nil && !r.Source.generatedFor(generated, req.Name) {
-		if found && labelled(obj) {
-			r.event(obj, generated, verdict{reason: phiguardv1alpha1.ReasonWorkloadNameTaken, warning: true, message: fmt.Sprintf(
-				"PHIWorkload %s exists and was not generated for %s, so phiguard cannot generate one of that name; if it covers these pods, remove the %s label",
-				key, r.describe(req.NamespacedName), phiguardv1alpha1.EPHILabel)})
+	if generated != nil {
+		ours, err := r.generatedFor(generated, req.Name)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, nil
+		if !ours {
+			if found && labelled(obj) {
+				r.event(obj, generated, verdict{reason: phiguardv1alpha1.ReasonWorkloadNameTaken, warning: true, message: fmt.Sprintf(
+					"PHIWorkload %s exists and was not generated for %s, so phiguard cannot generate one of that name; if it covers these pods, remove the %s label",
+					key, r.describe(req.NamespacedName), phiguardv1alpha1.EPHILabel)})
+			}
+			return ctrl.Result{}, nil
+		}
 	}
 
 	v, err := r.judge(ctx, obj, found, req.NamespacedName, key)
@@ -117,6 +125,22 @@ func (r *LabelReconciler) load(ctx context.Context, req ctrl.Request, key types.
 		return nil, false, nil, fmt.Errorf("reading PHIWorkload %s: %w", key, err)
 	}
 	return obj, found, &w, nil
+}
+
+// generatedFor says whether w, the PHIWorkload at the generated name, is the
+// one phiguard generated for the object of this kind named name: by its label
+// and annotation, or, when someone changed one of them, by what phiguard
+// applied to it, so that apply puts them back.
+func (r *LabelReconciler) generatedFor(w *phiguardv1alpha1.PHIWorkload, name string) (bool, error) {
+	if r.Source.generatedFor(w, name) {
+		return true, nil
+	}
+	applied, err := phiguardv1alpha1ac.ExtractPHIWorkload(w, ssa.FieldManager)
+	if err != nil {
+		return false, fmt.Errorf("extracting the fields %s applied to PHIWorkload %s/%s: %w", ssa.FieldManager, w.Namespace, w.Name, err)
+	}
+	return applied.Labels[phiguardv1alpha1.GeneratedFromLabel] == r.Source.Kind ||
+		applied.Annotations[phiguardv1alpha1.SourceAnnotation] == r.Source.Kind+"/"+name, nil
 }
 
 // judge decides whether the object gets a generated PHIWorkload.
@@ -170,75 +194,62 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 }
 
 // apply generates or updates the PHIWorkload by server-side apply, only when
-// what phiguard sets differs from what is stored.
+// the fields phiguard applied differ from those it wants: a steady state
+// writes nothing, what others add stays, and what they change of phiguard's
+// is put back.
 func (r *LabelReconciler) apply(ctx context.Context, obj client.Object, existing *phiguardv1alpha1.PHIWorkload,
 	key types.NamespacedName, t coverageTarget) error {
-	if existing != nil && r.upToDate(existing, obj, t) {
-		return nil
-	}
 	desired, err := r.desired(obj, key, t)
 	if err != nil {
 		return err
 	}
-	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), FieldOwner, client.ForceOwnership); err != nil {
+	changed, err := ssa.Apply(ctx, r.Client, existing, desired, extractWorkload)
+	if err != nil {
 		return fmt.Errorf("applying PHIWorkload %s: %w", key, err)
 	}
-	if existing == nil {
+	if changed && existing == nil {
+		// The apply returned the stored workload into desired: its UID too.
+		created := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
+			UID: ptr.Deref(desired.UID, ""), ResourceVersion: ptr.Deref(desired.ResourceVersion, "")}}
 		msg := fmt.Sprintf("%s is labelled %s=true: PHIWorkload %s generated; its safeguards follow PHIPolicy %s",
 			r.describe(client.ObjectKeyFromObject(obj)), phiguardv1alpha1.EPHILabel, key, phiguardv1alpha1.DefaultPolicyName)
-		r.event(obj, desired, verdict{reason: phiguardv1alpha1.ReasonCoverageCreated, message: msg})
+		r.event(obj, created, verdict{reason: phiguardv1alpha1.ReasonCoverageCreated, message: msg})
 		logf.FromContext(ctx).Info("coverage generated", "kind", r.Source.Kind, "object", client.ObjectKeyFromObject(obj), "workload", key)
 	}
 	return nil
 }
 
-// upToDate says whether the stored workload already has everything apply sets.
-func (r *LabelReconciler) upToDate(w *phiguardv1alpha1.PHIWorkload, obj client.Object, t coverageTarget) bool {
-	owner := metav1.GetControllerOf(w)
-	return r.Source.generatedFor(w, obj.GetName()) &&
-		w.Labels[phiguardv1alpha1.ManagedByLabel] == phiguardv1alpha1.ManagedByValue &&
-		owner != nil && owner.UID == obj.GetUID() &&
-		controllerutil.ContainsFinalizer(w, CoverageFinalizer) &&
-		w.Spec.NamespaceWide == t.namespaceWide &&
-		equality.Semantic.DeepEqual(w.Spec.Selector, t.selector)
-}
+// extractWorkload returns the fields of a PHIWorkload that phiguard applied.
+var extractWorkload = ssa.Generated(phiguardv1alpha1ac.ExtractPHIWorkload)
 
 // desired is the generated PHIWorkload, as phiguard applies it: labels, the
 // source annotation, the labelled object as controlling owner (garbage
-// collection removes the workload with it), the coverage finalizer, and the
+// collection removes the workload with it; blockOwnerDeletion is false, as
+// true would need update on the labelled kinds' finalizers under
+// OwnerReferencesPermissionEnforcement), the coverage finalizer, and the
 // selector. Safeguard settings are left to the PHIPolicy.
-func (r *LabelReconciler) desired(obj client.Object, key types.NamespacedName, t coverageTarget) (*unstructured.Unstructured, error) {
+func (r *LabelReconciler) desired(obj client.Object, key types.NamespacedName, t coverageTarget) (*phiguardv1alpha1ac.PHIWorkloadApplyConfiguration, error) {
 	gvk, err := apiutil.GVKForObject(obj, r.Scheme())
 	if err != nil {
 		return nil, fmt.Errorf("finding the kind of %s: %w", r.Source.Kind, err)
 	}
-	selector, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&t.selector)
-	if err != nil {
-		return nil, fmt.Errorf("converting the selector of %s: %w", key, err)
-	}
-	spec := map[string]any{"selector": selector}
+	spec := phiguardv1alpha1ac.PHIWorkloadSpec().WithSelector(ssa.LabelSelector(&t.selector))
 	if t.namespaceWide {
-		spec["namespaceWide"] = true
+		// Applied only when true: a false is dropped when the workload is
+		// read (omitempty), so it would never compare equal.
+		spec.WithNamespaceWide(true)
 	}
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": phiguardv1alpha1.GroupVersion.String(),
-		"kind":       "PHIWorkload",
-		"metadata": map[string]any{
-			"name":      key.Name,
-			"namespace": key.Namespace,
-			"labels": map[string]any{
-				phiguardv1alpha1.ManagedByLabel:     phiguardv1alpha1.ManagedByValue,
-				phiguardv1alpha1.GeneratedFromLabel: r.Source.Kind,
-			},
-			"annotations": map[string]any{phiguardv1alpha1.SourceAnnotation: r.Source.Kind + "/" + obj.GetName()},
-			"ownerReferences": []any{map[string]any{
-				"apiVersion": gvk.GroupVersion().String(), "kind": gvk.Kind, "name": obj.GetName(), "uid": string(obj.GetUID()),
-				"controller": true, "blockOwnerDeletion": false,
-			}},
-			"finalizers": []any{CoverageFinalizer},
-		},
-		"spec": spec,
-	}}, nil
+	return phiguardv1alpha1ac.PHIWorkload(key.Name, key.Namespace).
+		WithLabels(map[string]string{
+			phiguardv1alpha1.ManagedByLabel:     phiguardv1alpha1.ManagedByValue,
+			phiguardv1alpha1.GeneratedFromLabel: r.Source.Kind,
+		}).
+		WithAnnotations(map[string]string{phiguardv1alpha1.SourceAnnotation: r.Source.Kind + "/" + obj.GetName()}).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(gvk.GroupVersion().String()).WithKind(gvk.Kind).WithName(obj.GetName()).WithUID(obj.GetUID()).
+			WithController(true).WithBlockOwnerDeletion(false)).
+		WithFinalizers(CoverageFinalizer).
+		WithSpec(spec), nil
 }
 
 // withdraw deletes the generated PHIWorkload and records why.

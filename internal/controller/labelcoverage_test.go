@@ -1,6 +1,8 @@
 package controller_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -121,6 +124,82 @@ var _ = Describe("Label coverage", func() {
 			g.Expect(w.Spec.Selector.MatchLabels).To(Equal(map[string]string{"app": "api"}))
 			g.Expect(w.Spec.Integrity).NotTo(BeNil())
 		}, timeout, poll).Should(Succeed())
+	})
+
+	DescribeTable("puts back what someone changes of the metadata phiguard applied to a generated PHIWorkload",
+		func(edit func(w *phiguardv1alpha1.PHIWorkload) string) {
+			ns := newNamespace()
+			d := newDeployment(ns, "api", ephi, map[string]string{"app": "api"}, map[string]string{"app": "api"})
+			key := generated(controller.DeploymentSource, ns, "api")
+			var w *phiguardv1alpha1.PHIWorkload
+			Eventually(func(g Gomega) {
+				w = getWorkload(g, key)
+				g.Expect(w.Finalizers).To(ContainElement(controller.CoverageFinalizer))
+			}, timeout, poll).Should(Succeed())
+
+			Expect(k8s.Patch(ctx, w, client.RawPatch(types.JSONPatchType, []byte(edit(w))), client.FieldOwner("kubectl-edit"))).To(Succeed())
+			Eventually(func(g Gomega) {
+				got := getWorkload(g, key)
+				g.Expect(got.UID).To(Equal(w.UID), "repaired, not generated again")
+				g.Expect(got.Finalizers).To(ContainElement(controller.CoverageFinalizer))
+				g.Expect(got.Labels).To(HaveKeyWithValue(phiguardv1alpha1.GeneratedFromLabel, "Deployment"))
+				owner := metav1.GetControllerOf(got)
+				g.Expect(owner).NotTo(BeNil())
+				g.Expect(owner.UID).To(Equal(d.UID))
+			}, timeout, poll).Should(Succeed())
+		},
+		Entry("the coverage finalizer removed", func(w *phiguardv1alpha1.PHIWorkload) string {
+			i := slices.Index(w.Finalizers, controller.CoverageFinalizer)
+			return fmt.Sprintf(`[{"op":"test","path":"/metadata/finalizers/%d","value":%q},{"op":"remove","path":"/metadata/finalizers/%d"}]`,
+				i, controller.CoverageFinalizer, i)
+		}),
+		Entry("the generated-from label changed", func(*phiguardv1alpha1.PHIWorkload) string {
+			return `[{"op":"replace","path":"/metadata/labels/phiguard.io~1generated-from","value":"Hand"}]`
+		}),
+		Entry("the owner reference removed", func(*phiguardv1alpha1.PHIWorkload) string {
+			return `[{"op":"remove","path":"/metadata/ownerReferences"}]`
+		}),
+	)
+
+	It("makes no write when a generated PHIWorkload holds what phiguard applies, whatever the shape of its selector", func() {
+		ns := newNamespace()
+		newDeployment(ns, "api", ephi, map[string]string{"app": "api"}, map[string]string{"app": "api"})
+		Expect(k8s.Create(ctx, &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db", Labels: ephi},
+			Spec: appsv1.StatefulSetSpec{
+				Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+					{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"db"}},
+					{Key: "canary", Operator: metav1.LabelSelectorOpDoesNotExist}}},
+				Template: podTemplate(map[string]string{"app": "db"}),
+			},
+		})).To(Succeed())
+		wide := newNamespace()
+		var namespace corev1.Namespace
+		Expect(k8s.Get(ctx, objectKey(wide), &namespace)).To(Succeed())
+		Expect(k8s.Patch(ctx, &namespace, client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"phiguard.io/ephi":"true"}}}`)))).To(Succeed())
+
+		for _, c := range []struct {
+			src controller.LabelSource
+			obj types.NamespacedName
+			key types.NamespacedName
+		}{
+			{controller.DeploymentSource, types.NamespacedName{Namespace: ns, Name: "api"}, generated(controller.DeploymentSource, ns, "api")},
+			{controller.StatefulSetSource, types.NamespacedName{Namespace: ns, Name: "db"}, generated(controller.StatefulSetSource, ns, "db")},
+			{controller.NamespaceSource, objectKey(wide), generated(controller.NamespaceSource, wide, wide)},
+		} {
+			By(c.src.Kind)
+			Eventually(func(g Gomega) {
+				g.Expect(getWorkload(g, c.key).Finalizers).To(ContainElement(controller.CoverageFinalizer))
+			}, timeout, poll).Should(Succeed())
+			writes := &writeCounter{}
+			counted, err := client.New(writes.wrap(cfg), client.Options{Scheme: scheme})
+			Expect(err).NotTo(HaveOccurred())
+			r := &controller.LabelReconciler{Client: counted, Source: c.src, ExemptNamespaces: []string{"kube-system", "phiguard-system"}}
+			_, err = r.Reconcile(ctx, ctrl.Request{NamespacedName: c.obj})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(writes.n.Load()).To(BeZero(), "the fields phiguard applied compare equal to those it wants")
+		}
 	})
 
 	It("generates one for a labelled StatefulSet", func() {

@@ -3,8 +3,10 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,7 +29,7 @@ func (r *LabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		For(r.Source.newObject(), builder.WithPredicates(labelledObjects())).
 		Watches(&phiguardv1alpha1.PHIWorkload{}, handler.EnqueueRequestsFromMapFunc(r.sourcesForWorkload),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(workloadChanged())).
 		Watches(&phiguardv1alpha1.PHIPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allLabelled),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("label-" + strings.ToLower(r.Source.Kind)).
@@ -54,6 +56,23 @@ func labelledObjects() predicate.Predicate {
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+}
+
+// workloadChanged passes the PHIWorkload events that can change coverage, or
+// undo what phiguard applied to a generated workload: a new spec (selector),
+// and changes of the metadata phiguard sets or reads (labels, annotations,
+// finalizers, owner references) or of its deletion. Status writes, the most
+// frequent, pass none of these.
+func workloadChanged() predicate.Predicate {
+	return predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			if e.ObjectOld == nil || e.ObjectNew == nil {
+				return false
+			}
+			return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
+				!equality.Semantic.DeepEqual(e.ObjectOld.GetOwnerReferences(), e.ObjectNew.GetOwnerReferences()) ||
+				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+		}})
 }
 
 // sourcesForWorkload maps a PHIWorkload event to the labelled objects whose
