@@ -17,6 +17,7 @@ import (
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/safeguard"
+	"github.com/phiguard/phiguard/internal/ssa"
 )
 
 // Covers the NetworkIsolated safeguard on the real apiserver: the generated
@@ -79,7 +80,7 @@ var _ = Describe("Network isolation", func() {
 		Expect(np.Spec.Ingress).To(HaveLen(2), "same workload, then the declared rule")
 		Expect(np.Spec.Ingress[1].Ports).To(ConsistOf(HaveField("Port", HaveValue(Equal(intstr.FromString("http"))))))
 		Expect(np.Spec.Egress).To(HaveLen(2), "same workload and DNS")
-		Expect(np.ManagedFields).To(ConsistOf(HaveField("Manager", safeguard.FieldManager)), "applied by phiguard alone")
+		Expect(np.ManagedFields).To(ConsistOf(HaveField("Manager", ssa.FieldManager)), "applied by phiguard alone")
 		Eventually(func(g Gomega) { hasEvent(g, w, phiguardv1alpha1.ReasonPolicyCreated, corev1.EventTypeNormal) }, timeout, poll).Should(Succeed())
 
 		By("a pod created afterwards is selected by the policy as it stands: no write is needed")

@@ -24,10 +24,11 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/optionalapi"
 	"github.com/phiguard/phiguard/internal/safeguard"
+	"github.com/phiguard/phiguard/internal/ssa"
 )
 
 // FieldOwner is the field manager of every write phiguard makes.
-const FieldOwner = client.FieldOwner(safeguard.FieldManager)
+const FieldOwner = client.FieldOwner(ssa.FieldManager)
 
 // PHIWorkloadReconciler keeps a PHIWorkload's safeguards and reports them in
 // its status. It names no safeguard: it runs those of its Registry.

@@ -2,6 +2,7 @@ package safeguard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/ssa"
 )
 
 // The audit sidecar's defaults and the names phiguard gives what it injects.
@@ -217,10 +219,11 @@ func restartOwners(ctx context.Context, s *Scope, pods []corev1.Pod) ([]Event, e
 		if owner.GetAnnotations()[restartedForAnnotation] == stamp {
 			continue // already restarted for this generation
 		}
-		// Nanoseconds: two restarts within one second must still change the template.
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
-			restartedForAnnotation, stamp, restartedAtAnnotation, s.Now.UTC().Format(time.RFC3339Nano))
-		if err := s.Client.Patch(ctx, owner, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner(FieldManager)); err != nil {
+		patch, err := restartPatch(stamp, s.Now)
+		if err != nil {
+			return events, err
+		}
+		if err := s.Client.Patch(ctx, owner, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(ssa.FieldManager)); err != nil {
 			return events, fmt.Errorf("restarting %s %s: %w", kind, owner.GetName(), err)
 		}
 		events = append(events, Event{Reason: phiguardv1alpha1.ReasonRolloutRestarted,
@@ -228,6 +231,21 @@ func restartOwners(ctx context.Context, s *Scope, pods []corev1.Pod) ([]Event, e
 			Related: reference(appsv1.SchemeGroupVersion.String(), kind, owner)})
 	}
 	return events, nil
+}
+
+// restartPatch is the merge patch of `kubectl rollout restart`, plus the
+// stamp of the PHIWorkload generation it is for.
+func restartPatch(stamp string, now time.Time) ([]byte, error) {
+	annotations := func(k, v string) map[string]any { return map[string]any{"annotations": map[string]string{k: v}} }
+	patch, err := json.Marshal(map[string]any{
+		"metadata": annotations(restartedForAnnotation, stamp),
+		// Nanoseconds: two restarts within one second must still change the template.
+		"spec": map[string]any{"template": map[string]any{"metadata": annotations(restartedAtAnnotation, now.UTC().Format(time.RFC3339Nano))}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the restart patch: %w", err)
+	}
+	return patch, nil
 }
 
 // rolloutOwner finds the object whose restart re-creates the pod, and its

@@ -23,6 +23,7 @@ import (
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/optionalapi"
+	"github.com/phiguard/phiguard/internal/ssa"
 )
 
 const scheduleKind = "Schedule"
@@ -229,7 +230,9 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 			return Result{Err: err, Events: removed}
 		}
 		events = removed
-		if sched = coveringSchedule(s.Workload, velero.Schedules); sched == nil {
+		// Judged without phiguard's own, which were just deleted.
+		others := slices.DeleteFunc(slices.Clone(velero.Schedules), func(sc velerov1.Schedule) bool { return ownSchedule(&sc, s.Workload) })
+		if sched = coveringSchedule(s.Workload, others); sched == nil {
 			return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonScheduleMissing, Events: events,
 				Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
 					spec.VeleroNamespace, s.Workload.Namespace)}
@@ -260,26 +263,32 @@ func (b BackupScheduling) judge(s *Scope, velero *Velero, sched *velerov1.Schedu
 }
 
 // ensureSchedule applies phiguard's Schedule when what is stored differs in a
-// field phiguard sets.
+// field phiguard owns (ssa.Apply: Velero has no generated apply
+// configurations, so the Schedule goes as unstructured, compared on the
+// fields phiguard applied).
 func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope, velero *Velero) (*velerov1.Schedule, *Event, error) {
 	want := DesiredSchedule(s.Workload, s.Settings.Backup)
-	have := byName(velero.Schedules, want.Name)
-	if have != nil && scheduleMatches(have, want) {
-		return have, nil, nil
-	}
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(want)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding Schedule %s: %w", want.Name, err)
 	}
-	obj := &unstructured.Unstructured{Object: u}
-	unstructured.RemoveNestedField(obj.Object, "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(obj.Object, "status")
-	if err := s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return nil, nil, fmt.Errorf("applying Schedule %s/%s: %w", want.Namespace, want.Name, err)
+	// What the apiserver would drop on the way back (empty structs, nulls)
+	// must not be applied, or the comparison would differ forever.
+	desired := &unstructured.Unstructured{Object: pruneEmpty(u)}
+	var existing client.Object
+	have := byName(velero.Schedules, want.Name)
+	if have != nil {
+		h := have.DeepCopy()
+		h.SetGroupVersionKind(velerov1.SchemeGroupVersion.WithKind(scheduleKind))
+		existing = h
 	}
-	// Apply decoded the stored Schedule into obj: judge that, creation time included.
+	changed, err := ssa.Apply(ctx, s.Client, existing, client.ApplyConfigurationFromUnstructured(desired), ssa.Unstructured)
+	if err != nil || !changed {
+		return have, nil, err
+	}
+	// Apply decoded the stored Schedule into desired: judge that, creation time included.
 	stored := &velerov1.Schedule{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, stored); err != nil {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(desired.Object, stored); err != nil {
 		return nil, nil, fmt.Errorf("decoding Schedule %s: %w", want.Name, err)
 	}
 	event := &Event{Reason: phiguardv1alpha1.ReasonScheduleCreated, Message: fmt.Sprintf("created Velero Schedule %s/%s (%q, ttl %s)", want.Namespace, want.Name, want.Spec.Schedule, want.Spec.Template.TTL.Duration)}
@@ -288,6 +297,31 @@ func (b BackupScheduling) ensureSchedule(ctx context.Context, s *Scope, velero *
 	}
 	event.Related = reference(velerov1.SchemeGroupVersion.String(), scheduleKind, stored)
 	return stored, event, nil
+}
+
+// pruneEmpty removes nulls and empty maps and lists, at every depth. Zero
+// scalars (false, 0, "") stay: phiguard means them.
+func pruneEmpty(m map[string]any) map[string]any {
+	for k, v := range m {
+		switch x := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			if len(pruneEmpty(x)) == 0 {
+				delete(m, k)
+			}
+		case []any:
+			if len(x) == 0 {
+				delete(m, k)
+			}
+			for _, item := range x {
+				if im, ok := item.(map[string]any); ok {
+					pruneEmpty(im)
+				}
+			}
+		}
+	}
+	return m
 }
 
 // DesiredSchedule is the Velero Schedule phiguard keeps for a workload: its
@@ -314,34 +348,21 @@ func DesiredSchedule(w *phiguardv1alpha1.PHIWorkload, spec *phiguardv1alpha1.Bac
 	}
 }
 
-func scheduleMatches(have, want *velerov1.Schedule) bool {
-	for k, v := range want.Labels {
-		if have.Labels[k] != v {
-			return false
-		}
-	}
-	h, w := &have.Spec, &want.Spec
-	return h.Schedule == w.Schedule &&
-		ptr.Deref(h.UseOwnerReferencesInBackup, false) == ptr.Deref(w.UseOwnerReferencesInBackup, false) &&
-		h.UseOwnerReferencesInBackup != nil &&
-		slices.Equal(h.Template.IncludedNamespaces, w.Template.IncludedNamespaces) &&
-		equality.Semantic.DeepEqual(h.Template.LabelSelector, w.Template.LabelSelector) &&
-		h.Template.TTL == w.Template.TTL &&
-		h.Template.StorageLocation == w.Template.StorageLocation &&
-		equality.Semantic.DeepEqual(h.Template.SnapshotVolumes, w.Template.SnapshotVolumes) &&
-		equality.Semantic.DeepEqual(h.Template.DefaultVolumesToFsBackup, w.Template.DefaultVolumesToFsBackup)
+// ownSchedule says whether a Schedule is the one phiguard keeps for w.
+func ownSchedule(sc *velerov1.Schedule, w *phiguardv1alpha1.PHIWorkload) bool {
+	want := ScheduleLabels(w)
+	return sc.Labels[phiguardv1alpha1.WorkloadLabel] == want[phiguardv1alpha1.WorkloadLabel] &&
+		sc.Labels[workloadNamespaceLabel] == want[workloadNamespaceLabel] &&
+		sc.Labels[phiguardv1alpha1.ManagedByLabel] == phiguardv1alpha1.ManagedByValue
 }
 
 // removeSchedules deletes phiguard's Schedules for the workload. Their
 // backups are left alone.
 func removeSchedules(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload, schedules []velerov1.Schedule) ([]Event, error) {
 	var events []Event
-	want := ScheduleLabels(w)
 	for i := range schedules {
 		sc := &schedules[i]
-		if sc.Labels[phiguardv1alpha1.WorkloadLabel] != want[phiguardv1alpha1.WorkloadLabel] ||
-			sc.Labels[workloadNamespaceLabel] != want[workloadNamespaceLabel] ||
-			sc.Labels[phiguardv1alpha1.ManagedByLabel] != phiguardv1alpha1.ManagedByValue {
+		if !ownSchedule(sc, w) {
 			continue
 		}
 		if err := c.Delete(ctx, sc, client.Preconditions{UID: &sc.UID}); err != nil && !apierrors.IsNotFound(err) {

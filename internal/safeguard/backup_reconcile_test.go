@@ -158,15 +158,18 @@ func TestBackupSchedulingAuditRemovesPhiguardsScheduleAndReportsItMissing(t *tes
 	g.Expect(apierrors.IsNotFound(k8s.Get(t.Context(), client.ObjectKeyFromObject(sched), &velerov1.Schedule{}))).To(BeTrue())
 	get(t, b) // the backup stays
 	g.Expect(writes.count()).To(Equal(before+1), "one delete")
+	// The pass that deletes the Schedule judges without it: none covers the workload.
+	missing := "no Velero Schedule in velero backs up namespace " + ns + " with the workload's pods; set backup.mode to Enforce for phiguard to keep one"
+	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonScheduleMissing))
+	g.Expect(r.Message).To(Equal(missing))
 
-	// The pass that deletes the Schedule judged the Schedules the scope read
-	// before the delete; the next one reads what is left: none covers the workload.
+	// The next one reads what is left, and says the same.
 	r = BackupScheduling{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
 	g.Expect(r.Err).NotTo(HaveOccurred())
 	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonScheduleMissing))
-	g.Expect(r.Message).To(Equal("no Velero Schedule in velero backs up namespace " + ns +
-		" with the workload's pods; set backup.mode to Enforce for phiguard to keep one"))
+	g.Expect(r.Message).To(Equal(missing))
 	g.Expect(r.Events).To(BeEmpty())
 	g.Expect(writes.count()).To(Equal(before+1), "Audit creates nothing")
 }

@@ -8,18 +8,17 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/ssa"
 )
 
 // maxNamed is how many objects a message names before it only counts.
@@ -81,7 +80,11 @@ func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
 	if err != nil {
 		return Result{Err: err, Events: events}
 	}
-	r := auditIsolation(s.Pods, NetworkPolicies.Get(s))
+	// Judged without phiguard's own policy, which was just deleted.
+	others := slices.DeleteFunc(slices.Clone(NetworkPolicies.Get(s)), func(np networkingv1.NetworkPolicy) bool {
+		return metav1.IsControlledBy(&np, s.Workload)
+	})
+	r := auditIsolation(s.Pods, others)
 	r.Events = events
 	return r
 }
@@ -112,34 +115,30 @@ func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
 }
 
 // applyIfChanged applies desired unless the fields phiguard owns on the
-// existing policy already equal it: a steady reconcile makes no write. Someone
-// else's change to a field phiguard owns moves that field out of phiguard's
-// managed set, so it shows as a difference and is reverted (force).
+// existing policy already equal it (ssa.Apply): a steady reconcile makes no
+// write. Someone else's change to a field phiguard owns moves that field out
+// of phiguard's managed set, so it shows as a difference and is reverted
+// (force).
 func (n NetworkIsolation) applyIfChanged(ctx context.Context, s *Scope, existing *networkingv1.NetworkPolicy,
 	desired *networkingv1ac.NetworkPolicyApplyConfiguration) (Event, bool, error) {
 	name := *desired.Name
+	changed, err := ssa.Apply(ctx, s.Client, existing, desired, ssa.Generated(networkingv1ac.ExtractNetworkPolicy))
+	if err != nil || !changed {
+		return Event{}, false, err
+	}
 	event := Event{Reason: phiguardv1alpha1.ReasonPolicyCreated, Message: "created NetworkPolicy " + name}
-	if existing != nil {
-		owned, err := networkingv1ac.ExtractNetworkPolicy(existing, FieldManager)
-		if err != nil {
-			return Event{}, false, fmt.Errorf("reading phiguard's fields of NetworkPolicy %s: %w", name, err)
-		}
-		if equality.Semantic.DeepEqual(owned, desired) {
-			return Event{}, false, nil
-		}
+	switch {
+	case existing != nil && len(otherSpecManagers(existing)) > 0:
+		event = Event{Warning: true, Reason: phiguardv1alpha1.ReasonPolicyDrifted,
+			Message: fmt.Sprintf("reverted changes that %s made to NetworkPolicy %s", strings.Join(otherSpecManagers(existing), ", "), name)}
+	case existing != nil:
 		event = Event{Reason: phiguardv1alpha1.ReasonPolicyUpdated, Message: "updated NetworkPolicy " + name + " to follow the spec"}
-		if others := otherSpecManagers(existing); len(others) > 0 {
-			event = Event{Warning: true, Reason: phiguardv1alpha1.ReasonPolicyDrifted,
-				Message: fmt.Sprintf("reverted changes that %s made to NetworkPolicy %s", strings.Join(others, ", "), name)}
-		}
-	} else if previouslyApplied(s.Workload) {
+	case previouslyApplied(s.Workload):
 		event = Event{Warning: true, Reason: phiguardv1alpha1.ReasonPolicyDrifted, Message: "re-created NetworkPolicy " + name + ", which was deleted"}
 	}
-	if err := s.Client.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return Event{}, false, fmt.Errorf("applying NetworkPolicy %s: %w", name, err)
-	}
 	// Apply decoded the stored object into desired: refer to that version.
-	event.Related = policyReference(*desired.Namespace, name, ptr.Deref(desired.UID, ""), ptr.Deref(desired.ResourceVersion, ""))
+	event.Related = reference(networkingv1.SchemeGroupVersion.String(), "NetworkPolicy", &metav1.ObjectMeta{
+		Namespace: *desired.Namespace, Name: name, UID: ptr.Deref(desired.UID, ""), ResourceVersion: ptr.Deref(desired.ResourceVersion, "")})
 	return event, true, nil
 }
 
@@ -218,19 +217,12 @@ func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
 		slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
 }
 
-func policyReference(namespace, name string, uid types.UID, resourceVersion string) *corev1.ObjectReference {
-	return &corev1.ObjectReference{
-		APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy",
-		Namespace: namespace, Name: name, UID: uid, ResourceVersion: resourceVersion,
-	}
-}
-
 // otherSpecManagers names the field managers other than phiguard that own
 // fields of the policy's spec: someone edited what phiguard keeps.
 func otherSpecManagers(np *networkingv1.NetworkPolicy) []string {
 	var out []string
 	for _, mf := range np.ManagedFields {
-		if mf.Manager == FieldManager || mf.FieldsV1 == nil {
+		if mf.Manager == ssa.FieldManager || mf.FieldsV1 == nil {
 			continue
 		}
 		if strings.Contains(mf.FieldsV1.GetRawString(), `"f:spec"`) && !slices.Contains(out, mf.Manager) {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/ssa"
 )
 
 // NetworkPolicyName is the name of the NetworkPolicy phiguard keeps for a
@@ -23,9 +24,9 @@ func NetworkPolicyName(workload string) string {
 // rules for the same workload, DNS and what the spec declares. spec holds the
 // effective settings (every optional field set).
 func DesiredNetworkPolicy(w *phiguardv1alpha1.PHIWorkload, spec *phiguardv1alpha1.NetworkIsolationSpec) *networkingv1ac.NetworkPolicyApplyConfiguration {
-	self := networkingv1ac.NetworkPolicyPeer().WithPodSelector(labelSelector(&w.Spec.Selector))
+	self := networkingv1ac.NetworkPolicyPeer().WithPodSelector(ssa.LabelSelector(&w.Spec.Selector))
 	policy := networkingv1ac.NetworkPolicySpec().
-		WithPodSelector(labelSelector(&w.Spec.Selector)).
+		WithPodSelector(ssa.LabelSelector(&w.Spec.Selector)).
 		WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
 
 	// WithIngress/WithEgress with no rules leave the lists nil, which the
@@ -72,10 +73,10 @@ func peers(in []phiguardv1alpha1.NetworkPeer) []*networkingv1ac.NetworkPolicyPee
 		p := &in[i]
 		ac := networkingv1ac.NetworkPolicyPeer()
 		if p.PodSelector != nil {
-			ac.WithPodSelector(labelSelector(p.PodSelector))
+			ac.WithPodSelector(ssa.LabelSelector(p.PodSelector))
 		}
 		if p.NamespaceSelector != nil {
-			ac.WithNamespaceSelector(labelSelector(p.NamespaceSelector))
+			ac.WithNamespaceSelector(ssa.LabelSelector(p.NamespaceSelector))
 		}
 		if p.IPBlock != nil {
 			ac.WithIPBlock(networkingv1ac.IPBlock().WithCIDR(p.IPBlock.CIDR).WithExcept(p.IPBlock.Except...))
@@ -103,15 +104,4 @@ func ports(in []phiguardv1alpha1.NetworkPort) []*networkingv1ac.NetworkPolicyPor
 		out = append(out, ac)
 	}
 	return out
-}
-
-func labelSelector(s *metav1.LabelSelector) *metav1ac.LabelSelectorApplyConfiguration {
-	ac := metav1ac.LabelSelector()
-	if len(s.MatchLabels) > 0 {
-		ac.WithMatchLabels(s.MatchLabels)
-	}
-	for _, r := range s.MatchExpressions {
-		ac.WithMatchExpressions(metav1ac.LabelSelectorRequirement().WithKey(r.Key).WithOperator(r.Operator).WithValues(r.Values...))
-	}
-	return ac
 }

@@ -148,14 +148,19 @@ func TestNetworkIsolationAuditRemovesPhiguardsPolicyAndReportsOpenPods(t *testin
 	g.Expect(apierrors.IsNotFound(k8s.Get(t.Context(), client.ObjectKeyFromObject(np), &networkingv1.NetworkPolicy{}))).
 		To(BeTrue(), "phiguard's policy is deleted")
 	get(t, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "deny-locked"}}) // the user's stays
-	// The pass that deletes the policy judged the pods against the policies
-	// the scope read before the delete; the next one reads what is left:
-	// records-0 is selected by no policy at all, records-1 by the user's.
+	// The pass that deletes the policy judges without it: records-0 is
+	// selected by no policy at all, records-1 by the user's.
+	notIsolated := "1 of 2 selected pods are not isolated: records-0 (ingress and egress open); set networkIsolation.mode to Enforce or add default-deny NetworkPolicies"
+	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonPodsNotIsolated))
+	g.Expect(r.Message).To(Equal(notIsolated))
+
+	// The next one reads what is left, and says the same.
 	r = NetworkIsolation{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
 	g.Expect(r.Err).NotTo(HaveOccurred())
 	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonPodsNotIsolated))
-	g.Expect(r.Message).To(Equal("1 of 2 selected pods are not isolated: records-0 (ingress and egress open); set networkIsolation.mode to Enforce or add default-deny NetworkPolicies"))
+	g.Expect(r.Message).To(Equal(notIsolated))
 	g.Expect(r.Events).To(BeEmpty(), "nothing left to remove")
 	g.Expect(writes.count()).To(Equal(before+1), "one delete, on the first Audit pass only")
 }

@@ -8,9 +8,6 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-// FieldManager is the field manager of every object phiguard applies.
-const FieldManager = "phiguard"
-
 // ownedLabels are the labels of every object phiguard creates for a workload.
 func ownedLabels(w *phiguardv1alpha1.PHIWorkload) map[string]string {
 	return map[string]string{

@@ -12,6 +12,7 @@ package ssa
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/structured-merge-diff/v6/typed"
 )
 
@@ -83,6 +85,44 @@ func Unstructured(obj client.Object) (runtime.ApplyConfiguration, error) {
 	return client.ApplyConfigurationFromUnstructured(u), nil
 }
 
+// keepAtomic copies from obj into out, whole, each map or list FieldManager
+// owns as a leaf: one the CRD marks atomic (a label selector, say,
+// x-kubernetes-map-type: atomic) is a single field in managedFields, which
+// the deduced schema would otherwise read as a map with no owned field.
+func keepAtomic(obj, out *unstructured.Unstructured) error {
+	for _, mf := range obj.GetManagedFields() {
+		if mf.Manager != FieldManager || mf.Operation != metav1.ManagedFieldsOperationApply || mf.Subresource != "" || mf.FieldsV1 == nil {
+			continue
+		}
+		var set fieldpath.Set
+		if err := set.FromJSON(mf.FieldsV1.GetRawReader()); err != nil {
+			return fmt.Errorf("reading managedFields: %w", err)
+		}
+		var errs []error
+		set.Leaves().Iterate(func(p fieldpath.Path) {
+			fields := make([]string, 0, len(p))
+			for _, e := range p {
+				if e.FieldName == nil {
+					return // a path through a list item: the schema's to read
+				}
+				fields = append(fields, *e.FieldName)
+			}
+			v, found, err := unstructured.NestedFieldNoCopy(obj.Object, fields...)
+			if err != nil || !found {
+				return
+			}
+			switch v.(type) {
+			case map[string]any, []any:
+				if err := unstructured.SetNestedField(out.Object, runtime.DeepCopyJSONValue(v), fields...); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		})
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
 // ExtractUnstructured returns the fields of obj that FieldManager applied (the
 // managedFields entry of an Apply to the object itself, not to a subresource),
 // with obj's apiVersion, kind, name and namespace. obj is unstructured, or a
@@ -106,6 +146,9 @@ func ExtractUnstructured(obj client.Object) (*unstructured.Unstructured, error) 
 	}
 	out := &unstructured.Unstructured{Object: map[string]any{}}
 	if err := managedfields.ExtractInto(u, objectType, FieldManager, &out.Object, ""); err != nil {
+		return nil, fmt.Errorf("extracting the fields %s applied to %s: %w", FieldManager, describe(obj), err)
+	}
+	if err := keepAtomic(u, out); err != nil {
 		return nil, fmt.Errorf("extracting the fields %s applied to %s: %w", FieldManager, describe(obj), err)
 	}
 	out.SetGroupVersionKind(gvk)

@@ -376,6 +376,23 @@ func TestExtractUnstructured(t *testing.T) {
 		g.Expect(err).To(MatchError(ContainSubstring("no apiVersion and kind")))
 	})
 
+	// Velero's CRD marks the label selector x-kubernetes-map-type: atomic, so
+	// the apiserver records it as one field with nothing under it.
+	t.Run("an atomic map is owned whole", func(t *testing.T) {
+		g := NewWithT(t)
+		s := storedSchedule(t)
+		managed := s.GetManagedFields()
+		managed[0] = entry(t, "phiguard", metav1.ManagedFieldsOperationApply, "", fields{"f:spec": fields{".": fields{},
+			"f:template": fields{".": fields{}, "f:labelSelector": fields{}}}})
+		s.SetManagedFields(managed)
+		got, err := ssa.ExtractUnstructured(s)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.Object).To(Equal(map[string]any{"apiVersion": "velero.io/v1", "kind": "Schedule",
+			"metadata": map[string]any{"namespace": "velero", "name": "phiguard-clinic-records"},
+			"spec": map[string]any{"template": map[string]any{
+				"labelSelector": map[string]any{"matchLabels": map[string]any{"app": "records"}}}}}))
+	})
+
 	t.Run("never applied by phiguard: the identity only", func(t *testing.T) {
 		g := NewWithT(t)
 		s := storedSchedule(t)
