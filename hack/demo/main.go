@@ -25,8 +25,6 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -122,7 +120,7 @@ func run(opts options) (err error) {
 		return err
 	}
 	defer func() { _ = wh.Cleanup() }()
-	c, err := newClient(cluster.Config)
+	c, err := phischeme.NewClient(cluster.Config)
 	if err != nil {
 		return err
 	}
@@ -178,18 +176,6 @@ func preparePaths(root string) (paths, error) {
 		kubeconfig:    filepath.Join(root, "bin", "cluster", demoCluster, "kubeconfig"),
 		componentLogs: filepath.Join(dir, "cluster-logs"),
 	}, nil
-}
-
-func newClient(cfg *rest.Config) (client.Client, error) {
-	scheme, err := phischeme.New()
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating a client for the control plane: %w", err)
-	}
-	return c, nil
 }
 
 func stopManager(m *localcluster.Manager) error {

@@ -20,6 +20,7 @@ import (
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/controller"
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 var ephi = map[string]string{phiguardv1alpha1.EPHILabel: "true"}
@@ -192,13 +193,13 @@ var _ = Describe("Label coverage", func() {
 			Eventually(func(g Gomega) {
 				g.Expect(getWorkload(g, c.key).Finalizers).To(ContainElement(controller.CoverageFinalizer))
 			}, timeout, poll).Should(Succeed())
-			writes := &writeCounter{}
-			counted, err := client.New(writes.wrap(cfg), client.Options{Scheme: scheme})
+			writes := &testenv.WriteCounter{}
+			counted, err := client.New(writes.Wrap(cfg), client.Options{Scheme: scheme})
 			Expect(err).NotTo(HaveOccurred())
 			r := &controller.LabelReconciler{Client: counted, Source: c.src, ExemptNamespaces: []string{"kube-system", "phiguard-system"}}
 			_, err = r.Reconcile(ctx, ctrl.Request{NamespacedName: c.obj})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(writes.n.Load()).To(BeZero(), "the fields phiguard applied compare equal to those it wants")
+			Expect(writes.N()).To(BeZero(), "the fields phiguard applied compare equal to those it wants")
 		}
 	})
 

@@ -18,6 +18,7 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 // Covers what only a hand-driven reconcile can show exactly: a reconcile of an
@@ -26,7 +27,7 @@ import (
 // objects live in the namespace the running manager does not watch.
 var _ = Describe("Reconciling by hand", func() {
 	var (
-		writes   *writeCounter
+		writes   *testenv.WriteCounter
 		recorder *events.FakeRecorder
 		fakeNow  *clocktesting.FakeClock
 		r        *controller.PHIWorkloadReconciler
@@ -34,8 +35,8 @@ var _ = Describe("Reconciling by hand", func() {
 
 	BeforeEach(func() {
 		ensureNamespace(manualNamespace)
-		writes = &writeCounter{}
-		counted, err := client.New(writes.wrap(cfg), client.Options{Scheme: scheme})
+		writes = &testenv.WriteCounter{}
+		counted, err := client.New(writes.Wrap(cfg), client.Options{Scheme: scheme})
 		Expect(err).NotTo(HaveOccurred())
 		recorder = events.NewFakeRecorder(100)
 		fakeNow = clocktesting.NewFakeClock(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
@@ -69,13 +70,13 @@ var _ = Describe("Reconciling by hand", func() {
 		reconcileOnce(w)
 		// The finalizer, the NetworkPolicy and the status (and the backup
 		// Schedule when Velero's CRDs are installed by then), once each.
-		Expect(writes.n.Load()).To(BeNumerically(">=", 3))
+		Expect(writes.N()).To(BeNumerically(">=", 3))
 		Expect(drain()).To(BeNumerically(">=", len(safeguard.New(safeguard.Options{}).Names())+1), "one Event per safeguard's first result, one per object created")
 
-		writes.n.Store(0)
+		writes.Reset()
 		reconcileOnce(w)
 		reconcileOnce(w)
-		Expect(writes.n.Load()).To(BeZero(), "an unchanged workload must not be written")
+		Expect(writes.N()).To(BeZero(), "an unchanged workload must not be written")
 		Expect(drain()).To(BeZero(), "an unchanged result must not be announced")
 	})
 
@@ -106,11 +107,11 @@ var _ = Describe("Reconciling by hand", func() {
 		})
 
 		reconcileOnce(w)
-		Expect(writes.n.Load()).To(BeNumerically(">=", 3), "the finalizer, the NetworkPolicy and the status")
-		writes.n.Store(0)
+		Expect(writes.N()).To(BeNumerically(">=", 3), "the finalizer, the NetworkPolicy and the status")
+		writes.Reset()
 		reconcileOnce(w)
 		reconcileOnce(w)
-		Expect(writes.n.Load()).To(BeZero(), "what phiguard applied reads back equal: no re-apply")
+		Expect(writes.N()).To(BeZero(), "what phiguard applied reads back equal: no re-apply")
 	})
 
 	It("requeues at a decision's expiry and reports it expired once the clock passes it", func() {
@@ -125,9 +126,9 @@ var _ = Describe("Reconciling by hand", func() {
 		drain()
 
 		fakeNow.Step(89 * time.Minute)
-		writes.n.Store(0)
+		writes.Reset()
 		Expect(reconcileOnce(w).RequeueAfter).To(Equal(time.Minute))
-		Expect(writes.n.Load()).To(BeZero(), "nothing changed before the expiry")
+		Expect(writes.N()).To(BeZero(), "nothing changed before the expiry")
 
 		fakeNow.Step(time.Minute)
 		Expect(reconcileOnce(w).RequeueAfter).To(BeZero(), "nothing left that expires")
@@ -135,7 +136,7 @@ var _ = Describe("Reconciling by hand", func() {
 		Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonDecisionExpired))
 		Expect(c.LastTransitionTime.Time).To(BeTemporally("==", fakeNow.Now()))
-		Expect(writes.n.Load()).To(BeEquivalentTo(1))
+		Expect(writes.N()).To(BeEquivalentTo(1))
 		Expect(recorder.Events).To(Receive(ContainSubstring("Warning DecisionExpired")))
 		got := fetch(Default, w)
 		Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))

@@ -2,9 +2,7 @@ package controller_test
 
 import (
 	"context"
-	"net/http"
 	"os"
-	"sync/atomic"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -122,25 +120,3 @@ var _ = AfterSuite(func() {
 		Expect(env.Stop()).To(Succeed())
 	}
 })
-
-// writeCounter counts the write requests (POST, PUT, PATCH, DELETE) that pass
-// through a rest.Config, as the apiserver sees them.
-type writeCounter struct{ n atomic.Int64 }
-
-func (w *writeCounter) wrap(cfg *rest.Config) *rest.Config {
-	c := rest.CopyConfig(cfg)
-	c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			switch req.Method {
-			case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-				w.n.Add(1)
-			}
-			return rt.RoundTrip(req)
-		})
-	}
-	return c
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

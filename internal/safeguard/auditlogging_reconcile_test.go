@@ -51,7 +51,7 @@ func TestAuditLoggingNamesThePodsWithoutTheSidecar(t *testing.T) {
 		"records-d (opted out with phiguard.io/inject-audit-sidecar=false); " +
 		"pods created before the PHIWorkload (or while phiguard was down) get it when re-created"))
 	g.Expect(r.Events).To(BeEmpty(), "restartNonCompliant is off by default")
-	g.Expect(writes.count()).To(BeZero())
+	g.Expect(writes.N()).To(BeZero())
 }
 
 func TestAuditLoggingRestartsTheOwningDeploymentOncePerGeneration(t *testing.T) {
@@ -88,7 +88,7 @@ func TestAuditLoggingRestartsTheOwningDeploymentOncePerGeneration(t *testing.T) 
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonPodsWithoutSidecar))
 	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonRolloutRestarted}), "two pods, one Deployment, one restart")
 	g.Expect(r.Events[0].Message).To(Equal("restarted Deployment api so that its pods are re-created with the audit sidecar"))
-	g.Expect(writes.count()).To(Equal(int64(1)))
+	g.Expect(writes.N()).To(Equal(int64(1)))
 	get(t, dep)
 	g.Expect(dep.Spec.Template.Annotations).To(Equal(map[string]string{"kubectl.kubernetes.io/restartedAt": "2026-03-01T09:00:00.123456789Z"}))
 	g.Expect(r.Events[0].Related).To(HaveValue(Equal(corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment",
@@ -100,7 +100,7 @@ func TestAuditLoggingRestartsTheOwningDeploymentOncePerGeneration(t *testing.T) 
 	g.Expect(r.Err).NotTo(HaveOccurred())
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonPodsWithoutSidecar))
 	g.Expect(r.Events).To(BeEmpty())
-	g.Expect(writes.count()).To(Equal(int64(1)))
+	g.Expect(writes.N()).To(Equal(int64(1)))
 
 	// A new generation of the workload restarts it once more.
 	updateWorkload(t, w, func(w *phiguardv1alpha1.PHIWorkload) { w.Spec.AuditLogging.LogPath = "/var/log/records-audit" })
@@ -108,7 +108,7 @@ func TestAuditLoggingRestartsTheOwningDeploymentOncePerGeneration(t *testing.T) 
 	r = AuditLogging{}.Reconcile(t.Context(), scopeAt(t, c, w, second))
 	g.Expect(r.Err).NotTo(HaveOccurred())
 	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonRolloutRestarted}))
-	g.Expect(writes.count()).To(Equal(int64(2)))
+	g.Expect(writes.N()).To(Equal(int64(2)))
 	get(t, dep)
 	g.Expect(dep.Spec.Template.Annotations).To(HaveKeyWithValue("kubectl.kubernetes.io/restartedAt", "2026-03-01T10:00:00.123456789Z"))
 }

@@ -84,7 +84,7 @@ func TestBackupSchedulingEnforceCreatesTheScheduleAndJudgesItsBackups(t *testing
 	g.Expect(s.API(optionalapi.Velero)).To(Equal(optionalapi.Served))
 	r := BackupScheduling{}.Reconcile(t.Context(), s)
 	g.Expect(r.Err).NotTo(HaveOccurred())
-	g.Expect(writes.count()).To(Equal(int64(1)), "one apply")
+	g.Expect(writes.N()).To(Equal(int64(1)), "one apply")
 
 	sched := schedule(ns)
 	get(t, sched)
@@ -119,7 +119,7 @@ func TestBackupSchedulingEnforceCreatesTheScheduleAndJudgesItsBackups(t *testing
 	g.Expect(r.Err).NotTo(HaveOccurred())
 	g.Expect(r.Events).To(BeEmpty())
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonAwaitingFirstBackup))
-	g.Expect(writes.count()).To(Equal(int64(1)))
+	g.Expect(writes.N()).To(Equal(int64(1)))
 
 	done := time.Now().Truncate(time.Second) // what metav1.Time stores
 	b := newCompletedBackup(t, sched.Name, done)
@@ -131,7 +131,7 @@ func TestBackupSchedulingEnforceCreatesTheScheduleAndJudgesItsBackups(t *testing
 		", within the rpo of 25h0m0s (Schedule " + sched.Name + `, "0 2 * * *")` + storageMessage))
 	g.Expect(r.RequeueAfter).To(Equal(24*time.Hour), "looks again when the backup outlives the rpo")
 	g.Expect(r.Events).To(BeEmpty())
-	g.Expect(writes.count()).To(Equal(int64(1)))
+	g.Expect(writes.N()).To(Equal(int64(1)))
 }
 
 func TestBackupSchedulingAuditRemovesPhiguardsScheduleAndReportsItMissing(t *testing.T) {
@@ -145,7 +145,7 @@ func TestBackupSchedulingAuditRemovesPhiguardsScheduleAndReportsItMissing(t *tes
 	sched := schedule(ns)
 	get(t, sched)
 	b := newCompletedBackup(t, sched.Name, time.Now())
-	before := writes.count()
+	before := writes.N()
 
 	updateWorkload(t, w, func(w *phiguardv1alpha1.PHIWorkload) {
 		w.Spec.Backup = &phiguardv1alpha1.BackupSpec{Mode: phiguardv1alpha1.ModeAudit}
@@ -157,7 +157,7 @@ func TestBackupSchedulingAuditRemovesPhiguardsScheduleAndReportsItMissing(t *tes
 	g.Expect(r.Events[0].Related).To(HaveValue(HaveField("UID", sched.UID)))
 	g.Expect(apierrors.IsNotFound(k8s.Get(t.Context(), client.ObjectKeyFromObject(sched), &velerov1.Schedule{}))).To(BeTrue())
 	get(t, b) // the backup stays
-	g.Expect(writes.count()).To(Equal(before+1), "one delete")
+	g.Expect(writes.N()).To(Equal(before+1), "one delete")
 	// The pass that deletes the Schedule judges without it: none covers the workload.
 	missing := "no Velero Schedule in velero backs up namespace " + ns + " with the workload's pods; set backup.mode to Enforce for phiguard to keep one"
 	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
@@ -171,7 +171,7 @@ func TestBackupSchedulingAuditRemovesPhiguardsScheduleAndReportsItMissing(t *tes
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonScheduleMissing))
 	g.Expect(r.Message).To(Equal(missing))
 	g.Expect(r.Events).To(BeEmpty())
-	g.Expect(writes.count()).To(Equal(before+1), "Audit creates nothing")
+	g.Expect(writes.N()).To(Equal(before+1), "Audit creates nothing")
 }
 
 func TestBackupSchedulingFinalizeDeletesTheScheduleButNeverABackup(t *testing.T) {
@@ -185,13 +185,13 @@ func TestBackupSchedulingFinalizeDeletesTheScheduleButNeverABackup(t *testing.T)
 	sched := schedule(ns)
 	get(t, sched)
 	b := newCompletedBackup(t, sched.Name, time.Now())
-	before := writes.count()
+	before := writes.N()
 
 	events, err := BackupScheduling{}.Finalize(t.Context(), c, w)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(eventReasons(events)).To(Equal([]string{phiguardv1alpha1.ReasonScheduleRemoved}))
 	g.Expect(apierrors.IsNotFound(k8s.Get(t.Context(), client.ObjectKeyFromObject(sched), &velerov1.Schedule{}))).To(BeTrue())
-	g.Expect(writes.count()).To(Equal(before+1), "one delete: the Schedule's")
+	g.Expect(writes.N()).To(Equal(before+1), "one delete: the Schedule's")
 	kept := &velerov1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: veleroNamespace, Name: b.Name}}
 	get(t, kept)
 	g.Expect(kept.UID).To(Equal(b.UID))
@@ -201,7 +201,7 @@ func TestBackupSchedulingFinalizeDeletesTheScheduleButNeverABackup(t *testing.T)
 	events, err = BackupScheduling{}.Finalize(t.Context(), c, w)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(events).To(BeEmpty())
-	g.Expect(writes.count()).To(Equal(before + 1))
+	g.Expect(writes.N()).To(Equal(before + 1))
 }
 
 func TestBackupSchedulingReportsVeleroNotInstalledAndLooksAgainWhilePending(t *testing.T) {
@@ -228,7 +228,7 @@ func TestBackupSchedulingReportsVeleroNotInstalledAndLooksAgainWhilePending(t *t
 			r := BackupScheduling{}.Reconcile(t.Context(), s)
 			g.Expect(r).To(Equal(Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonVeleroNotInstalled,
 				Message: tc.message, RequeueAfter: tc.requeue}))
-			g.Expect(writes.count()).To(BeZero())
+			g.Expect(writes.N()).To(BeZero())
 		})
 	}
 }

@@ -62,7 +62,7 @@ func TestEncryptionAtRestReportsAClaimOfAnUnencryptedClass(t *testing.T) {
 	// Other tests' classes share the cluster: only this test's is known to be listed.
 	g.Expect(r.Message).To(ContainSubstring(ns + "-gp3-encrypted"))
 	g.Expect(r.Events).To(BeEmpty())
-	g.Expect(writes.count()).To(BeZero(), "EncryptionAtRest only reports")
+	g.Expect(writes.N()).To(BeZero(), "EncryptionAtRest only reports")
 }
 
 func TestEncryptionAtRestHoldsForAnEncryptedEBSClass(t *testing.T) {
@@ -83,5 +83,5 @@ func TestEncryptionAtRestHoldsForAnEncryptedEBSClass(t *testing.T) {
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonAllVolumesEncrypted))
 	g.Expect(r.Message).To(Equal("all 1 persistent volume claims of the 2 selected pods use encrypted StorageClasses; 1 not created yet: scratch"))
 	g.Expect(r.Events).To(BeEmpty())
-	g.Expect(writes.count()).To(BeZero())
+	g.Expect(writes.N()).To(BeZero())
 }

@@ -2,7 +2,6 @@ package safeguard
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -55,23 +54,11 @@ func runWithControlPlane(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 		}
 	}()
-	if k8s, err = newClient(testCfg); err != nil {
+	if k8s, err = phischeme.NewClient(testCfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
-}
-
-func newClient(cfg *rest.Config) (client.Client, error) {
-	scheme, err := phischeme.New()
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating a client: %w", err)
-	}
-	return c, nil
 }
 
 var namespaces atomic.Int64
@@ -144,37 +131,17 @@ func newPod(t *testing.T, ns, name string, labels map[string]string, mutate func
 	create(t, p)
 }
 
-// writes counts the write requests (POST, PUT, PATCH, DELETE) a client sends,
-// as the apiserver receives them.
-type writes struct{ n atomic.Int64 }
-
-func (w *writes) count() int64 { return w.n.Load() }
-
 // countingClient returns a client whose writes are counted: a Scope's Client,
 // to check that a steady reconcile writes nothing.
-func countingClient(t *testing.T) (client.Client, *writes) {
+func countingClient(t *testing.T) (client.Client, *testenv.WriteCounter) {
 	t.Helper()
-	w := &writes{}
-	cfg := rest.CopyConfig(testCfg)
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			switch req.Method {
-			case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-				w.n.Add(1)
-			}
-			return rt.RoundTrip(req)
-		})
-	}
-	c, err := newClient(cfg)
+	w := &testenv.WriteCounter{}
+	c, err := phischeme.NewClient(w.Wrap(testCfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c, w
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // scopeAt builds the scope of a stored workload as the controller does, from
 // what the apiserver holds now, evaluating ages against now. c is the scope's

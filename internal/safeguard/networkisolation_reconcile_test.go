@@ -28,7 +28,7 @@ func TestNetworkIsolationEnforceAppliesOwnedPolicyAndThenWritesNothing(t *testin
 	g.Expect(r.Message).To(Equal("NetworkPolicy phiguard-records isolates the 1 selected pods in both directions (and any created later); allowed: the workload's own pods, DNS"))
 	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonPolicyCreated}))
 	g.Expect(r.Events[0].Warning).To(BeFalse())
-	g.Expect(writes.count()).To(Equal(int64(1)), "one apply")
+	g.Expect(writes.N()).To(Equal(int64(1)), "one apply")
 
 	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "phiguard-records"}}
 	get(t, np)
@@ -47,7 +47,7 @@ func TestNetworkIsolationEnforceAppliesOwnedPolicyAndThenWritesNothing(t *testin
 	g.Expect(again.Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(again.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
 	g.Expect(again.Events).To(BeEmpty(), "nothing changed, nothing to report")
-	g.Expect(writes.count()).To(Equal(int64(1)), "a steady reconcile makes no write")
+	g.Expect(writes.N()).To(Equal(int64(1)), "a steady reconcile makes no write")
 	rv := np.ResourceVersion
 	get(t, np)
 	g.Expect(np.ResourceVersion).To(Equal(rv))
@@ -66,7 +66,7 @@ func TestNetworkIsolationEnforceRevertsAHandEditWithPolicyDrifted(t *testing.T) 
 	g.Expect(k8s.Patch(t.Context(), np, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"policyTypes":["Ingress"]}}`)),
 		client.FieldOwner("kubectl-edit"))).To(Succeed())
 	g.Expect(np.Spec.PolicyTypes).To(Equal([]networkingv1.PolicyType{networkingv1.PolicyTypeIngress}))
-	before := writes.count()
+	before := writes.N()
 
 	r = NetworkIsolation{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
 	g.Expect(r.Err).NotTo(HaveOccurred())
@@ -75,7 +75,7 @@ func TestNetworkIsolationEnforceRevertsAHandEditWithPolicyDrifted(t *testing.T) 
 	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonPolicyDrifted}))
 	g.Expect(r.Events[0].Warning).To(BeTrue(), "a repair is a Warning")
 	g.Expect(r.Events[0].Message).To(Equal("reverted changes that kubectl-edit made to NetworkPolicy phiguard-records"))
-	g.Expect(writes.count()).To(Equal(before + 1))
+	g.Expect(writes.N()).To(Equal(before + 1))
 
 	get(t, np)
 	g.Expect(np.Spec.PolicyTypes).To(ConsistOf(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))
@@ -84,7 +84,7 @@ func TestNetworkIsolationEnforceRevertsAHandEditWithPolicyDrifted(t *testing.T) 
 	r = NetworkIsolation{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
 	g.Expect(r.Err).NotTo(HaveOccurred())
 	g.Expect(r.Events).To(BeEmpty())
-	g.Expect(writes.count()).To(Equal(before + 1))
+	g.Expect(writes.N()).To(Equal(before + 1))
 }
 
 func TestNetworkIsolationEnforceLeavesAPolicyOfItsNameItDoesNotOwn(t *testing.T) {
@@ -107,7 +107,7 @@ func TestNetworkIsolationEnforceLeavesAPolicyOfItsNameItDoesNotOwn(t *testing.T)
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyNameTaken))
 	g.Expect(r.Message).To(Equal("NetworkPolicy phiguard-records exists and is not phiguard's; rename or delete it so that phiguard can isolate the pods"))
 	g.Expect(r.Events).To(BeEmpty())
-	g.Expect(writes.count()).To(BeZero())
+	g.Expect(writes.N()).To(BeZero())
 
 	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "phiguard-records"}}
 	get(t, np)
@@ -133,7 +133,7 @@ func TestNetworkIsolationAuditRemovesPhiguardsPolicyAndReportsOpenPods(t *testin
 	c, writes := countingClient(t)
 	r := NetworkIsolation{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
-	before := writes.count()
+	before := writes.N()
 	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "phiguard-records"}}
 	get(t, np)
 
@@ -162,5 +162,5 @@ func TestNetworkIsolationAuditRemovesPhiguardsPolicyAndReportsOpenPods(t *testin
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonPodsNotIsolated))
 	g.Expect(r.Message).To(Equal(notIsolated))
 	g.Expect(r.Events).To(BeEmpty(), "nothing left to remove")
-	g.Expect(writes.count()).To(Equal(before+1), "one delete, on the first Audit pass only")
+	g.Expect(writes.N()).To(Equal(before+1), "one delete, on the first Audit pass only")
 }

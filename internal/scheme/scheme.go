@@ -10,6 +10,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -25,4 +27,18 @@ func New() (*runtime.Scheme, error) {
 		}
 	}
 	return s, nil
+}
+
+// NewClient returns a client of cfg that speaks New's scheme: the one tests
+// and the demo use to read and write what the manager does.
+func NewClient(cfg *rest.Config) (client.Client, error) {
+	s, err := New()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return nil, fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
+	}
+	return c, nil
 }
