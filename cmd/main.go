@@ -117,7 +117,12 @@ func run() error {
 	// releases the leader lease before returning.
 	ctx := ctrl.SetupSignalHandler()
 
-	mgr, err := newManager(ctx, f)
+	backupMetrics, err := safeguard.NewBackupMetrics(crmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	registry := safeguard.New(safeguard.Options{BackupMetrics: backupMetrics})
+	mgr, err := newManager(ctx, f, registry)
 	if err != nil {
 		return err
 	}
@@ -129,7 +134,7 @@ func run() error {
 			return err
 		}
 	}
-	if err := setup(mgr, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
+	if err := setup(mgr, registry, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -153,9 +158,12 @@ const gracefulShutdown = 20 * time.Second
 
 // newManager creates the manager: metrics over authenticated HTTPS, leader
 // election in its namespace, and the webhook server with HTTP/2 off.
-func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
+func newManager(ctx context.Context, f *flags, registry safeguard.Registry) (ctrl.Manager, error) {
 	scheme, err := phischeme.New()
 	if err != nil {
+		return nil, err
+	}
+	if err := registry.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	// HTTP/2 is off: it is exposed to the HTTP/2 rapid reset and stream
@@ -214,12 +222,7 @@ func envOr(key, fallback string) string {
 
 // setup registers phiguard's controllers and, when enabled, its webhooks.
 // exempt are the namespaces never acted on, whatever the PHIPolicy says.
-func setup(mgr ctrl.Manager, exempt []string, concurrency int, enableWebhooks bool) error {
-	backupMetrics, err := safeguard.NewBackupMetrics(crmetrics.Registry)
-	if err != nil {
-		return err
-	}
-	registry := safeguard.New(safeguard.Options{BackupMetrics: backupMetrics})
+func setup(mgr ctrl.Manager, registry safeguard.Registry, exempt []string, concurrency int, enableWebhooks bool) error {
 	if err := (&controller.PHIWorkloadReconciler{
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),

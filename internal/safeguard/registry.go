@@ -1,7 +1,10 @@
 package safeguard
 
 import (
+	"fmt"
 	"slices"
+
+	"k8s.io/apimachinery/pkg/runtime"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/optionalapi"
@@ -112,6 +115,18 @@ func (r Registry) APIs() []*optionalapi.API {
 		add(w.API)
 	}
 	return out
+}
+
+// AddToScheme adds to s the kinds of every safeguard that brings its own.
+func (r Registry) AddToScheme(s *runtime.Scheme) error {
+	for _, sg := range r {
+		if a, ok := sg.(SchemeAdder); ok {
+			if err := a.AddToScheme(s); err != nil {
+				return fmt.Errorf("adding the kinds of %s to the scheme: %w", sg.Name(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // Finalizers returns the safeguards that clean up when a workload goes.

@@ -5,6 +5,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/optionalapi"
@@ -58,4 +61,23 @@ func TestRegistryCollectsInputsWatchesAPIsAndFinalizersOnce(t *testing.T) {
 	// Two safeguards that read the same input get it read once.
 	twice := Registry{NetworkIsolation{}, NetworkIsolation{}}
 	g.Expect(twice.Inputs()).To(Equal([]Input{NetworkPolicies}))
+}
+
+// schemed is a safeguard that brings a kind of its own.
+type schemed struct{ placeholder }
+
+var schemedGVK = schema.GroupVersionKind{Group: "example.phiguard.io", Version: "v1", Kind: "Gadget"}
+
+func (schemed) AddToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypeWithName(schemedGVK, &unstructured.Unstructured{})
+	return nil
+}
+
+func TestRegistryAddsTheKindsOfSafeguardsThatBringTheirOwn(t *testing.T) {
+	g := NewWithT(t)
+	s := runtime.NewScheme()
+	g.Expect(Registry{NetworkIsolation{}}.AddToScheme(s)).To(Succeed())
+	g.Expect(s.Recognizes(schemedGVK)).To(BeFalse())
+	g.Expect(Registry{NetworkIsolation{}, schemed{availabilityPlaceholder}}.AddToScheme(s)).To(Succeed())
+	g.Expect(s.Recognizes(schemedGVK)).To(BeTrue())
 }

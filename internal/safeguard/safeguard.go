@@ -8,7 +8,8 @@
 // changes re-evaluate which workloads (Watcher), what it cleans up when a
 // workload goes (Finalizer) and which admission webhooks it serves
 // (Admitter). The controller, the scope builder, the watches and the webhook
-// server iterate the Registry and name no safeguard.
+// server iterate the Registry and name no safeguard; a safeguard whose typed
+// kinds the base scheme lacks adds them (SchemeAdder).
 package safeguard
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -95,6 +97,13 @@ type Reader interface {
 // its Watch maps it to.
 type Watcher interface {
 	Watches() []Watch
+}
+
+// SchemeAdder is a safeguard that reads or writes typed objects of an API
+// group phiguard's base scheme (internal/scheme) lacks, such as an optional
+// API's typed client: the manager adds them to its scheme before it starts.
+type SchemeAdder interface {
+	AddToScheme(s *runtime.Scheme) error
 }
 
 // Finalizer is a safeguard that keeps objects no owner reference can tie to
