@@ -46,6 +46,9 @@ const (
 
 // Reasons of a safeguard that is not evaluated, or whose mode is Off.
 const (
+	// ReasonNoPodsSelected (Unknown): the selector matches no pod, so there is
+	// nothing to judge; a selector with a typo shows here rather than as True.
+	ReasonNoPodsSelected = "NoPodsSelected"
 	// ReasonNotImplemented (Unknown): phiguard does not evaluate the safeguard
 	// yet; it never counts as compliant.
 	ReasonNotImplemented = "NotImplemented"
@@ -87,6 +90,10 @@ const (
 	ReasonPodsIsolated = "PodsIsolated"
 	// ReasonPodsNotIsolated (False, Audit): some selected pods are open in a direction.
 	ReasonPodsNotIsolated = "PodsNotIsolated"
+	// ReasonIsolationBypassed (False): the NetworkPolicies that select a pod,
+	// taken together, admit traffic wider than the workload declares; the
+	// message names the policy and the widest flow it opens.
+	ReasonIsolationBypassed = "IsolationBypassed"
 	// ReasonPolicyNameTaken (False): a NetworkPolicy phiguard does not own has the
 	// name phiguard needs; phiguard leaves it alone.
 	ReasonPolicyNameTaken = "PolicyNameTaken"
@@ -110,6 +117,12 @@ const (
 	ReasonAllVolumesEncrypted = "AllVolumesEncrypted"
 	// ReasonUnencryptedVolumes (False): some claims do not; the message names them.
 	ReasonUnencryptedVolumes = "UnencryptedVolumes"
+	// ReasonClaimMissing (False): a selected pod mounts a claim that does not
+	// exist, so what it stores cannot be judged.
+	ReasonClaimMissing = "ClaimMissing"
+	// ReasonHostPathVolume (False): a selected pod mounts a hostPath volume,
+	// which puts data on the node's disk outside any StorageClass.
+	ReasonHostPathVolume = "HostPathVolume"
 )
 
 // Reasons of the BackupScheduled condition and its Events (and
@@ -131,6 +144,13 @@ const (
 	ReasonStorageLocationMissing = "StorageLocationMissing"
 	// ReasonStorageLocationUnavailable (False): Velero cannot reach the location.
 	ReasonStorageLocationUnavailable = "StorageLocationUnavailable"
+	// ReasonStorageLocationUnencrypted (False): the BackupStorageLocation's
+	// config declares no encryption and the PHIPolicy does not accept the
+	// provider's default encryption.
+	ReasonStorageLocationUnencrypted = "StorageLocationUnencrypted"
+	// ReasonStorageEncryptionUnknown (Unknown): phiguard cannot tell whether
+	// the location's provider encrypts at rest.
+	ReasonStorageEncryptionUnknown = "StorageEncryptionUnknown"
 
 	// ReasonScheduleCreated (Normal Event): the Schedule was created.
 	ReasonScheduleCreated = "ScheduleCreated"
@@ -172,4 +192,15 @@ const (
 	// ReasonWorkloadNameTaken (Warning): a PHIWorkload phiguard did not
 	// generate has the name the generated one needs.
 	ReasonWorkloadNameTaken = "WorkloadNameTaken"
+)
+
+// Reasons of the Events phiguard records for what its admission webhooks did,
+// on the PHIWorkload whose safeguard required it.
+const (
+	// ReasonAdmissionDenied (Warning): a webhook refused a request; the
+	// message names the object and what to fix.
+	ReasonAdmissionDenied = "AdmissionDenied"
+	// ReasonAdmissionWarned (Warning): a webhook admitted a request with a
+	// warning (Audit mode, or a rule that opens the workload widely).
+	ReasonAdmissionWarned = "AdmissionWarned"
 )

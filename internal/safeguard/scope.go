@@ -181,3 +181,17 @@ func APINotServed(s *Scope, api *optionalapi.API) (Result, bool) {
 				api.Name, api.GroupVersion, api.Install)}, true
 	}
 }
+
+// NoPods turns a True result Unknown (NoPodsSelected) when the workload
+// selects no pod: a safeguard that judges pods has nothing to judge, and a
+// selector with a typo must not look compliant. Enforcement (a NetworkPolicy
+// that covers pods created later) still happens; only the verdict changes.
+func NoPods(s *Scope, r Result) Result {
+	if len(s.Pods) > 0 || r.Status != metav1.ConditionTrue {
+		return r
+	}
+	r.Status, r.Reason = metav1.ConditionUnknown, phiguardv1alpha1.ReasonNoPodsSelected
+	r.Message = fmt.Sprintf("spec.selector matches no pod in namespace %s, so there is nothing to judge; check the selector (%s)",
+		s.Workload.Namespace, s.Selector)
+	return r
+}
