@@ -192,6 +192,6 @@ func NoPods(s *Scope, r Result) Result {
 	}
 	r.Status, r.Reason = metav1.ConditionUnknown, phiguardv1alpha1.ReasonNoPodsSelected
 	r.Message = fmt.Sprintf("spec.selector matches no pod in namespace %s, so there is nothing to judge; check the selector (%s)",
-		s.Workload.Namespace, s.Selector)
+		s.Workload.Namespace, metav1.FormatLabelSelector(&s.Workload.Spec.Selector))
 	return r
 }
