@@ -86,7 +86,7 @@ var _ = Describe("Encryption at rest status", Ordered, func() {
 			c := condition(g, w, string(phiguardv1alpha1.EncryptedAtRest))
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonAllVolumesEncrypted))
-			g.Expect(c.Message).To(Equal("all 2 persistent volume claims of the 1 selected pods use encrypted StorageClasses"))
+			g.Expect(c.Message).To(Equal("all 2 persistent volume claims of the 1 selected pods use encrypted StorageClasses, and no pod mounts a hostPath volume"))
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -96,8 +96,9 @@ var _ = Describe("Encryption at rest status", Ordered, func() {
 		w := newWorkload(ns, "records", nil)
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.EncryptedAtRest))
-			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Message).To(HaveSuffix("; 1 not created yet: records-data"))
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonClaimMissing))
+			g.Expect(c.Message).To(Equal("1 claims the pods mount do not exist, so their class cannot be judged: records-data"))
 		}, timeout, poll).Should(Succeed())
 
 		newClaim(ns, "records-data", "status-plain")

@@ -30,10 +30,19 @@ var _ = Describe("PHIWorkload status", func() {
 				validDecision(phiguardv1alpha1.TransmissionSecure, metav1.NewTime(time.Now().Add(24*time.Hour))),
 			}
 		})
+		// One selected pod, carrying the sidecar as the webhook (not running
+		// in this suite) would have injected it.
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records-0", Labels: map[string]string{"app": "records"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/records:1"}}},
+		}
+		safeguard.InjectAuditSidecar(pod, w.Name, safeguard.New(safeguard.Options{}).Defaults().AuditLogging)
+		Expect(k8s.Create(ctx, pod)).To(Succeed())
 
 		Eventually(func(g Gomega) {
 			got := fetch(g, w)
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(got.Status.MatchedPods).To(BeEquivalentTo(1))
 			holding, placeholders := 0, 0
 			for _, name := range safeguard.New(safeguard.Options{}).Names() {
 				c := condition(g, w, string(name))

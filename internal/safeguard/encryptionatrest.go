@@ -1,6 +1,7 @@
 package safeguard
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -88,16 +89,45 @@ func (EncryptionAtRest) Reconcile(_ context.Context, s *Scope) Result {
 			unencrypted = append(unencrypted, describeClaim(name, class, v))
 		}
 	}
-	if len(unencrypted) == 0 {
-		msg := fmt.Sprintf("all %d persistent volume claims of the %d selected pods use encrypted StorageClasses", len(claims)-len(missing), len(s.Pods))
-		if len(missing) > 0 {
-			msg += fmt.Sprintf("; %d not created yet: %s", len(missing), strings.Join(missing, ", "))
-		}
-		return Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonAllVolumesEncrypted, Message: msg}
+	hostPaths := hostPathVolumes(s.Pods)
+	// Each problem found is named, the worst first; the reason is the worst's.
+	var problems []string
+	reason := ""
+	if len(unencrypted) > 0 {
+		reason = phiguardv1alpha1.ReasonUnencryptedVolumes
+		problems = append(problems, fmt.Sprintf("%d of %d persistent volume claims are not encrypted at rest: %s; move the data to a claim of an encrypted StorageClass (%s)",
+			len(unencrypted), len(claims)-len(missing), strings.Join(named(unencrypted), "; "), availableClasses(s, opts)))
 	}
-	return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonUnencryptedVolumes,
-		Message: fmt.Sprintf("%d of %d persistent volume claims are not encrypted at rest: %s; move the data to a claim of an encrypted StorageClass (%s)",
-			len(unencrypted), len(claims)-len(missing), strings.Join(named(unencrypted), "; "), availableClasses(s, opts))}
+	if len(hostPaths) > 0 {
+		reason = cmp.Or(reason, phiguardv1alpha1.ReasonHostPathVolume)
+		problems = append(problems, fmt.Sprintf("%d hostPath volumes put data on the node's disk, outside any StorageClass: %s; use a claim of an encrypted StorageClass",
+			len(hostPaths), strings.Join(named(hostPaths), ", ")))
+	}
+	if len(missing) > 0 {
+		reason = cmp.Or(reason, phiguardv1alpha1.ReasonClaimMissing)
+		problems = append(problems, fmt.Sprintf("%d claims the pods mount do not exist, so their class cannot be judged: %s",
+			len(missing), strings.Join(named(missing), ", ")))
+	}
+	if reason != "" {
+		return Result{Status: metav1.ConditionFalse, Reason: reason, Message: strings.Join(problems, "; and ")}
+	}
+	return NoPods(s, Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonAllVolumesEncrypted,
+		Message: fmt.Sprintf("all %d persistent volume claims of the %d selected pods use encrypted StorageClasses, and no pod mounts a hostPath volume",
+			len(claims), len(s.Pods))})
+}
+
+// hostPathVolumes names the hostPath volumes of the pods, as "pod/volume (path)", sorted.
+func hostPathVolumes(pods []corev1.Pod) []string {
+	var out []string
+	for i := range pods {
+		for _, v := range pods[i].Spec.Volumes {
+			if v.HostPath != nil {
+				out = append(out, fmt.Sprintf("%s/%s (%s)", pods[i].Name, v.Name, v.HostPath.Path))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ClaimNames lists the claims the pods mount, by name, sorted: persistentVolumeClaim

@@ -73,15 +73,70 @@ func TestEncryptionAtRestHoldsForAnEncryptedEBSClass(t *testing.T) {
 	newClaim(t, ns, "data", encrypted)
 	w := newWorkload(t, ns, nil)
 	newPod(t, ns, "records-0", map[string]string{"app": "records"}, mounting("data"))
-	// A claim a pod names before it exists is counted apart, not judged.
-	newPod(t, ns, "records-1", map[string]string{"app": "records"}, mounting("data", "scratch"))
+	newPod(t, ns, "records-1", map[string]string{"app": "records"}, mounting("data"))
 	c, writes := countingClient(t)
 
 	r := EncryptionAtRest{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
 	g.Expect(r.Err).NotTo(HaveOccurred())
 	g.Expect(r.Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonAllVolumesEncrypted))
-	g.Expect(r.Message).To(Equal("all 1 persistent volume claims of the 2 selected pods use encrypted StorageClasses; 1 not created yet: scratch"))
+	g.Expect(r.Message).To(Equal("all 1 persistent volume claims of the 2 selected pods use encrypted StorageClasses, and no pod mounts a hostPath volume"))
 	g.Expect(r.Events).To(BeEmpty())
 	g.Expect(writes.N()).To(BeZero())
+}
+
+// A claim a pod names before it exists cannot be judged: it is not a pass.
+func TestEncryptionAtRestReportsAClaimThatDoesNotExist(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	encrypted := ns + "-gp3-encrypted"
+	newEBSClass(t, encrypted, map[string]string{"type": "gp3", "encrypted": "true"})
+	newClaim(t, ns, "data", encrypted)
+	w := newWorkload(t, ns, nil)
+	newPod(t, ns, "records-0", map[string]string{"app": "records"}, mounting("data", "scratch"))
+	c, _ := countingClient(t)
+
+	r := EncryptionAtRest{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
+	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonClaimMissing))
+	g.Expect(r.Message).To(Equal("1 claims the pods mount do not exist, so their class cannot be judged: scratch"))
+}
+
+// A hostPath volume keeps ePHI on the node's disk, outside any StorageClass;
+// an unencrypted claim beside it is named too, under the worse reason.
+func TestEncryptionAtRestReportsHostPathVolumes(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	w := newWorkload(t, ns, nil)
+	hostPath := func(p *corev1.Pod) {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "node-disk",
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/records"}}})
+	}
+	newPod(t, ns, "records-0", map[string]string{"app": "records"}, hostPath)
+	c, _ := countingClient(t)
+
+	r := EncryptionAtRest{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
+	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonHostPathVolume))
+	g.Expect(r.Message).To(Equal("1 hostPath volumes put data on the node's disk, outside any StorageClass: records-0/node-disk (/var/lib/records); use a claim of an encrypted StorageClass"))
+
+	plain := ns + "-gp2"
+	newEBSClass(t, plain, map[string]string{"type": "gp2"})
+	newClaim(t, ns, "data", plain)
+	newPod(t, ns, "records-1", map[string]string{"app": "records"}, mounting("data"))
+	r = EncryptionAtRest{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
+	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonUnencryptedVolumes))
+	g.Expect(r.Message).To(ContainSubstring("; and 1 hostPath volumes put data on the node's disk"))
+}
+
+func TestEncryptionAtRestWithNoPodSelectedIsUnknown(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	w := newWorkload(t, ns, nil)
+	c, _ := countingClient(t)
+
+	r := EncryptionAtRest{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
+	g.Expect(r.Status).To(Equal(metav1.ConditionUnknown))
+	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonNoPodsSelected))
+	g.Expect(r.Message).To(Equal("spec.selector matches no pod in namespace " + ns + ", so there is nothing to judge; check the selector (app=records)"))
 }

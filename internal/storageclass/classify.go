@@ -51,39 +51,57 @@ type provider struct {
 	provisioners []string
 	// suffix matches provisioners named "<prefix>.<suffix>", as Rook names Ceph's.
 	suffix string
+	// off is the parameter that turns encryption on when "true": set to
+	// anything else, the class says outright that it does not encrypt.
+	off string
 	judge  func(params map[string]string, o Options) (bool, string)
 }
 
 var providers = []provider{
-	{name: "AWS EBS", provisioners: []string{"ebs.csi.aws.com", "kubernetes.io/aws-ebs"}, judge: judgeEBS},
+	{name: "AWS EBS", provisioners: []string{"ebs.csi.aws.com", "kubernetes.io/aws-ebs"}, off: "encrypted", judge: judgeEBS},
 	{name: "GCE PD", provisioners: []string{"pd.csi.storage.gke.io", "kubernetes.io/gce-pd"},
 		judge: platformManaged("disk-encryption-kms-key", "Google encrypts every persistent disk at rest with Google-managed keys")},
 	{name: "Azure Disk", provisioners: []string{"disk.csi.azure.com", "kubernetes.io/azure-disk"},
 		judge: platformManaged("diskEncryptionSetID", "Azure encrypts every managed disk at rest with platform-managed keys (server-side encryption)")},
-	{name: "Ceph RBD", provisioners: []string{"rbd.csi.ceph.com"}, suffix: ".rbd.csi.ceph.com", judge: flag("encrypted")},
-	{name: "Longhorn", provisioners: []string{"driver.longhorn.io"}, judge: flag("encrypted")},
-	{name: "Portworx", provisioners: []string{"pxd.portworx.com", "kubernetes.io/portworx-volume"}, judge: flag("secure")},
+	{name: "Ceph RBD", provisioners: []string{"rbd.csi.ceph.com"}, suffix: ".rbd.csi.ceph.com", off: "encrypted", judge: flag("encrypted")},
+	{name: "Longhorn", provisioners: []string{"driver.longhorn.io"}, off: "encrypted", judge: flag("encrypted")},
+	{name: "Portworx", provisioners: []string{"pxd.portworx.com", "kubernetes.io/portworx-volume"}, off: "secure", judge: flag("secure")},
 }
 
 // Classify judges a StorageClass: the phiguard annotation and the allow-list
-// first (the cluster knows best), then the provider's own parameters. Unknown
-// provisioners are not encrypted.
+// first (the cluster knows best what phiguard cannot see), unless the
+// provider's own parameters say outright that the class does not encrypt (a
+// contradiction is not encrypted, with both facts); then the provider's
+// parameters. Unknown provisioners are not encrypted.
 func Classify(sc *storagev1.StorageClass, o Options) Verdict {
-	if strings.EqualFold(sc.Annotations[EncryptedAnnotation], "true") {
-		return Verdict{Encrypted: true, Provider: providerOf(sc.Provisioner).name,
-			Reason: fmt.Sprintf("annotated %s=\"true\"", EncryptedAnnotation)}
-	}
-	if slices.Contains(o.EncryptedClasses, sc.Name) {
-		return Verdict{Encrypted: true, Provider: providerOf(sc.Provisioner).name,
-			Reason: "listed in PHIPolicy spec.storage.encryptedStorageClasses"}
-	}
 	p := providerOf(sc.Provisioner)
+	params := lowerKeys(sc.Parameters)
+	if claim := declared(sc, o); claim != "" {
+		if v, set := params[p.off]; p.off != "" && set && !strings.EqualFold(v, "true") {
+			return Verdict{Provider: p.name, Reason: fmt.Sprintf(
+				"%s, but its %s parameter %s is %q: the class says it does not encrypt; set %s: \"true\" or remove the declaration",
+				claim, p.name, p.off, v, p.off)}
+		}
+		return Verdict{Encrypted: true, Provider: p.name, Reason: claim}
+	}
 	if p.judge == nil {
 		return Verdict{Reason: fmt.Sprintf("provisioner %s is not one phiguard knows to encrypt; if the class is encrypted by other means, annotate it %s=\"true\" or list it in PHIPolicy spec.storage.encryptedStorageClasses",
 			sc.Provisioner, EncryptedAnnotation)}
 	}
-	ok, why := p.judge(lowerKeys(sc.Parameters), o)
+	ok, why := p.judge(params, o)
 	return Verdict{Encrypted: ok, Provider: p.name, Reason: p.name + ": " + why}
+}
+
+// declared says how the cluster declares the class encrypted by means
+// phiguard cannot see, or "" when it does not.
+func declared(sc *storagev1.StorageClass, o Options) string {
+	switch {
+	case strings.EqualFold(sc.Annotations[EncryptedAnnotation], "true"):
+		return fmt.Sprintf("annotated %s=\"true\"", EncryptedAnnotation)
+	case slices.Contains(o.EncryptedClasses, sc.Name):
+		return "listed in PHIPolicy spec.storage.encryptedStorageClasses"
+	}
+	return ""
 }
 
 func providerOf(provisioner string) provider {
