@@ -248,6 +248,7 @@ func setup(mgr ctrl.Manager, registry safeguard.Registry, exempt []string, concu
 	if enableWebhooks {
 		return phiwebhook.Setup(mgr, safeguard.AdmissionEnv{
 			Reader: mgr.GetClient(), ExemptNamespaces: exempt, Registry: registry, Clock: clock.RealClock{},
+			Recorder: mgr.GetEventRecorder("phiguard"),
 		})
 	}
 	return nil

@@ -40,6 +40,9 @@ const (
 	ReasonInvalidSchedule = "InvalidSchedule"
 	// ReasonInvalidSelector: spec.selector cannot be turned into a label selector.
 	ReasonInvalidSelector = "InvalidSelector"
+	// ReasonInvalidDuration: backup.ttl or backup.rpo is zero, which cannot
+	// mean what the user wants.
+	ReasonInvalidDuration = "InvalidDuration"
 	// ReasonNamespaceExempt: the workload sits in a namespace phiguard never acts on.
 	ReasonNamespaceExempt = "NamespaceExempt"
 )

@@ -5,12 +5,19 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -33,6 +40,52 @@ type AdmissionEnv struct {
 	Registry Registry
 	// Clock is the time decisions are judged against.
 	Clock clock.PassiveClock
+	// Recorder records an Event for each denial and warning, on the
+	// PHIWorkload whose safeguard required it; nil records none.
+	Recorder recorder.EventRecorder
+}
+
+// Record makes what admission decided visible to `kubectl describe` and the
+// evidence trail: one Warning Event on the PHIWorkload for the request, a
+// denial (with any warnings) or the warnings it was admitted with. The object
+// admitted is the Event's related object, so that Events about different
+// objects are not folded into one series. A dry run records nothing.
+func (env AdmissionEnv) Record(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, denied error, warnings []string) {
+	if env.Recorder == nil || w == nil || (denied == nil && len(warnings) == 0) {
+		return
+	}
+	subject, related := "a request", (*corev1.ObjectReference)(nil)
+	if req, err := admission.RequestFromContext(ctx); err == nil {
+		if req.DryRun != nil && *req.DryRun {
+			return
+		}
+		subject = fmt.Sprintf("%s's %s of %s %s", req.UserInfo.Username, strings.ToLower(string(req.Operation)), req.Kind.Kind, objectName(req))
+		if req.Kind.Kind != "PHIWorkload" {
+			related = &corev1.ObjectReference{APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
+				Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name}
+		}
+	}
+	reason, note := phiguardv1alpha1.ReasonAdmissionWarned, "admitted "+subject+" with warnings: "+strings.Join(warnings, "; ")
+	if denied != nil {
+		reason, note = phiguardv1alpha1.ReasonAdmissionDenied, "denied "+subject+": "+denied.Error()
+		if len(warnings) > 0 {
+			note += "; warnings: " + strings.Join(warnings, "; ")
+		}
+	}
+	var rel runtime.Object
+	if related != nil {
+		rel = related
+	}
+	env.Recorder.Eventf(w, rel, corev1.EventTypeWarning, reason, "Admission", "%s", note)
+}
+
+// objectName names the object of a request: its name, or, for an object the
+// apiserver names later (generateName), the prefix.
+func objectName(req admission.Request) string {
+	if req.Name != "" {
+		return req.Namespace + "/" + req.Name
+	}
+	return req.Namespace + "/(generated)"
 }
 
 // SetupWebhooks registers the webhooks of every safeguard that has some.

@@ -119,6 +119,29 @@ func (BackupScheduling) Defaults(s *phiguardv1alpha1.SafeguardSettings) {
 	}
 }
 
+// ValidateSpec implements SpecValidator: what the CRD's patterns cannot see,
+// a cron field out of range and a zero duration.
+func (BackupScheduling) ValidateSpec(settings *phiguardv1alpha1.SafeguardSettings) ([]string, error) {
+	spec := settings.Backup
+	if spec == nil {
+		return nil, nil
+	}
+	if spec.Schedule != "" {
+		if _, err := cron.ParseStandard(spec.Schedule); err != nil {
+			return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", spec.Schedule, err)
+		}
+	}
+	for _, d := range []struct {
+		field string
+		value *metav1.Duration
+	}{{"ttl", spec.TTL}, {"rpo", spec.RPO}} {
+		if d.value != nil && d.value.Duration <= 0 {
+			return nil, Stalled(phiguardv1alpha1.ReasonInvalidDuration, "backup.%s is %s: give a positive duration such as 720h, or leave it empty for the default", d.field, d.value.Duration)
+		}
+	}
+	return nil, nil
+}
+
 // Inputs implements Reader.
 func (BackupScheduling) Inputs() []Input { return []Input{VeleroObjects} }
 
@@ -198,10 +221,8 @@ func ScheduleLabels(w *phiguardv1alpha1.PHIWorkload) map[string]string {
 // Reconcile implements Safeguard.
 func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 	spec := s.Settings.Backup
-	// Checked here, not by the API: the pattern the CRD holds cannot see a
-	// field out of range.
-	if _, err := cron.ParseStandard(spec.Schedule); err != nil {
-		return Result{Err: Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", spec.Schedule, err)}
+	if _, err := b.ValidateSpec(&s.Settings); err != nil {
+		return Result{Err: err}
 	}
 	if r, missing := APINotServed(s, optionalapi.Velero); missing {
 		return r

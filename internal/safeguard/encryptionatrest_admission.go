@@ -107,9 +107,13 @@ func (e *encryptionAdmission) judge(ctx context.Context, c cover, subject string
 	msg := fmt.Sprintf("%s would keep ePHI unencrypted at rest: %s. PHIWorkload %s/%s requires encryption at rest (HIPAA §164.312(a)(2)(iv), encryptionAtRest.mode %s); %s",
 		subject, strings.Join(problems, "; "), c.workload.Namespace, c.workload.Name, c.mode, fix)
 	if c.mode == phiguardv1alpha1.ModeAudit {
-		return admission.Warnings{"phiguard (Audit, allowed): " + msg}, nil
+		warnings := admission.Warnings{"phiguard (Audit, allowed): " + msg}
+		e.Record(ctx, c.workload, nil, warnings)
+		return warnings, nil
 	}
-	return nil, errors.New(msg)
+	err := errors.New(msg)
+	e.Record(ctx, c.workload, err, nil)
+	return nil, err
 }
 
 type claimValidator struct{ *encryptionAdmission }

@@ -1,6 +1,7 @@
 package safeguard
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -115,6 +116,23 @@ func (r Registry) APIs() []*optionalapi.API {
 		add(w.API)
 	}
 	return out
+}
+
+// ValidateSpec applies every safeguard's own rules to settings: the warnings
+// of all, and their errors joined (each a *StalledError).
+func (r Registry) ValidateSpec(settings *phiguardv1alpha1.SafeguardSettings) ([]string, error) {
+	var warnings []string
+	var errs []error
+	for _, sg := range r {
+		if v, ok := sg.(SpecValidator); ok {
+			w, err := v.ValidateSpec(settings)
+			warnings = append(warnings, w...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return warnings, errors.Join(errs...)
 }
 
 // AddToScheme adds to s the kinds of every safeguard that brings its own.

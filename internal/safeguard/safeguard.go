@@ -99,6 +99,16 @@ type Watcher interface {
 	Watches() []Watch
 }
 
+// SpecValidator is a safeguard with rules the CRD cannot express. The
+// PHIWorkload webhook refuses a spec that breaks them (naming the fix) and
+// passes its warnings on; Reconcile stalls, with the same error, on a
+// workload admitted before the rule. settings may hold only the workload's
+// own blocks (at admission) or every block (in Reconcile): a block left nil
+// is not judged.
+type SpecValidator interface {
+	ValidateSpec(settings *phiguardv1alpha1.SafeguardSettings) (warnings []string, err error)
+}
+
 // SchemeAdder is a safeguard that reads or writes typed objects of an API
 // group phiguard's base scheme (internal/scheme) lacks, such as an optional
 // API's typed client: the manager adds them to its scheme before it starts.

@@ -109,3 +109,14 @@ func TestEffectiveRaisesModesToThePolicysMinimum(t *testing.T) {
 	g.Expect(got.Availability.Mode).To(Equal(phiguardv1alpha1.ModeEnforce), "raised from the built-in Audit")
 	g.Expect(got.Availability.MinReplicas).To(HaveValue(BeEquivalentTo(2)), "the rest of the block is kept")
 }
+
+func TestBackupValidateSpecRefusesZeroDurations(t *testing.T) {
+	g := NewWithT(t)
+	for _, spec := range []*phiguardv1alpha1.BackupSpec{{TTL: &metav1.Duration{}}, {RPO: &metav1.Duration{Duration: -time.Hour}}} {
+		_, err := BackupScheduling{}.ValidateSpec(&phiguardv1alpha1.SafeguardSettings{Backup: spec})
+		g.Expect(AsStalled(err)).To(HaveField("Reason", phiguardv1alpha1.ReasonInvalidDuration))
+	}
+	warnings, err := BackupScheduling{}.ValidateSpec(&phiguardv1alpha1.SafeguardSettings{})
+	g.Expect(err).NotTo(HaveOccurred(), "a workload without a backup block sets nothing to judge")
+	g.Expect(warnings).To(BeEmpty())
+}

@@ -53,8 +53,8 @@ type provider struct {
 	suffix string
 	// off is the parameter that turns encryption on when "true": set to
 	// anything else, the class says outright that it does not encrypt.
-	off string
-	judge  func(params map[string]string, o Options) (bool, string)
+	off   string
+	judge func(params map[string]string, o Options) (bool, string)
 }
 
 var providers = []provider{

@@ -17,6 +17,7 @@ import (
 // Covers the audit sidecar injection, with the real apiserver calling the
 // mutating webhook and storing what it returns.
 var _ = Describe("Audit sidecar injection", func() {
+	const forwarder = "registry.example/forwarder:2"
 	auditWorkload := func(ns string, mode phiguardv1alpha1.Mode) {
 		GinkgoHelper()
 		Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
@@ -26,7 +27,7 @@ var _ = Describe("Audit sidecar injection", func() {
 				SafeguardSettings: phiguardv1alpha1.SafeguardSettings{AuditLogging: &phiguardv1alpha1.AuditLoggingSpec{
 					Mode: mode, LogPath: "/var/log/audit",
 					Sidecar: &phiguardv1alpha1.AuditSidecar{
-						Image: "registry.example/forwarder:2", Args: []string{"--watch", "/var/log/audit"},
+						Image: forwarder, Args: []string{"--watch", "/var/log/audit"},
 						Env:       []phiguardv1alpha1.AuditSidecarEnv{{Name: "SIEM", Value: "siem.example:6514"}},
 						Resources: &phiguardv1alpha1.AuditSidecarResources{Limits: &phiguardv1alpha1.CPUMemory{CPU: "100m", Memory: "64Mi"}},
 					},
@@ -48,7 +49,7 @@ var _ = Describe("Audit sidecar injection", func() {
 		Eventually(func(g Gomega) {
 			probe := p.DeepCopy()
 			g.Expect(k8s.Create(ctx, probe, client.DryRunAll)).To(Succeed())
-			g.Expect(safeguard.HasAuditSidecar(probe)).To(BeTrue())
+			g.Expect(probe.Annotations).To(HaveKey(safeguard.AuditInjectedAnnotation))
 		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		return p
@@ -62,20 +63,24 @@ var _ = Describe("Audit sidecar injection", func() {
 		Expect(p.Spec.InitContainers).To(HaveLen(1))
 		sidecar := p.Spec.InitContainers[0]
 		Expect(sidecar.Name).To(Equal(safeguard.AuditSidecarName))
-		Expect(sidecar.Image).To(Equal("registry.example/forwarder:2"))
+		Expect(sidecar.Image).To(Equal(forwarder))
 		Expect(sidecar.Args).To(Equal([]string{"--watch", "/var/log/audit"}))
 		Expect(sidecar.Env).To(ConsistOf(corev1.EnvVar{Name: "SIEM", Value: "siem.example:6514"}))
 		Expect(sidecar.Resources.Limits.Cpu().String()).To(Equal("100m"))
 		Expect(sidecar.RestartPolicy).To(HaveValue(Equal(corev1.ContainerRestartPolicyAlways)), "a native sidecar")
 		Expect(sidecar.SecurityContext).To(And(
 			HaveField("RunAsNonRoot", HaveValue(BeTrue())), HaveField("ReadOnlyRootFilesystem", HaveValue(BeTrue())),
+			HaveField("RunAsUser", HaveValue(Equal(int64(65532)))), HaveField("RunAsGroup", HaveValue(Equal(int64(65532)))),
 			HaveField("AllowPrivilegeEscalation", HaveValue(BeFalse())), HaveField("Capabilities.Drop", ConsistOf(corev1.Capability("ALL")))))
-		Expect(sidecar.VolumeMounts).To(ConsistOf(corev1.VolumeMount{Name: safeguard.AuditVolumeName, MountPath: "/var/log/audit", ReadOnly: true}))
+		Expect(sidecar.VolumeMounts).To(ConsistOf(corev1.VolumeMount{Name: safeguard.AuditVolumeName, MountPath: "/var/log/audit", ReadOnly: true},
+			corev1.VolumeMount{Name: safeguard.AuditStateVolumeName, MountPath: safeguard.AuditStatePath}))
 		Expect(p.Spec.Volumes).To(ContainElement(And(HaveField("Name", safeguard.AuditVolumeName), HaveField("EmptyDir", Not(BeNil())))))
+		Expect(p.Spec.Volumes).To(ContainElement(And(HaveField("Name", safeguard.AuditStateVolumeName), HaveField("EmptyDir", Not(BeNil())))))
 		for _, c := range p.Spec.Containers {
 			Expect(c.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: safeguard.AuditVolumeName, MountPath: "/var/log/audit"}), c.Name)
 		}
-		Expect(p.Annotations).To(HaveKeyWithValue(safeguard.AuditInjectedAnnotation, "records/registry.example/forwarder:2"))
+		Expect(p.Spec.SecurityContext.FSGroup).To(HaveValue(Equal(int64(65532))), "the pod set none: the sidecar's group owns the log volume")
+		Expect(p.Annotations).To(HaveKeyWithValue(safeguard.AuditInjectedAnnotation, "records/"+forwarder))
 
 		By("a pod that already carries it is left as it is")
 		again := p.DeepCopy()
@@ -104,7 +109,7 @@ var _ = Describe("Audit sidecar injection", func() {
 			got = warnings.take()
 			g.Expect(got).NotTo(BeEmpty())
 		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
-		Expect(got).To(ConsistOf(ContainSubstring("phiguard (Audit): PHIWorkload " + ns + "/records selects this pod; in Enforce mode it would get the audit sidecar registry.example/forwarder:2")))
+		Expect(got).To(ConsistOf(ContainSubstring("phiguard (Audit): PHIWorkload " + ns + "/records selects this pod; in Enforce mode it would get the audit sidecar " + forwarder)))
 		p := pod(ns, "records-0", records, "app")
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		Expect(p.Spec.InitContainers).To(BeEmpty())
@@ -150,6 +155,58 @@ var _ = Describe("Audit sidecar injection", func() {
 		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](5)
 		injectedEventually(p)
 		Expect(p.Name).To(HavePrefix("records-"))
-		Expect(safeguard.HasAuditSidecar(p)).To(BeTrue())
+		Expect(safeguard.AuditSidecarProblem(p, forwarder)).To(BeEmpty())
+	})
+
+	It("replaces a container that has the sidecar's name but is not phiguard's current sidecar, with a warning", func() {
+		ns := newNamespace()
+		auditWorkload(ns, phiguardv1alpha1.ModeEnforce)
+		injectedEventually(pod(ns, "probe", records, "app"))
+
+		By("a container named phiguard-audit, without phiguard's annotation")
+		warnings.take()
+		named := pod(ns, "records-0", records, "app")
+		named.Spec.Containers = append(named.Spec.Containers, corev1.Container{Name: safeguard.AuditSidecarName, Image: "registry.example/lookalike:1"})
+		Expect(k8s.Create(ctx, named)).To(Succeed())
+		Expect(named.Spec.Containers).To(HaveExactElements(HaveField("Name", "app")))
+		Expect(named.Spec.InitContainers).To(HaveExactElements(And(HaveField("Name", safeguard.AuditSidecarName), HaveField("Image", forwarder))))
+		Expect(named.Annotations).To(HaveKeyWithValue(safeguard.AuditInjectedAnnotation, "records/"+forwarder))
+		Expect(warnings.take()).To(ContainElement("phiguard: replaced this pod's container phiguard-audit (no phiguard.io/audit-sidecar annotation) " +
+			"with the audit sidecar " + forwarder + " of PHIWorkload " + ns + "/records"))
+
+		By("a pod copied from one injected with an image the settings no longer name")
+		stale := pod(ns, "records-1", records, "app")
+		stale.Annotations = map[string]string{safeguard.AuditInjectedAnnotation: "records/registry.example/forwarder:1"}
+		stale.Spec.InitContainers = []corev1.Container{{Name: safeguard.AuditSidecarName, Image: "registry.example/forwarder:1",
+			RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}}
+		Expect(k8s.Create(ctx, stale)).To(Succeed())
+		Expect(stale.Spec.InitContainers).To(HaveExactElements(HaveField("Image", forwarder)))
+		Expect(stale.Annotations).To(HaveKeyWithValue(safeguard.AuditInjectedAnnotation, "records/"+forwarder))
+		Expect(warnings.take()).To(ContainElement(ContainSubstring(
+			"(container phiguard-audit has image registry.example/forwarder:1, the settings say " + forwarder)))
+	})
+
+	It("keeps the pod's own fsGroup and builds Fluent Bit's command line from the output", func() {
+		ns := newNamespace()
+		out := phiguardv1alpha1.AuditOutput{Type: phiguardv1alpha1.AuditOutputForward, Host: "fluentd.logging.svc", Port: 24224}
+		Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"},
+			Spec: phiguardv1alpha1.PHIWorkloadSpec{
+				Selector: metav1.LabelSelector{MatchLabels: records},
+				SafeguardSettings: phiguardv1alpha1.SafeguardSettings{AuditLogging: &phiguardv1alpha1.AuditLoggingSpec{
+					Sidecar: &phiguardv1alpha1.AuditSidecar{Image: safeguard.DefaultAuditSidecarImage, Output: &out, RunAsUser: ptr.To[int64](10001)},
+				}},
+			},
+		})).To(Succeed())
+		p := pod(ns, "records-0", records, "app")
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To[int64](2000)}
+		injectedEventually(p)
+
+		Expect(p.Spec.SecurityContext.FSGroup).To(HaveValue(Equal(int64(2000))), "the app's fsGroup is never changed")
+		sidecar := p.Spec.InitContainers[0]
+		Expect(sidecar.Args).To(Equal(safeguard.FluentBitArgs(safeguard.DefaultAuditLogPath, &out)))
+		Expect(sidecar.Args).To(ContainElements("-o", "forward", "host=fluentd.logging.svc", "port=24224"))
+		Expect(sidecar.SecurityContext.RunAsUser).To(HaveValue(Equal(int64(10001))))
+		Expect(sidecar.SecurityContext.RunAsGroup).To(HaveValue(Equal(int64(65532))), "the built-in group")
 	})
 })

@@ -91,6 +91,15 @@ var _ = Describe("Encryption at rest admission", Ordered, func() {
 			unknownProvisioner + "). PHIWorkload " + ns + "/records requires encryption at rest (HIPAA §164.312(a)(2)(iv), " +
 			"encryptionAtRest.mode Enforce); use an encrypted StorageClass: gp3-encrypted"))
 
+		By("recording the denial as an Event on the workload, related to the claim")
+		w := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"}}
+		Eventually(func(g Gomega) {
+			g.Expect(admissionEvents(g, w)).To(ContainElement(And(
+				HaveField("Reason", phiguardv1alpha1.ReasonAdmissionDenied),
+				HaveField("Related", HaveValue(And(HaveField("Kind", "PersistentVolumeClaim"), HaveField("Name", "data")))),
+				HaveField("Note", ContainSubstring("create of PersistentVolumeClaim "+ns+"/data: PersistentVolumeClaim data would keep ePHI unencrypted at rest")))))
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+
 		By("an encrypted class is admitted")
 		Expect(k8s.Create(ctx, claim(ns, "data", ptr.To("gp3-encrypted"), records))).To(Succeed())
 	})

@@ -7,9 +7,12 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -37,6 +40,8 @@ type WorkloadValidator struct {
 	Registry safeguard.Registry
 	// Clock is the time decisions are judged against.
 	Clock clock.PassiveClock
+	// Recorder records each denial and warning as an Event on the workload.
+	Recorder recorder.EventRecorder
 }
 
 // Setup registers every admission webhook on the manager's webhook server:
@@ -46,7 +51,8 @@ func Setup(mgr ctrl.Manager, env safeguard.AdmissionEnv) error {
 	if err := env.Registry.SetupWebhooks(mgr, env); err != nil {
 		return err
 	}
-	if err := (&WorkloadValidator{Reader: env.Reader, ExemptNamespaces: env.ExemptNamespaces, Registry: env.Registry, Clock: env.Clock}).SetupWithManager(mgr); err != nil {
+	if err := (&WorkloadValidator{Reader: env.Reader, ExemptNamespaces: env.ExemptNamespaces, Registry: env.Registry,
+		Clock: env.Clock, Recorder: env.Recorder}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&UnlabelGuard{Reader: env.Reader, Clock: env.Clock}).SetupWithManager(mgr)
@@ -60,15 +66,46 @@ func (v *WorkloadValidator) SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
-// ValidateCreate implements admission.Validator.
+// ValidateCreate implements admission.Validator. Each denial and warning is
+// also an Event on the workload.
 func (v *WorkloadValidator) ValidateCreate(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+	warnings, err := v.validate(ctx, w)
+	var denied error
+	if isDenial(err) {
+		denied = err
+	}
+	v.env().Record(ctx, w, denied, warnings)
+	return warnings, err
+}
+
+func (v *WorkloadValidator) env() safeguard.AdmissionEnv {
+	return safeguard.AdmissionEnv{Recorder: v.Recorder}
+}
+
+// denial is an error that refuses the request (as opposed to one that kept
+// the webhook from deciding).
+type denial struct{ error }
+
+func isDenial(err error) bool {
+	var d denial
+	return errors.As(err, &d)
+}
+
+func deny(format string, args ...any) error { return denial{fmt.Errorf(format, args...)} }
+
+// validate refuses what phiguard could never act on or what breaks the
+// PHIPolicy, naming the fix, and warns about what may not be meant.
+func (v *WorkloadValidator) validate(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
 	policy, err := safeguard.DefaultPolicy(ctx, v.Reader)
 	if err != nil {
 		return nil, err
 	}
 	if safeguard.Exempt(v.ExemptNamespaces, policy, w.Namespace) {
-		return nil, fmt.Errorf("namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): a PHIWorkload here would never be acted on; create it in the namespace of the pods it protects",
+		return nil, deny("namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): a PHIWorkload here would never be acted on; create it in the namespace of the pods it protects",
 			w.Namespace, phiguardv1alpha1.DefaultPolicyName)
+	}
+	if _, err := metav1.LabelSelectorAsSelector(&w.Spec.Selector); err != nil {
+		return nil, deny("spec.selector cannot select pods: %v; give each matchExpressions entry a key, an operator (In, NotIn, Exists, DoesNotExist) and, for In and NotIn, at least one value", err)
 	}
 
 	var below []string
@@ -80,11 +117,15 @@ func (v *WorkloadValidator) ValidateCreate(ctx context.Context, w *phiguardv1alp
 		}
 	}
 	if len(below) > 0 {
-		return nil, errors.New(strings.Join(below, "; ") + fmt.Sprintf(" set by PHIPolicy %s (spec.minimumModes); raise the mode or leave it empty to inherit",
-			phiguardv1alpha1.DefaultPolicyName))
+		return nil, deny("%s set by PHIPolicy %s (spec.minimumModes); raise the mode or leave it empty to inherit",
+			strings.Join(below, "; "), phiguardv1alpha1.DefaultPolicyName)
 	}
-
-	var warnings admission.Warnings
+	// The safeguards' own rules, on what the workload itself sets: a policy
+	// default the user did not write is not theirs to fix.
+	warnings, err := v.Registry.ValidateSpec(&w.Spec.SafeguardSettings)
+	if err != nil {
+		return nil, denial{err}
+	}
 	for _, d := range w.Spec.Decisions {
 		if !v.Clock.Now().Before(d.Expires.Time) {
 			warnings = append(warnings, fmt.Sprintf("the decision for %s expired at %s: %s will count as NonCompliant until it is renewed",

@@ -3,10 +3,13 @@ package webhook_test
 import (
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -75,4 +78,92 @@ var _ = Describe("PHIWorkload admission", Ordered, func() {
 		Expect(k8s.Create(ctx, w)).To(Succeed())
 		Expect(warnings.take()).To(ContainElement(ContainSubstring("the decision for TransmissionSecure expired at")))
 	})
+
+	It("refuses what phiguard could never act on, naming the fix", func() {
+		ns := newNamespace()
+		cases := []struct {
+			name   string
+			mutate func(*phiguardv1alpha1.PHIWorkload)
+			want   string
+		}{
+			{"a selector that cannot select pods", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.Selector = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn}}}
+			}, "spec.selector cannot select pods: values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty; give each matchExpressions entry a key, an operator (In, NotIn, Exists, DoesNotExist) and, for In and NotIn, at least one value"},
+			{"a cron field out of range", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{Schedule: "61 * * * *"}
+			}, `backup.schedule "61 * * * *" is not a valid cron schedule: end of range (61) above maximum (59): 61`},
+			{"a zero ttl", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{TTL: &metav1.Duration{}}
+			}, "backup.ttl is 0s: give a positive duration such as 720h, or leave it empty for the default"},
+			{"a zero rpo", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{RPO: &metav1.Duration{}}
+			}, "backup.rpo is 0s: give a positive duration such as 720h, or leave it empty for the default"},
+		}
+		for _, tc := range cases {
+			w := newPHIWorkload(ns, phiguardv1alpha1.SafeguardSettings{})
+			w.Name = "refused"
+			tc.mutate(w)
+			Expect(k8s.Create(ctx, w)).To(MatchError(`admission webhook "vphiworkload.phiguard.io" denied the request: `+tc.want), tc.name)
+		}
+	})
+
+	It("admits allows that open the workload to everyone, with a warning naming each rule", func() {
+		ns := newNamespace()
+		w := newPHIWorkload(ns, phiguardv1alpha1.SafeguardSettings{NetworkIsolation: &phiguardv1alpha1.NetworkIsolationSpec{
+			Ingress: []phiguardv1alpha1.NetworkIngressRule{{From: []phiguardv1alpha1.NetworkPeer{
+				{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+				{NamespaceSelector: &metav1.LabelSelector{}},
+			}}},
+			Egress: []phiguardv1alpha1.NetworkEgressRule{{To: []phiguardv1alpha1.NetworkPeer{
+				{IPBlock: &phiguardv1alpha1.IPBlock{CIDR: "0.0.0.0/0"}},
+				{IPBlock: &phiguardv1alpha1.IPBlock{CIDR: "0.0.0.0/0", Except: []string{"10.0.0.0/8"}}},
+			}}},
+		}})
+		warnings.take()
+		Expect(k8s.Create(ctx, w)).To(Succeed())
+		Expect(warnings.take()).To(ConsistOf(
+			"networkIsolation.ingress[0].from[1] lets in every pod in every namespace (an empty namespaceSelector): ePHI pods reachable this widely are rarely intended",
+			"networkIsolation.egress[0].to[0] lets the pods reach every address (ipBlock 0.0.0.0/0): ePHI could leave this way",
+		))
+
+		By("recording the warnings as an Event on the workload")
+		Eventually(func(g Gomega) {
+			g.Expect(admissionEvents(g, w)).To(ConsistOf(And(
+				HaveField("Reason", phiguardv1alpha1.ReasonAdmissionWarned), HaveField("Type", corev1.EventTypeWarning),
+				HaveField("Note", MatchRegexp(`^admitted .*'s create of PHIWorkload `+ns+`/records with warnings: `+
+					`networkIsolation.ingress\[0\].from\[1\] lets in every pod in every namespace .*; `+
+					`networkIsolation.egress\[0\].to\[0\] lets the pods reach every address`)))))
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+	})
+
+	It("records a denial as an Event on the workload it refused", func() {
+		ns := newNamespace()
+		w := newPHIWorkload(ns, phiguardv1alpha1.SafeguardSettings{Backup: &phiguardv1alpha1.BackupSpec{Schedule: "0 25 * * *"}})
+		Expect(k8s.Create(ctx, w)).NotTo(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(admissionEvents(g, w)).To(ConsistOf(And(
+				HaveField("Reason", phiguardv1alpha1.ReasonAdmissionDenied), HaveField("Type", corev1.EventTypeWarning),
+				HaveField("Note", MatchRegexp(`^denied .*'s create of PHIWorkload `+ns+`/records: backup.schedule "0 25 \* \* \*" is not a valid cron schedule`)))))
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+
+		By("a dry run records nothing")
+		other := newPHIWorkload(ns, phiguardv1alpha1.SafeguardSettings{Backup: &phiguardv1alpha1.BackupSpec{Schedule: "0 25 * * *"}})
+		other.Name = "dry"
+		Expect(k8s.Create(ctx, other, client.DryRunAll)).NotTo(Succeed())
+		Consistently(func(g Gomega) { g.Expect(admissionEvents(g, other)).To(BeEmpty()) }, "1s", "100ms").Should(Succeed())
+	})
 })
+
+// admissionEvents lists the admission Events regarding a workload, by name
+// (a refused workload has no UID).
+func admissionEvents(g Gomega, w *phiguardv1alpha1.PHIWorkload) []eventsv1.Event {
+	var list eventsv1.EventList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(w.Namespace))).To(Succeed())
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "PHIWorkload" && e.Regarding.Name == w.Name && e.Action == "Admission" {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -71,7 +71,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	exempt := []string{"kube-system", "phiguard-system"}
 	Expect(phiwebhook.Setup(mgr, safeguard.AdmissionEnv{Reader: mgr.GetClient(), ExemptNamespaces: exempt,
-		Registry: safeguard.New(safeguard.Options{}), Clock: clock.RealClock{}})).To(Succeed())
+		Registry: safeguard.New(safeguard.Options{}), Clock: clock.RealClock{}, Recorder: mgr.GetEventRecorder("phiguard")})).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()
