@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -19,6 +21,10 @@ type PHIPolicySpec struct {
 	// storage holds what the cluster knows about its storage's encryption.
 	// +optional
 	Storage *StoragePolicy `json:"storage,omitempty"`
+
+	// backup holds the organisation's rules for backups.
+	// +optional
+	Backup *BackupPolicy `json:"backup,omitempty"`
 
 	// minimumModes are the least each safeguard may run in: a PHIWorkload asking
 	// for less is refused at admission, and one that existed before the minimum
@@ -89,6 +95,43 @@ type StoragePolicy struct {
 	// +optional
 	// +kubebuilder:default=Accept
 	PlatformManagedEncryption PlatformManagedEncryption `json:"platformManagedEncryption,omitempty"`
+}
+
+// DefaultMinimumBackupTTL is the shortest backup.ttl a PHIWorkload may ask
+// for when the PHIPolicy sets no backup.minimumTTL: 90 days.
+const DefaultMinimumBackupTTL = 2160 * time.Hour
+
+// BackupPolicy holds the organisation's rules for backups.
+type BackupPolicy struct {
+	// acceptProviderDefaultEncryption, when true, counts a
+	// BackupStorageLocation whose config declares no encryption as encrypted
+	// by its provider's default (an S3 bucket's default encryption,
+	// Google- or Azure-managed keys). Default false: the location must
+	// declare its encryption (AWS serverSideEncryption or kmsKeyId, GCP
+	// kmsKeyName) for BackupScheduled to hold.
+	// +optional
+	AcceptProviderDefaultEncryption bool `json:"acceptProviderDefaultEncryption,omitempty"`
+
+	// minimumTTL is the shortest backup.ttl a PHIWorkload may ask for; a
+	// shorter one is refused at admission. Default 2160h (90 days).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="backup.minimumTTL must be a duration such as \"2160h\" (units h, m, s)"
+	MinimumTTL *metav1.Duration `json:"minimumTTL,omitempty"`
+}
+
+// MinimumBackupTTL is the policy's backup.minimumTTL, or the default.
+func (p *PHIPolicy) MinimumBackupTTL() time.Duration {
+	if p != nil && p.Spec.Backup != nil && p.Spec.Backup.MinimumTTL != nil {
+		return p.Spec.Backup.MinimumTTL.Duration
+	}
+	return DefaultMinimumBackupTTL
+}
+
+// AcceptsProviderDefaultEncryption says whether the policy counts a backup
+// location's provider default as encryption.
+func (p *PHIPolicy) AcceptsProviderDefaultEncryption() bool {
+	return p != nil && p.Spec.Backup != nil && p.Spec.Backup.AcceptProviderDefaultEncryption
 }
 
 // PHIPolicy is the organisation's defaults for the safeguards of every

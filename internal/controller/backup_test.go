@@ -252,7 +252,10 @@ var _ = Describe("Backups", Ordered, func() {
 			c = backupCondition(g, offline)
 			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonStorageLocationUnavailable))
 			g.Expect(c.Message).To(HavePrefix(`BackupStorageLocation offline is "Unavailable", not Available`))
-			g.Expect(backupCondition(g, gcs).Message).To(ContainSubstring("storage: BackupStorageLocation gcs uses Google-managed encryption (set config.kmsKeyName for a customer-managed key)"))
+			c = backupCondition(g, gcs)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonStorageLocationUnencrypted))
+			g.Expect(c.Message).To(ContainSubstring("storage: BackupStorageLocation gcs declares no encryption at rest (Google-managed keys); set config.kmsKeyName for a customer-managed key, or accept the provider's default with PHIPolicy backup.acceptProviderDefaultEncryption"))
 		}, timeout, poll).Should(Succeed())
 	})
 

@@ -279,7 +279,17 @@ func (b BackupScheduling) judge(s *Scope, velero *Velero, sched *velerov1.Schedu
 	if last := lastCompleted(sched.Name, velero.Backups); last != nil {
 		b.Metrics.set(s.Workload, last.Status.CompletionTimestamp.Time)
 	}
-	r.Message += "; storage: " + storageEncryption(bsl)
+	enc := storageEncryption(bsl, s.Policy.AcceptsProviderDefaultEncryption())
+	r.Message += "; storage: " + enc.message
+	// Backups in a store that does not encrypt fail the safeguard whatever
+	// their age; a store phiguard cannot judge keeps a fresh backup from
+	// counting as held.
+	switch {
+	case enc.status == metav1.ConditionFalse && r.Status != metav1.ConditionFalse:
+		r.Status, r.Reason, r.RequeueAfter = metav1.ConditionFalse, enc.reason, 0
+	case enc.status == metav1.ConditionUnknown && r.Status == metav1.ConditionTrue:
+		r.Status, r.Reason = metav1.ConditionUnknown, enc.reason
+	}
 	return r
 }
 
@@ -534,26 +544,47 @@ func storageLocation(locations []velerov1.BackupStorageLocation, name string) (*
 	return nil, "Velero has no default BackupStorageLocation: mark one default (spec.default: true) or name one in backup.storageLocation"
 }
 
-// storageEncryption says whether the location's provider config declares
-// encryption at rest, for the providers phiguard knows.
-func storageEncryption(bsl *velerov1.BackupStorageLocation) string {
+// encryption is phiguard's verdict on a location's encryption at rest.
+type encryption struct {
+	status  metav1.ConditionStatus
+	reason  string
+	message string
+}
+
+// storageEncryption judges whether the location's provider config declares
+// encryption at rest, for the providers phiguard knows. A location that
+// declares none is encrypted only by the provider's default, which counts
+// when the PHIPolicy accepts it (backup.acceptProviderDefaultEncryption);
+// an unknown provider cannot be judged.
+func storageEncryption(bsl *velerov1.BackupStorageLocation, acceptDefault bool) encryption {
 	cfg := bsl.Spec.Config
+	declared := func(format string, args ...any) encryption {
+		return encryption{status: metav1.ConditionTrue, message: fmt.Sprintf(format, args...)}
+	}
+	providerDefault := func(what, how string) encryption {
+		if acceptDefault {
+			return declared("BackupStorageLocation %s declares no encryption and relies on %s, which PHIPolicy backup.acceptProviderDefaultEncryption accepts", bsl.Name, what)
+		}
+		return encryption{status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonStorageLocationUnencrypted,
+			message: fmt.Sprintf("BackupStorageLocation %s declares no encryption at rest (%s); %s, or accept the provider's default with PHIPolicy backup.acceptProviderDefaultEncryption", bsl.Name, what, how)}
+	}
 	switch bsl.Spec.Provider {
 	case "aws", "velero.io/aws":
 		if k := cfg["kmsKeyId"]; k != "" {
-			return fmt.Sprintf("BackupStorageLocation %s encrypts with KMS key %s", bsl.Name, k)
+			return declared("BackupStorageLocation %s encrypts with KMS key %s", bsl.Name, k)
 		}
 		if v := cfg["serverSideEncryption"]; v != "" {
-			return fmt.Sprintf("BackupStorageLocation %s encrypts server-side (%s)", bsl.Name, v)
+			return declared("BackupStorageLocation %s encrypts server-side (%s)", bsl.Name, v)
 		}
-		return fmt.Sprintf("BackupStorageLocation %s declares no encryption (set config.serverSideEncryption or config.kmsKeyId; the bucket's default encryption may still apply)", bsl.Name)
+		return providerDefault("the bucket's default encryption", "set config.serverSideEncryption or config.kmsKeyId")
 	case "gcp", "velero.io/gcp":
 		if k := cfg["kmsKeyName"]; k != "" {
-			return fmt.Sprintf("BackupStorageLocation %s encrypts with customer-managed key %s", bsl.Name, k)
+			return declared("BackupStorageLocation %s encrypts with customer-managed key %s", bsl.Name, k)
 		}
-		return fmt.Sprintf("BackupStorageLocation %s uses Google-managed encryption (set config.kmsKeyName for a customer-managed key)", bsl.Name)
+		return providerDefault("Google-managed keys", "set config.kmsKeyName for a customer-managed key")
 	case "azure", "velero.io/azure":
-		return fmt.Sprintf("BackupStorageLocation %s is on Azure Storage, encrypted at rest by the platform", bsl.Name)
+		return providerDefault("Azure Storage's platform-managed keys", "use a storage account with customer-managed keys")
 	}
-	return fmt.Sprintf("phiguard cannot tell whether BackupStorageLocation %s (provider %s) encrypts at rest; check it", bsl.Name, bsl.Spec.Provider)
+	return encryption{status: metav1.ConditionUnknown, reason: phiguardv1alpha1.ReasonStorageEncryptionUnknown,
+		message: fmt.Sprintf("phiguard cannot tell whether BackupStorageLocation %s (provider %s) encrypts at rest; check it", bsl.Name, bsl.Spec.Provider)}
 }

@@ -62,18 +62,31 @@ func TestStorageEncryption(t *testing.T) {
 		return &velerov1.BackupStorageLocation{ObjectMeta: metav1.ObjectMeta{Name: "loc"},
 			Spec: velerov1.BackupStorageLocationSpec{Provider: provider, Config: config}}
 	}
+	T, F, U := metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown
 	for _, tc := range []struct {
-		loc  *velerov1.BackupStorageLocation
-		want string
+		loc           *velerov1.BackupStorageLocation
+		acceptDefault bool
+		status        metav1.ConditionStatus
+		reason        string
+		want          string
 	}{
-		{bsl("aws", map[string]string{"kmsKeyId": "alias/phi"}), "encrypts with KMS key alias/phi"},
-		{bsl("velero.io/aws", map[string]string{"serverSideEncryption": "AES256"}), "encrypts server-side (AES256)"},
-		{bsl("aws", nil), "declares no encryption (set config.serverSideEncryption or config.kmsKeyId"},
-		{bsl("gcp", map[string]string{"kmsKeyName": "projects/p/keys/k"}), "encrypts with customer-managed key projects/p/keys/k"},
-		{bsl("velero.io/gcp", nil), "uses Google-managed encryption"},
-		{bsl("azure", nil), "is on Azure Storage, encrypted at rest by the platform"},
-		{bsl("community.example/minio", nil), "phiguard cannot tell whether BackupStorageLocation loc (provider community.example/minio) encrypts at rest"},
+		{bsl("aws", map[string]string{"kmsKeyId": "alias/phi"}), false, T, "", "BackupStorageLocation loc encrypts with KMS key alias/phi"},
+		{bsl("velero.io/aws", map[string]string{"serverSideEncryption": "AES256"}), false, T, "", "BackupStorageLocation loc encrypts server-side (AES256)"},
+		{bsl("aws", nil), false, F, phiguardv1alpha1.ReasonStorageLocationUnencrypted,
+			"BackupStorageLocation loc declares no encryption at rest (the bucket's default encryption); set config.serverSideEncryption or config.kmsKeyId, or accept the provider's default with PHIPolicy backup.acceptProviderDefaultEncryption"},
+		{bsl("aws", nil), true, T, "",
+			"BackupStorageLocation loc declares no encryption and relies on the bucket's default encryption, which PHIPolicy backup.acceptProviderDefaultEncryption accepts"},
+		{bsl("gcp", map[string]string{"kmsKeyName": "projects/p/keys/k"}), false, T, "", "BackupStorageLocation loc encrypts with customer-managed key projects/p/keys/k"},
+		{bsl("velero.io/gcp", nil), false, F, phiguardv1alpha1.ReasonStorageLocationUnencrypted,
+			"BackupStorageLocation loc declares no encryption at rest (Google-managed keys); set config.kmsKeyName for a customer-managed key, or accept the provider's default with PHIPolicy backup.acceptProviderDefaultEncryption"},
+		{bsl("azure", nil), true, T, "", "relies on Azure Storage's platform-managed keys"},
+		{bsl("community.example/minio", nil), true, U, phiguardv1alpha1.ReasonStorageEncryptionUnknown,
+			"phiguard cannot tell whether BackupStorageLocation loc (provider community.example/minio) encrypts at rest; check it"},
 	} {
-		NewWithT(t).Expect(storageEncryption(tc.loc)).To(ContainSubstring(tc.want))
+		g := NewWithT(t)
+		got := storageEncryption(tc.loc, tc.acceptDefault)
+		g.Expect(got.status).To(Equal(tc.status), tc.want)
+		g.Expect(got.reason).To(Equal(tc.reason), tc.want)
+		g.Expect(got.message).To(ContainSubstring(tc.want))
 	}
 }

@@ -126,6 +126,10 @@ func (v *WorkloadValidator) validate(ctx context.Context, w *phiguardv1alpha1.PH
 	if err != nil {
 		return nil, denial{err}
 	}
+	if b := w.Spec.Backup; b != nil && b.TTL != nil && b.TTL.Duration < policy.MinimumBackupTTL() {
+		return nil, deny("backup.ttl %s is shorter than the %s every backup of ePHI must be kept under PHIPolicy %s (spec.backup.minimumTTL, default %s): raise it, or leave it empty for the default of six years",
+			b.TTL.Duration, policy.MinimumBackupTTL(), phiguardv1alpha1.DefaultPolicyName, phiguardv1alpha1.DefaultMinimumBackupTTL)
+	}
 	for _, d := range w.Spec.Decisions {
 		if !v.Clock.Now().Before(d.Expires.Time) {
 			warnings = append(warnings, fmt.Sprintf("the decision for %s expired at %s: %s will count as NonCompliant until it is renewed",

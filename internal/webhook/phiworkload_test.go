@@ -95,6 +95,9 @@ var _ = Describe("PHIWorkload admission", Ordered, func() {
 			{"a zero ttl", func(w *phiguardv1alpha1.PHIWorkload) {
 				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{TTL: &metav1.Duration{}}
 			}, "backup.ttl is 0s: give a positive duration such as 720h, or leave it empty for the default"},
+			{"a ttl below the policy's minimum", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{TTL: &metav1.Duration{Duration: 720 * time.Hour}}
+			}, "backup.ttl 720h0m0s is shorter than the 2160h0m0s every backup of ePHI must be kept under PHIPolicy default (spec.backup.minimumTTL, default 2160h0m0s): raise it, or leave it empty for the default of six years"},
 			{"a zero rpo", func(w *phiguardv1alpha1.PHIWorkload) {
 				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{RPO: &metav1.Duration{}}
 			}, "backup.rpo is 0s: give a positive duration such as 720h, or leave it empty for the default"},
