@@ -21,8 +21,9 @@ import (
 )
 
 // Covers the NetworkIsolated safeguard on the real apiserver: the generated
-// policy, spec changes, drift by edit and by delete, switching modes both ways,
-// garbage collection, and Audit against hand-written policies.
+// policy, spec changes, drift by edit and by delete, a hand-written policy
+// that opens the pods wider (and how fast the watch notices), switching modes
+// both ways, garbage collection, and Audit against hand-written policies.
 var _ = Describe("Network isolation", func() {
 	const timeout, poll = 10 * time.Second, 50 * time.Millisecond
 
@@ -64,9 +65,8 @@ var _ = Describe("Network isolation", func() {
 		Eventually(func(g Gomega) {
 			np = policyOf(g, ns, "records")
 			c := isolated(g, w)
-			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
-			g.Expect(c.Message).To(ContainSubstring("NetworkPolicy phiguard-records isolates"))
+			g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), "no pod yet: nothing to judge")
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonNoPodsSelected))
 		}, timeout, poll).Should(Succeed())
 
 		w = fetch(Default, w)
@@ -85,7 +85,13 @@ var _ = Describe("Network isolation", func() {
 
 		By("a pod created afterwards is selected by the policy as it stands: no write is needed")
 		pod := newPod(ns, "records-late", map[string]string{"app": "records"})
-		Eventually(func(g Gomega) { g.Expect(fetch(g, w).Status.MatchedPods).To(BeEquivalentTo(1)) }, timeout, poll).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(fetch(g, w).Status.MatchedPods).To(BeEquivalentTo(1))
+			c := isolated(g, w)
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
+			g.Expect(c.Message).To(HavePrefix("NetworkPolicy phiguard-records isolates the 1 selected pods"))
+		}, timeout, poll).Should(Succeed())
 		after := policyOf(Default, ns, "records")
 		Expect(after.ResourceVersion).To(Equal(np.ResourceVersion))
 		sel, err := metav1.LabelSelectorAsSelector(&after.Spec.PodSelector)
@@ -112,6 +118,7 @@ var _ = Describe("Network isolation", func() {
 
 	It("reverts an edit and re-creates a deleted policy, announcing the drift", func() {
 		ns := newNamespace()
+		newPod(ns, "records-0", map[string]string{"app": "records"})
 		w := newWorkload(ns, "records", nil)
 		var np *networkingv1.NetworkPolicy
 		Eventually(func(g Gomega) {
@@ -170,6 +177,51 @@ var _ = Describe("Network isolation", func() {
 			policyOf(g, ns, "records")
 			g.Expect(isolated(g, w).Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
 		}, timeout, poll).Should(Succeed())
+	})
+
+	It("turns False naming an allow-all NetworkPolicy within 2 s of its creation, and True within 2 s of its deletion", func() {
+		// The watch maps a NetworkPolicy to the workloads whose pods it
+		// selects; nothing polls. The flip times are logged.
+		const flipWithin = 2 * time.Second
+		ns := newNamespace()
+		newPod(ns, "records-0", map[string]string{"app": "records"})
+		w := newWorkload(ns, "records", nil)
+		Eventually(func(g Gomega) {
+			g.Expect(isolated(g, w)).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", phiguardv1alpha1.ReasonPolicyApplied)))
+		}, timeout, poll).Should(Succeed())
+
+		By("someone adds a policy that lets anything in and out of every pod of the namespace")
+		allowAll := &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "allow-all"},
+			Spec: networkingv1.NetworkPolicySpec{
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+				Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+				Egress:      []networkingv1.NetworkPolicyEgressRule{{}},
+			},
+		}
+		start := time.Now()
+		Expect(k8s.Create(ctx, allowAll)).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := isolated(g, w)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonIsolationBypassed))
+			g.Expect(c.Message).To(Equal("NetworkPolicy phiguard-records is applied, but NetworkPolicy " + ns + "/allow-all opens ingress from anywhere " +
+				"on any port for 1 of 1 selected pods (records-0), wider than networkIsolation declares; NetworkPolicies add up, " +
+				"so narrow or remove it, or declare what it opens in networkIsolation"))
+		}).WithTimeout(flipWithin).WithPolling(poll).Should(Succeed())
+		bypassed := time.Since(start)
+		GinkgoWriter.Printf("NetworkIsolated False (IsolationBypassed) %v after the allow-all policy was created\n", bypassed)
+		AddReportEntry("NetworkIsolated False after an allow-all policy", bypassed.String())
+
+		By("deleting it restores the judgment")
+		start = time.Now()
+		Expect(k8s.Delete(ctx, allowAll)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(isolated(g, w)).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", phiguardv1alpha1.ReasonPolicyApplied)))
+		}).WithTimeout(flipWithin).WithPolling(poll).Should(Succeed())
+		restored := time.Since(start)
+		GinkgoWriter.Printf("NetworkIsolated True again %v after the allow-all policy was deleted\n", restored)
+		AddReportEntry("NetworkIsolated True after the allow-all policy is deleted", restored.String())
 	})
 
 	It("leaves the policy to garbage collection when the workload is deleted", func() {

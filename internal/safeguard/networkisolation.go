@@ -1,7 +1,9 @@
 package safeguard
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,9 +17,11 @@ import (
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/netpol"
 	"github.com/phiguard/phiguard/internal/ssa"
 )
 
@@ -29,8 +33,12 @@ const maxNamed = 10
 //
 // Enforce applies one NetworkPolicy per workload with both policy types, so
 // that only what is declared gets in or out; the pods it selects are isolated
-// the moment they exist, without another reconcile. Audit creates nothing and
-// judges the pods against the NetworkPolicies in the namespace.
+// the moment they exist, without another reconcile. Audit creates nothing.
+//
+// Both judge each selected pod against every NetworkPolicy that selects it:
+// policies add up, so one that admits more than the workload declares (its
+// own pods, DNS, its ingress and egress rules) opens the pods whatever
+// phiguard's policy says, and the safeguard does not hold (IsolationBypassed).
 type NetworkIsolation struct{}
 
 // What NetworkIsolation reads, writes and watches.
@@ -61,20 +69,85 @@ func (NetworkIsolation) Defaults(s *phiguardv1alpha1.SafeguardSettings) {
 // Inputs implements Reader.
 func (NetworkIsolation) Inputs() []Input { return []Input{NetworkPolicies} }
 
-// Watches implements Watcher. A change to phiguard's own NetworkPolicy goes to
-// its workload (drift is healed at once, no polling); one to a hand-written
-// policy can change the isolation of every workload in the namespace.
+// Watches implements Watcher: a NetworkPolicy change goes to the workloads
+// whose judgment it can change (workloadsAffected).
 func (NetworkIsolation) Watches() []Watch {
-	return []Watch{{Object: &networkingv1.NetworkPolicy{},
-		Map: func(ctx context.Context, w Workloads, obj client.Object) []reconcile.Request {
-			return w.Controller(ctx, obj)
-		}}}
+	return []Watch{{Object: &networkingv1.NetworkPolicy{}, Map: workloadsAffected}}
 }
 
-// Reconcile implements Safeguard.
+// workloadsAffected maps a NetworkPolicy to the workloads whose judgment it
+// can change: the one that owns it (an edit or a deletion is healed at once,
+// no polling), the one whose policy name it takes (PolicyNameTaken), and every
+// one that selects a pod the policy selects, for policies add up; another
+// workload's phiguard policy counts too, where selectors overlap. An update
+// maps both the old and the new object, so a pod a policy stops selecting is
+// re-judged as well. A pod that comes or changes labels brings its workloads
+// back through the pod watch.
+func workloadsAffected(ctx context.Context, w Workloads, obj client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	add := func(name string) {
+		req := reconcile.Request{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}}
+		if !slices.Contains(reqs, req) {
+			reqs = append(reqs, req)
+		}
+	}
+	if owner := metav1.GetControllerOf(obj); owner != nil && owner.APIVersion == phiguardv1alpha1.GroupVersion.String() {
+		for _, req := range w.Controller(ctx, obj) { // its PHIWorkload
+			add(req.Name)
+		}
+	} else if name, ok := strings.CutPrefix(obj.GetName(), NetworkPolicyName("")); ok {
+		add(name)
+	}
+	np, ok := obj.(*networkingv1.NetworkPolicy)
+	if !ok {
+		return reqs
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		return reqs // the apiserver stores no invalid selector
+	}
+	var pods corev1.PodList
+	if err := w.Reader.List(ctx, &pods, client.InNamespace(np.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		// A map function cannot return an error: judge the whole namespace again.
+		logf.FromContext(ctx).Error(err, "listing pods", "namespace", np.Namespace)
+		return w.In(ctx, np.Namespace)
+	}
+	if len(pods.Items) == 0 {
+		return reqs
+	}
+	var workloads phiguardv1alpha1.PHIWorkloadList
+	if err := w.Reader.List(ctx, &workloads, client.InNamespace(np.Namespace)); err != nil {
+		logf.FromContext(ctx).Error(err, "listing PHIWorkloads", "namespace", np.Namespace)
+		return reqs
+	}
+	for i := range workloads.Items {
+		wsel, err := metav1.LabelSelectorAsSelector(&workloads.Items[i].Spec.Selector)
+		if err != nil {
+			continue // an invalid selector is reported on the workload itself
+		}
+		if slices.ContainsFunc(pods.Items, func(p corev1.Pod) bool { return wsel.Matches(labels.Set(p.Labels)) }) {
+			add(workloads.Items[i].Name)
+		}
+	}
+	return reqs
+}
+
+// Reconcile implements Safeguard. With no pod selected there is nothing to
+// judge: a result that holds is Unknown (NoPodsSelected), though Enforce
+// still keeps the policy for the pods to come.
 func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
+	return NoPods(s, n.reconcile(ctx, s))
+}
+
+func (n NetworkIsolation) reconcile(ctx context.Context, s *Scope) Result {
+	desired := DesiredNetworkPolicy(s.Workload, s.Settings.NetworkIsolation)
+	// What the workload declares is what phiguard's policy allows.
+	declared, err := typedNetworkPolicy(desired)
+	if err != nil {
+		return Result{Err: err}
+	}
 	if s.Mode(n.Name()) == phiguardv1alpha1.ModeEnforce {
-		return n.enforce(ctx, s)
+		return n.enforce(ctx, s, desired, declared)
 	}
 	events, err := n.removeOwned(ctx, s)
 	if err != nil {
@@ -84,14 +157,14 @@ func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
 	others := slices.DeleteFunc(slices.Clone(NetworkPolicies.Get(s)), func(np networkingv1.NetworkPolicy) bool {
 		return metav1.IsControlledBy(&np, s.Workload)
 	})
-	r := auditIsolation(s.Pods, others)
+	r := judgeIsolation(s.Pods, others, declared).audit()
 	r.Events = events
 	return r
 }
 
-func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
+func (n NetworkIsolation) enforce(ctx context.Context, s *Scope, desired *networkingv1ac.NetworkPolicyApplyConfiguration,
+	declared *networkingv1.NetworkPolicy) Result {
 	name := NetworkPolicyName(s.Workload.Name)
-	desired := DesiredNetworkPolicy(s.Workload, s.Settings.NetworkIsolation)
 	existing := byName(NetworkPolicies.Get(s), name)
 	if existing != nil && !metav1.IsControlledBy(existing, s.Workload) {
 		return Result{
@@ -106,12 +179,34 @@ func (n NetworkIsolation) enforce(ctx context.Context, s *Scope) Result {
 	} else if changed {
 		events = append(events, event)
 	}
+	// Judged with phiguard's policy as it now stands (as declared), and
+	// every other policy in the namespace.
+	policies := append(slices.DeleteFunc(slices.Clone(NetworkPolicies.Get(s)), func(np networkingv1.NetworkPolicy) bool {
+		return metav1.IsControlledBy(&np, s.Workload)
+	}), *declared)
+	if j := judgeIsolation(s.Pods, policies, declared); len(j.wider) > 0 {
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonIsolationBypassed,
+			Message: fmt.Sprintf("NetworkPolicy %s is applied, but %s", name, j.bypassMessage()), Events: events}
+	}
 	return Result{
 		Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonPolicyApplied,
-		Message: fmt.Sprintf("NetworkPolicy %s isolates the %d selected pods in both directions (and any created later); allowed: %s",
+		Message: fmt.Sprintf("NetworkPolicy %s isolates the %d selected pods in both directions (and any created later), and no other NetworkPolicy opens them wider; allowed: %s",
 			name, len(s.Pods), describeAllowed(s.Settings.NetworkIsolation)),
 		Events: events,
 	}
+}
+
+// typedNetworkPolicy is an applied NetworkPolicy as the apiserver stores it.
+func typedNetworkPolicy(ac *networkingv1ac.NetworkPolicyApplyConfiguration) (*networkingv1.NetworkPolicy, error) {
+	data, err := json.Marshal(ac)
+	if err != nil {
+		return nil, fmt.Errorf("encoding NetworkPolicy %s: %w", ptr.Deref(ac.Name, ""), err)
+	}
+	var np networkingv1.NetworkPolicy
+	if err := json.Unmarshal(data, &np); err != nil {
+		return nil, fmt.Errorf("decoding NetworkPolicy %s: %w", ptr.Deref(ac.Name, ""), err)
+	}
+	return &np, nil
 }
 
 // applyIfChanged applies desired unless the fields phiguard owns on the
@@ -162,59 +257,127 @@ func (n NetworkIsolation) removeOwned(ctx context.Context, s *Scope) ([]Event, e
 	return events, nil
 }
 
-// auditIsolation judges each pod against the NetworkPolicies in its namespace:
-// a pod is isolated in a direction only when some policy selects it for that
-// direction (then only what some policy allows gets through).
-func auditIsolation(pods []corev1.Pod, policies []networkingv1.NetworkPolicy) Result {
-	var open []string
-	for i := range pods {
-		ingress, egress := isolation(&pods[i], policies)
+// isolationJudgement is how the selected pods stand against the
+// NetworkPolicies that select them.
+type isolationJudgement struct {
+	// pods is how many pods were judged.
+	pods int
+	// open names the pods some direction of which no policy isolates, as
+	// "records-0 (ingress and egress open)", sorted.
+	open []string
+	// wider are the policies that admit more than the workload declares,
+	// the one opening the widest flow first.
+	wider []bypass
+}
+
+// bypass is one policy that admits more than the workload declares.
+type bypass struct {
+	// policy is the policy's namespace/name.
+	policy string
+	// dir and flow are the widest flow it opens beyond the declared rules.
+	dir  networkingv1.PolicyType
+	flow netpol.Flow
+	// pods are the pods it opens so, sorted.
+	pods []string
+}
+
+// judgeIsolation judges each pod against policies, the NetworkPolicies of
+// its namespace: in each direction, the pod must be isolated (some policy
+// selects it), and every rule of every policy that selects it must admit no
+// more than the rules of declared, phiguard's policy as the workload's
+// effective settings make it (netpol.Uncovered: what cannot be proved
+// covered counts as wider).
+func judgeIsolation(pods []corev1.Pod, policies []networkingv1.NetworkPolicy, declared *networkingv1.NetworkPolicy) isolationJudgement {
+	j := isolationJudgement{pods: len(pods)}
+	ingress := netpol.Rules(declared, networkingv1.PolicyTypeIngress)
+	egress := netpol.Rules(declared, networkingv1.PolicyTypeEgress)
+	byPolicy := map[string]*bypass{}
+	sorted := slices.Clone(pods)
+	slices.SortFunc(sorted, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	for i := range sorted {
+		pod := &sorted[i]
+		ev := netpol.Evaluate(pod, policies)
 		var dirs []string
-		if !ingress {
+		if !ev.Ingress.Isolated {
 			dirs = append(dirs, "ingress")
 		}
-		if !egress {
+		if !ev.Egress.Isolated {
 			dirs = append(dirs, "egress")
 		}
 		if len(dirs) > 0 {
-			open = append(open, fmt.Sprintf("%s (%s open)", pods[i].Name, strings.Join(dirs, " and ")))
+			j.open = append(j.open, fmt.Sprintf("%s (%s open)", pod.Name, strings.Join(dirs, " and ")))
+		}
+		// Named ports of ingress rules are the pod's own; those of egress
+		// rules belong to whatever the pod reaches.
+		widen(byPolicy, pod.Name, networkingv1.PolicyTypeIngress, ev.Ingress, ingress, pod)
+		widen(byPolicy, pod.Name, networkingv1.PolicyTypeEgress, ev.Egress, egress, nil)
+	}
+	for _, b := range byPolicy {
+		j.wider = append(j.wider, *b)
+	}
+	slices.SortFunc(j.wider, func(a, b bypass) int {
+		return cmp.Or(cmp.Compare(b.flow.Breadth(), a.flow.Breadth()), strings.Compare(a.policy, b.policy))
+	})
+	return j
+}
+
+// widen records, for each rule of a direction that admits more than the
+// declared rules, its policy's widest such flow and the pod.
+func widen(byPolicy map[string]*bypass, pod string, dir networkingv1.PolicyType, d netpol.Direction, declared []netpol.Rule, dst *corev1.Pod) {
+	if !d.Isolated {
+		return
+	}
+	for _, r := range d.Rules {
+		for _, f := range netpol.Uncovered(r, declared, dst) {
+			b := byPolicy[r.Policy]
+			switch {
+			case b == nil:
+				b = &bypass{policy: r.Policy, dir: dir, flow: f}
+				byPolicy[r.Policy] = b
+			case f.Breadth() > b.flow.Breadth():
+				b.dir, b.flow = dir, f
+			}
+			if !slices.Contains(b.pods, pod) {
+				b.pods = append(b.pods, pod)
+			}
 		}
 	}
-	if len(open) == 0 {
+}
+
+// audit is the Audit result: every pod isolated both ways, and no policy
+// wider than declared.
+func (j isolationJudgement) audit() Result {
+	switch {
+	case len(j.open) > 0:
+		msg := fmt.Sprintf("%d of %d selected pods are not isolated: %s; set networkIsolation.mode to Enforce or add default-deny NetworkPolicies",
+			len(j.open), j.pods, strings.Join(named(j.open), ", "))
+		if len(j.wider) > 0 {
+			msg += "; and " + j.bypassMessage()
+		}
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonPodsNotIsolated, Message: msg}
+	case len(j.wider) > 0:
+		return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonIsolationBypassed, Message: j.bypassMessage()}
+	default:
 		return Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonPodsIsolated,
-			Message: fmt.Sprintf("all %d selected pods are isolated in both directions by NetworkPolicies", len(pods))}
+			Message: fmt.Sprintf("all %d selected pods are isolated in both directions by NetworkPolicies, which open them no wider than networkIsolation declares", j.pods)}
 	}
-	slices.Sort(open)
-	return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonPodsNotIsolated,
-		Message: fmt.Sprintf("%d of %d selected pods are not isolated: %s; set networkIsolation.mode to Enforce or add default-deny NetworkPolicies",
-			len(open), len(pods), strings.Join(named(open), ", "))}
 }
 
-// isolation says whether any policy selects the pod for ingress and for egress.
-func isolation(pod *corev1.Pod, policies []networkingv1.NetworkPolicy) (ingress, egress bool) {
-	for i := range policies {
-		np := &policies[i]
-		if np.Namespace != pod.Namespace || !np.DeletionTimestamp.IsZero() {
-			continue
-		}
-		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
-			continue
-		}
-		in, out := policyTypes(np)
-		ingress, egress = ingress || in, egress || out
+// bypassMessage names the policy that opens the widest flow beyond what is
+// declared, the flow, the pods, and the other policies that widen them.
+func (j isolationJudgement) bypassMessage() string {
+	first := j.wider[0]
+	msg := fmt.Sprintf("NetworkPolicy %s opens %s for %d of %d selected pods (%s), wider than networkIsolation declares",
+		first.policy, first.flow.Describe(first.dir), len(first.pods), j.pods, strings.Join(named(first.pods), ", "))
+	if len(j.wider) == 1 {
+		return msg + "; NetworkPolicies add up, so narrow or remove it, or declare what it opens in networkIsolation"
 	}
-	return ingress, egress
-}
-
-// policyTypes applies the API's rule for a policy without policyTypes: it
-// always isolates ingress, and egress only when it has egress rules.
-func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
-	if len(np.Spec.PolicyTypes) == 0 {
-		return true, len(np.Spec.Egress) > 0
+	others := make([]string, 0, len(j.wider)-1)
+	for _, b := range j.wider[1:] {
+		others = append(others, b.policy)
 	}
-	return slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress),
-		slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+	return msg + fmt.Sprintf("; so do NetworkPolicies %s; NetworkPolicies add up, so narrow or remove them, or declare what they open in networkIsolation",
+		strings.Join(named(others), ", "))
 }
 
 // otherSpecManagers names the field managers other than phiguard that own
