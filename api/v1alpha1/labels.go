@@ -44,3 +44,10 @@ const (
 	// label must be removed before then.
 	UnlabelExpiresAnnotation = "phiguard.io/unlabel-expires"
 )
+
+// DecisionsRecordedByAnnotation, on a PHIWorkload, holds who added or last
+// changed each decision, as the apiserver authenticated the request: a JSON
+// object from safeguard name to user name. phiguard's mutating webhook
+// writes it on every create and update, from the request and the stored
+// object, never from what the request itself puts there.
+const DecisionsRecordedByAnnotation = "phiguard.io/decisions-recorded-by"

@@ -26,6 +26,10 @@ type PHIPolicySpec struct {
 	// +optional
 	Backup *BackupPolicy `json:"backup,omitempty"`
 
+	// decisions holds who may approve a decision and for how long.
+	// +optional
+	Decisions *DecisionPolicy `json:"decisions,omitempty"`
+
 	// minimumModes are the least each safeguard may run in: a PHIWorkload asking
 	// for less is refused at admission, and one that existed before the minimum
 	// runs at the minimum.
@@ -118,6 +122,61 @@ type BackupPolicy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="backup.minimumTTL must be a duration such as \"2160h\" (units h, m, s)"
 	MinimumTTL *metav1.Duration `json:"minimumTTL,omitempty"`
+}
+
+// DefaultMaxDecisionLifetime is how far ahead a decision may expire when the
+// PHIPolicy sets no decisions.maxLifetime: one year.
+const DefaultMaxDecisionLifetime = 8760 * time.Hour
+
+// DecisionPolicy holds who may approve a decision and for how long.
+type DecisionPolicy struct {
+	// approvers, when set, are the only users (or members of the groups) whose
+	// request may add or change a decision on a PHIWorkload: the requester
+	// phiguard authenticates at admission, whatever approvedBy says.
+	// +optional
+	Approvers *Approvers `json:"approvers,omitempty"`
+
+	// maxLifetime is how far ahead of its request a decision may expire; a
+	// decision that expires later is refused at admission. Default 8760h
+	// (one year).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="decisions.maxLifetime must be a duration such as \"8760h\" (units h, m, s)"
+	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+}
+
+// Approvers are users and groups, as the apiserver authenticates them.
+type Approvers struct {
+	// users are user names, such as security-officer@clinic.example.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	Users []string `json:"users,omitempty"`
+
+	// groups are group names, such as clinic:security-officers.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	Groups []string `json:"groups,omitempty"`
+}
+
+// MaxDecisionLifetime is the policy's decisions.maxLifetime, or the default.
+func (p *PHIPolicy) MaxDecisionLifetime() time.Duration {
+	if p != nil && p.Spec.Decisions != nil && p.Spec.Decisions.MaxLifetime != nil {
+		return p.Spec.Decisions.MaxLifetime.Duration
+	}
+	return DefaultMaxDecisionLifetime
+}
+
+// DecisionApprovers returns the policy's approvers, or nil when anyone who
+// may edit a PHIWorkload may record a decision.
+func (p *PHIPolicy) DecisionApprovers() *Approvers {
+	if p == nil || p.Spec.Decisions == nil {
+		return nil
+	}
+	return p.Spec.Decisions.Approvers
 }
 
 // MinimumBackupTTL is the policy's backup.minimumTTL, or the default.

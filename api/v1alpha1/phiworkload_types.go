@@ -72,6 +72,24 @@ const (
 	SourceDefault SettingSource = "Default"
 )
 
+// DecisionStatus is the record of one decision.
+type DecisionStatus struct {
+	// safeguard the decision is for.
+	// +required
+	Safeguard SafeguardName `json:"safeguard"`
+
+	// approvedBy is the decision's approvedBy, as written.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ApprovedBy string `json:"approvedBy,omitempty"`
+
+	// recordedBy is the user whose request added or last changed the
+	// decision; empty for a decision made before phiguard recorded requesters.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RecordedBy string `json:"recordedBy,omitempty"`
+}
+
 // SafeguardStatus is one row of the per-safeguard table for dashboards.
 type SafeguardStatus struct {
 	// name is the safeguard, also its condition type.
@@ -145,6 +163,15 @@ type PHIWorkloadStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	Safeguards []SafeguardStatus `json:"safeguards,omitempty"`
+
+	// decisions records, for each decision in spec.decisions, who made the
+	// request that added or last changed it (authenticated at admission),
+	// beside who it says approved it.
+	// +optional
+	// +listType=map
+	// +listMapKey=safeguard
+	// +kubebuilder:validation:MaxItems=8
+	Decisions []DecisionStatus `json:"decisions,omitempty"`
 }
 
 // PHIWorkload names the pods of a namespace that handle electronic protected

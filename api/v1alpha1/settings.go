@@ -1,6 +1,9 @@
 package v1alpha1
 
-import "reflect"
+import (
+	"encoding/json"
+	"reflect"
+)
 
 // block returns the settings block of a safeguard (the field tagged
 // `safeguard:"<name>"`), or an invalid value when SafeguardSettings has none.
@@ -57,4 +60,14 @@ func (m Mode) Strength() int {
 		return 1
 	}
 	return 0
+}
+
+// DecisionsRecordedBy reads DecisionsRecordedByAnnotation: who added or last
+// changed each decision. An absent or unreadable annotation reads as empty.
+func (w *PHIWorkload) DecisionsRecordedBy() map[SafeguardName]string {
+	out := map[SafeguardName]string{}
+	if raw := w.Annotations[DecisionsRecordedByAnnotation]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &out) //nolint:errcheck // unreadable reads as empty, as documented
+	}
+	return out
 }

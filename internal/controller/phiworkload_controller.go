@@ -193,7 +193,7 @@ func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alph
 	if ev.released {
 		return err
 	}
-	in := statusInput{generation: w.Generation, stalled: safeguard.AsStalled(err)}
+	in := statusInput{generation: w.Generation, stalled: safeguard.AsStalled(err), decisions: decisionRecords(w)}
 	for _, o := range ev.outcomes {
 		if s := safeguard.AsStalled(o.result.Err); s != nil && in.stalled == nil {
 			in.stalled = s

@@ -36,6 +36,22 @@ type statusInput struct {
 	// failure, when set, kept the reconcile from finishing: the safeguards keep
 	// their last results and Ready says why.
 	failure *reasonedError
+	// decisions are the records of the spec's decisions.
+	decisions []phiguardv1alpha1.DecisionStatus
+}
+
+// decisionRecords lists, for each decision of the spec, who it says approved
+// it and who made the request that added or last changed it.
+func decisionRecords(w *phiguardv1alpha1.PHIWorkload) []phiguardv1alpha1.DecisionStatus {
+	if len(w.Spec.Decisions) == 0 {
+		return nil
+	}
+	recorded := w.DecisionsRecordedBy()
+	out := make([]phiguardv1alpha1.DecisionStatus, 0, len(w.Spec.Decisions))
+	for _, d := range w.Spec.Decisions {
+		out = append(out, phiguardv1alpha1.DecisionStatus{Safeguard: d.Safeguard, ApprovedBy: d.ApprovedBy, RecordedBy: recorded[d.Safeguard]})
+	}
+	return out
 }
 
 // computeStatus returns the status for what a reconcile found, starting from
@@ -52,6 +68,7 @@ func computeStatus(prev phiguardv1alpha1.PHIWorkloadStatus, in statusInput, now 
 	}
 	st.MatchedPods = int32(in.pods) //nolint:gosec // pod counts fit in int32.
 	st.Policy = in.policy
+	st.Decisions = in.decisions
 
 	if in.stalled == nil {
 		meta.RemoveStatusCondition(&st.Conditions, phiguardv1alpha1.StalledCondition)

@@ -189,3 +189,22 @@ func TestComputeStatusFailureKeepsResultsAndSaysWhyNotReady(t *testing.T) {
 	g.Expect(meta.FindStatusCondition(done.Conditions, phiguardv1alpha1.ReadyCondition)).To(
 		HaveField("Reason", phiguardv1alpha1.CompliantReason))
 }
+
+func TestDecisionRecordsNameTheApproverAndTheRequester(t *testing.T) {
+	g := NewWithT(t)
+	w := &phiguardv1alpha1.PHIWorkload{}
+	g.Expect(decisionRecords(w)).To(BeNil(), "no decisions, no records: a workload without any is not written")
+
+	w.Annotations = map[string]string{phiguardv1alpha1.DecisionsRecordedByAnnotation: `{"TransmissionSecure":"alice"}`}
+	w.Spec.Decisions = []phiguardv1alpha1.Decision{
+		{Safeguard: phiguardv1alpha1.TransmissionSecure, ApprovedBy: "ciso@clinic.example"},
+		{Safeguard: phiguardv1alpha1.EncryptedAtRest, ApprovedBy: "ciso@clinic.example"},
+	}
+	g.Expect(decisionRecords(w)).To(Equal([]phiguardv1alpha1.DecisionStatus{
+		{Safeguard: phiguardv1alpha1.TransmissionSecure, ApprovedBy: "ciso@clinic.example", RecordedBy: "alice"},
+		{Safeguard: phiguardv1alpha1.EncryptedAtRest, ApprovedBy: "ciso@clinic.example"},
+	}))
+	now := metav1.NewTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := computeStatus(phiguardv1alpha1.PHIWorkloadStatus{}, statusInput{generation: 1, outcomes: outcomes(allTrue()...), decisions: decisionRecords(w)}, now)
+	g.Expect(st.Decisions).To(HaveLen(2))
+}

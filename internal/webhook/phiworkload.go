@@ -60,7 +60,8 @@ func Setup(mgr ctrl.Manager, env safeguard.AdmissionEnv) error {
 
 // SetupWithManager registers the validator.
 func (v *WorkloadValidator) SetupWithManager(mgr ctrl.Manager) error {
-	if err := ctrl.NewWebhookManagedBy(mgr, &phiguardv1alpha1.PHIWorkload{}).WithValidator(v).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &phiguardv1alpha1.PHIWorkload{}).WithValidator(v).
+		WithDefaulter(decisionRecorder{decoder: admission.NewDecoder(mgr.GetScheme())}).Complete(); err != nil {
 		return fmt.Errorf("registering the PHIWorkload webhook: %w", err)
 	}
 	return nil
@@ -69,7 +70,11 @@ func (v *WorkloadValidator) SetupWithManager(mgr ctrl.Manager) error {
 // ValidateCreate implements admission.Validator. Each denial and warning is
 // also an Event on the workload.
 func (v *WorkloadValidator) ValidateCreate(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
-	warnings, err := v.validate(ctx, w)
+	return v.validateAndRecord(ctx, &phiguardv1alpha1.PHIWorkload{}, w)
+}
+
+func (v *WorkloadValidator) validateAndRecord(ctx context.Context, old, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+	warnings, err := v.validate(ctx, old, w)
 	var denied error
 	if isDenial(err) {
 		denied = err
@@ -95,7 +100,7 @@ func deny(format string, args ...any) error { return denial{fmt.Errorf(format, a
 
 // validate refuses what phiguard could never act on or what breaks the
 // PHIPolicy, naming the fix, and warns about what may not be meant.
-func (v *WorkloadValidator) validate(ctx context.Context, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+func (v *WorkloadValidator) validate(ctx context.Context, old, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
 	policy, err := safeguard.DefaultPolicy(ctx, v.Reader)
 	if err != nil {
 		return nil, err
@@ -130,6 +135,9 @@ func (v *WorkloadValidator) validate(ctx context.Context, w *phiguardv1alpha1.PH
 		return nil, deny("backup.ttl %s is shorter than the %s every backup of ePHI must be kept under PHIPolicy %s (spec.backup.minimumTTL, default %s): raise it, or leave it empty for the default of six years",
 			b.TTL.Duration, policy.MinimumBackupTTL(), phiguardv1alpha1.DefaultPolicyName, phiguardv1alpha1.DefaultMinimumBackupTTL)
 	}
+	if err := v.checkDecisions(ctx, policy, old, w); err != nil {
+		return nil, err
+	}
 	for _, d := range w.Spec.Decisions {
 		if !v.Clock.Now().Before(d.Expires.Time) {
 			warnings = append(warnings, fmt.Sprintf("the decision for %s expired at %s: %s will count as NonCompliant until it is renewed",
@@ -140,11 +148,11 @@ func (v *WorkloadValidator) validate(ctx context.Context, w *phiguardv1alpha1.PH
 }
 
 // ValidateUpdate implements admission.Validator.
-func (v *WorkloadValidator) ValidateUpdate(ctx context.Context, _, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+func (v *WorkloadValidator) ValidateUpdate(ctx context.Context, old, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
 	if !w.DeletionTimestamp.IsZero() {
 		return nil, nil // let a workload being deleted lose its finalizer
 	}
-	return v.ValidateCreate(ctx, w)
+	return v.validateAndRecord(ctx, old, w)
 }
 
 // ValidateDelete implements admission.Validator.
