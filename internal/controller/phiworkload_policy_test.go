@@ -74,7 +74,7 @@ var _ = Describe("PHIPolicy defaults", Ordered, func() {
 		})
 		Eventually(func(g Gomega) {
 			g.Expect(row(g, inherits, phiguardv1alpha1.NetworkIsolated)).To(HaveField("Mode", phiguardv1alpha1.ModeEnforce))
-			g.Expect(row(g, pinned, phiguardv1alpha1.NetworkIsolated)).To(HaveField("Status", metav1.ConditionTrue))
+			g.Expect(row(g, pinned, phiguardv1alpha1.NetworkIsolated)).To(HaveField("Reason", phiguardv1alpha1.ReasonNoPodsSelected))
 		}, timeout, poll).Should(Succeed())
 		// Settled: nothing else is written to either until the policy changes.
 		var before phiguardv1alpha1.PHIWorkload

@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -76,8 +77,10 @@ var _ = Describe("PHIWorkload with a spec that cannot be acted on", func() {
 		})
 		expectStalled(w, phiguardv1alpha1.ReasonInvalidSchedule, `backup.schedule "61 * * * *" is not a valid cron schedule`,
 			phiguardv1alpha1.BackupScheduled)
-		Expect(condition(Default, w, string(phiguardv1alpha1.NetworkIsolated))).To(HaveField("Status", metav1.ConditionTrue),
-			"network isolation is enforced all the same")
+		Expect(condition(Default, w, string(phiguardv1alpha1.NetworkIsolated))).To(HaveField("Reason", phiguardv1alpha1.ReasonNoPodsSelected),
+			"network isolation is evaluated all the same (and finds no pod selected)")
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: safeguard.NetworkPolicyName(w.Name)}, &networkingv1.NetworkPolicy{})).
+			To(Succeed(), "and enforced: its NetworkPolicy is there for pods to come")
 
 		By("fixing the schedule removes Stalled")
 		Expect(k8s.Patch(ctx, w, client.RawPatch(client.Merge.Type(),
