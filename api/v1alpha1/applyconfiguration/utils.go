@@ -24,6 +24,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=compliance.phiguard.io, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithKind("AccessControlSpec"):
 		return &apiv1alpha1.AccessControlSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Approvers"):
+		return &apiv1alpha1.ApproversApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AuditLoggingSpec"):
 		return &apiv1alpha1.AuditLoggingSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AuditSidecar"):
@@ -34,12 +36,18 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.AuditSidecarResourcesApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AvailabilitySpec"):
 		return &apiv1alpha1.AvailabilitySpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("BackupPolicy"):
+		return &apiv1alpha1.BackupPolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("BackupSpec"):
 		return &apiv1alpha1.BackupSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("CPUMemory"):
 		return &apiv1alpha1.CPUMemoryApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Decision"):
 		return &apiv1alpha1.DecisionApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("DecisionPolicy"):
+		return &apiv1alpha1.DecisionPolicyApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("DecisionStatus"):
+		return &apiv1alpha1.DecisionStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("EncryptionAtRestSpec"):
 		return &apiv1alpha1.EncryptionAtRestSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("IntegritySpec"):

@@ -38,6 +38,21 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: mode
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.Mode
+- name: com.github.phiguard.phiguard.api.v1alpha1.Approvers
+  map:
+    fields:
+    - name: groups
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: users
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
 - name: com.github.phiguard.phiguard.api.v1alpha1.AuditLoggingSpec
   map:
     fields:
@@ -103,6 +118,15 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: mode
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.Mode
+- name: com.github.phiguard.phiguard.api.v1alpha1.BackupPolicy
+  map:
+    fields:
+    - name: acceptProviderDefaultEncryption
+      type:
+        scalar: boolean
+    - name: minimumTTL
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
 - name: com.github.phiguard.phiguard.api.v1alpha1.BackupSpec
   map:
     fields:
@@ -163,6 +187,27 @@ var schemaYAML = typed.YAMLObject(`types:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.SafeguardName
 - name: com.github.phiguard.phiguard.api.v1alpha1.DecisionKind
   scalar: string
+- name: com.github.phiguard.phiguard.api.v1alpha1.DecisionPolicy
+  map:
+    fields:
+    - name: approvers
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.Approvers
+    - name: maxLifetime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+- name: com.github.phiguard.phiguard.api.v1alpha1.DecisionStatus
+  map:
+    fields:
+    - name: approvedBy
+      type:
+        scalar: string
+    - name: recordedBy
+      type:
+        scalar: string
+    - name: safeguard
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.SafeguardName
 - name: com.github.phiguard.phiguard.api.v1alpha1.EncryptionAtRestSpec
   map:
     fields:
@@ -298,6 +343,12 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.phiguard.phiguard.api.v1alpha1.PHIPolicySpec
   map:
     fields:
+    - name: backup
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.BackupPolicy
+    - name: decisions
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.DecisionPolicy
     - name: defaults
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.SafeguardSettings
@@ -394,6 +445,14 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - type
+    - name: decisions
+      type:
+        list:
+          elementType:
+            namedType: com.github.phiguard.phiguard.api.v1alpha1.DecisionStatus
+          elementRelationship: associative
+          keys:
+          - safeguard
     - name: matchedPods
       type:
         scalar: numeric

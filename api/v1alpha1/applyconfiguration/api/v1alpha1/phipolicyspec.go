@@ -18,6 +18,10 @@ type PHIPolicySpecApplyConfiguration struct {
 	Defaults *SafeguardSettingsApplyConfiguration `json:"defaults,omitempty"`
 	// storage holds what the cluster knows about its storage's encryption.
 	Storage *StoragePolicyApplyConfiguration `json:"storage,omitempty"`
+	// backup holds the organisation's rules for backups.
+	Backup *BackupPolicyApplyConfiguration `json:"backup,omitempty"`
+	// decisions holds who may approve a decision and for how long.
+	Decisions *DecisionPolicyApplyConfiguration `json:"decisions,omitempty"`
 	// minimumModes are the least each safeguard may run in: a PHIWorkload asking
 	// for less is refused at admission, and one that existed before the minimum
 	// runs at the minimum.
@@ -52,6 +56,22 @@ func (b *PHIPolicySpecApplyConfiguration) WithDefaults(value *SafeguardSettingsA
 // If called multiple times, the Storage field is set to the value of the last call.
 func (b *PHIPolicySpecApplyConfiguration) WithStorage(value *StoragePolicyApplyConfiguration) *PHIPolicySpecApplyConfiguration {
 	b.Storage = value
+	return b
+}
+
+// WithBackup sets the Backup field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Backup field is set to the value of the last call.
+func (b *PHIPolicySpecApplyConfiguration) WithBackup(value *BackupPolicyApplyConfiguration) *PHIPolicySpecApplyConfiguration {
+	b.Backup = value
+	return b
+}
+
+// WithDecisions sets the Decisions field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Decisions field is set to the value of the last call.
+func (b *PHIPolicySpecApplyConfiguration) WithDecisions(value *DecisionPolicyApplyConfiguration) *PHIPolicySpecApplyConfiguration {
+	b.Decisions = value
 	return b
 }
 

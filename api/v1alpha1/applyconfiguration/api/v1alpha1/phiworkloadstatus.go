@@ -34,6 +34,10 @@ type PHIWorkloadStatusApplyConfiguration struct {
 	Policy *string `json:"policy,omitempty"`
 	// safeguards is the per-safeguard table: section, specification, mode and result.
 	Safeguards []SafeguardStatusApplyConfiguration `json:"safeguards,omitempty"`
+	// decisions records, for each decision in spec.decisions, who made the
+	// request that added or last changed it (authenticated at admission),
+	// beside who it says approved it.
+	Decisions []DecisionStatusApplyConfiguration `json:"decisions,omitempty"`
 }
 
 // PHIWorkloadStatusApplyConfiguration constructs a declarative configuration of the PHIWorkloadStatus type for use with
@@ -104,6 +108,19 @@ func (b *PHIWorkloadStatusApplyConfiguration) WithSafeguards(values ...*Safeguar
 			panic("nil value passed to WithSafeguards")
 		}
 		b.Safeguards = append(b.Safeguards, *values[i])
+	}
+	return b
+}
+
+// WithDecisions adds the given value to the Decisions field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Decisions field.
+func (b *PHIWorkloadStatusApplyConfiguration) WithDecisions(values ...*DecisionStatusApplyConfiguration) *PHIWorkloadStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithDecisions")
+		}
+		b.Decisions = append(b.Decisions, *values[i])
 	}
 	return b
 }
