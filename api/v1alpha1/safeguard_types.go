@@ -309,9 +309,10 @@ type AuditLoggingSpec struct {
 	RestartNonCompliant *bool `json:"restartNonCompliant,omitempty"`
 
 	// sidecar is the audit sidecar injected into the selected pods. Its security
-	// context is always restricted (non-root, read-only root filesystem, no
-	// privilege escalation, all capabilities dropped) and cannot be loosened.
-	// Built-in default: Fluent Bit tailing the log directory to stdout.
+	// context is always restricted (non-root with a non-zero UID, read-only root
+	// filesystem, no privilege escalation, all capabilities dropped) and cannot
+	// be loosened. Built-in default: Fluent Bit, pinned by digest, running as
+	// 65532:65532 and tailing the log directory to its stdout.
 	// +optional
 	Sidecar *AuditSidecar `json:"sidecar,omitempty"`
 
@@ -321,10 +322,12 @@ type AuditLoggingSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && !self.contains(':') && self != '/'",message="auditLogging.logPath must be an absolute path other than / and without ':' (for example /var/log/audit)"
+	// +kubebuilder:validation:XValidation:rule="self != '/var/lib/phiguard-audit' && !self.startsWith('/var/lib/phiguard-audit/') && !'/var/lib/phiguard-audit'.startsWith(self + '/')",message="auditLogging.logPath must not be, contain or lie in /var/lib/phiguard-audit: the sidecar keeps its own state there"
 	LogPath string `json:"logPath,omitempty"`
 }
 
 // AuditSidecar is the container that forwards a pod's audit logs.
+// +kubebuilder:validation:XValidation:rule="!has(self.args) || !has(self.output)",message="auditLogging.sidecar: set args (the sidecar's whole command line, for an image of your own) or output (phiguard builds Fluent Bit's command line), not both"
 type AuditSidecar struct {
 	// image is the sidecar's image; pin it by digest where you can.
 	// +required
@@ -333,12 +336,39 @@ type AuditSidecar struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:space:]]')",message="auditLogging.sidecar.image must not contain whitespace"
 	Image string `json:"image"`
 
-	// args are the sidecar's arguments.
+	// args are the sidecar's whole command line, for an image of your own (or
+	// Fluent Bit configured by hand). When set, output is not used. Built-in
+	// default: none, so that phiguard builds Fluent Bit's arguments from logPath
+	// and output.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=4096
 	Args []string `json:"args,omitempty"`
+
+	// output is where the built-in Fluent Bit sends the audit logs it tails,
+	// turned by phiguard into Fluent Bit's command-line arguments. Not used when
+	// args is set. Built-in default: stdout, from where the node's log pipeline
+	// must collect it.
+	// +optional
+	Output *AuditOutput `json:"output,omitempty"`
+
+	// runAsUser is the UID the sidecar runs as. It is never 0: the sidecar always
+	// runs as non-root, and the kubelet refuses a runAsNonRoot container whose
+	// image runs as root unless a non-zero UID is set. Built-in default: 65532.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+
+	// runAsGroup is the GID the sidecar runs as; never 0. When the pod sets no
+	// fsGroup, phiguard sets the pod's fsGroup to it, so that the sidecar can
+	// read log files the app containers make group-readable. Built-in default:
+	// 65532.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
 
 	// env are literal environment variables of the sidecar (values only: the
 	// sidecar's credentials belong in a Secret the image reads from a file).
@@ -351,6 +381,76 @@ type AuditSidecar struct {
 	// resources are the sidecar's requests and limits.
 	// +optional
 	Resources *AuditSidecarResources `json:"resources,omitempty"`
+}
+
+// AuditOutputType names the Fluent Bit output plugin the sidecar sends to.
+// +kubebuilder:validation:Enum=stdout;forward;http;s3
+type AuditOutputType string
+
+const (
+	// AuditOutputStdout writes the records to the sidecar's stdout, one JSON
+	// object a line; the node's log pipeline must collect them.
+	AuditOutputStdout AuditOutputType = "stdout"
+	// AuditOutputForward sends them with the Fluentd forward protocol to a
+	// Fluentd or Fluent Bit aggregator (host, port).
+	AuditOutputForward AuditOutputType = "forward"
+	// AuditOutputHTTP POSTs them as JSON to an HTTP endpoint (host, port, uri,
+	// tls).
+	AuditOutputHTTP AuditOutputType = "http"
+	// AuditOutputS3 uploads them to an S3 bucket (bucket, region), with the
+	// credentials the pod has (an IAM role for its ServiceAccount, say).
+	AuditOutputS3 AuditOutputType = "s3"
+)
+
+// AuditOutput is where the built-in Fluent Bit sends the audit logs. Each type
+// requires its fields, and a field of another type is refused.
+// +kubebuilder:validation:XValidation:rule="self.type != 'forward' || (has(self.host) && has(self.port))",message="an audit output of type forward needs host and port"
+// +kubebuilder:validation:XValidation:rule="self.type != 'http' || (has(self.host) && has(self.port) && has(self.uri))",message="an audit output of type http needs host, port and uri"
+// +kubebuilder:validation:XValidation:rule="self.type != 's3' || (has(self.bucket) && has(self.region))",message="an audit output of type s3 needs bucket and region"
+// +kubebuilder:validation:XValidation:rule="self.type in ['forward', 'http'] || (!has(self.host) && !has(self.port))",message="host and port belong to audit outputs of type forward or http"
+// +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.uri) && !has(self.tls))",message="uri and tls belong to audit outputs of type http"
+// +kubebuilder:validation:XValidation:rule="self.type == 's3' || (!has(self.bucket) && !has(self.region))",message="bucket and region belong to audit outputs of type s3"
+type AuditOutput struct {
+	// type is stdout, forward, http or s3.
+	// +required
+	Type AuditOutputType `json:"type"`
+
+	// host is the aggregator's or endpoint's DNS name or IP address (forward, http).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$')",message="host must be a DNS name or an IP address"
+	Host string `json:"host,omitempty"`
+
+	// port is the aggregator's or endpoint's port (forward, http).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// uri is the HTTP path the records are POSTed to (http).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && !self.matches('[[:space:]]')",message="uri must be a path starting with / and without whitespace"
+	URI string `json:"uri,omitempty"`
+
+	// tls encrypts the connection to the endpoint (http). Built-in default:
+	// true; audit logs of ePHI workloads leave the pod in clear text only when
+	// this is false.
+	// +optional
+	TLS *bool `json:"tls,omitempty"`
+
+	// bucket is the S3 bucket the records are uploaded to (s3).
+	// +optional
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9][a-z0-9.-]*[a-z0-9]$')",message="bucket must be an S3 bucket name: lowercase letters, digits, '.' and '-'"
+	Bucket string `json:"bucket,omitempty"`
+
+	// region is the bucket's AWS region, such as us-east-1 (s3).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')",message="region must be an AWS region such as us-east-1"
+	Region string `json:"region,omitempty"`
 }
 
 // AuditSidecarEnv is one environment variable of the sidecar.

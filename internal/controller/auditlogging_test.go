@@ -22,9 +22,11 @@ var _ = Describe("Audit logging status", func() {
 	const timeout, poll = 10 * time.Second, 50 * time.Millisecond
 	records := map[string]string{"app": "records"}
 
+	// withSidecar gives a pod the built-in sidecar, as the webhook injects it.
 	withSidecar := func(p *corev1.Pod) {
-		p.Spec.InitContainers = []corev1.Container{{Name: safeguard.AuditSidecarName, Image: "registry.example/forwarder:1",
+		p.Spec.InitContainers = []corev1.Container{{Name: safeguard.AuditSidecarName, Image: safeguard.DefaultAuditSidecarImage,
 			RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}}
+		p.Annotations = map[string]string{safeguard.AuditInjectedAnnotation: "records/" + safeguard.DefaultAuditSidecarImage}
 	}
 	podWith := func(ns, name string, mutate func(*corev1.Pod)) *corev1.Pod {
 		GinkgoHelper()
@@ -39,7 +41,7 @@ var _ = Describe("Audit logging status", func() {
 		return p
 	}
 
-	It("names the pods created without the sidecar, opted-out ones included", func() {
+	It("names the pods created without the sidecar, opted-out ones and look-alikes included", func() {
 		ns := newNamespace()
 		podWith(ns, "records-0", nil)
 		podWith(ns, "records-1", nil)
@@ -47,12 +49,18 @@ var _ = Describe("Audit logging status", func() {
 		podWith(ns, "records-opted", func(p *corev1.Pod) {
 			p.Annotations = map[string]string{safeguard.AuditOptOutAnnotation: "false"}
 		})
+		podWith(ns, "records-named", func(p *corev1.Pod) {
+			withSidecar(p)
+			p.Annotations = nil
+		})
 		w := newWorkload(ns, "records", nil)
 		Eventually(func(g Gomega) {
 			c := condition(g, w, string(phiguardv1alpha1.AuditLogging))
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPodsWithoutSidecar))
-			g.Expect(c.Message).To(HavePrefix("3 of 4 selected pods lack the audit sidecar: records-0, records-1, records-opted (opted out with phiguard.io/inject-audit-sidecar=false)"))
+			g.Expect(c.Message).To(HavePrefix("4 of 5 selected pods lack the audit sidecar: records-0 (no phiguard-audit container), " +
+				"records-1 (no phiguard-audit container), records-named (no phiguard.io/audit-sidecar annotation), " +
+				"records-opted (opted out with phiguard.io/inject-audit-sidecar=false); "))
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -64,7 +72,19 @@ var _ = Describe("Audit logging status", func() {
 			c := condition(g, w, string(phiguardv1alpha1.AuditLogging))
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonSidecarsPresent))
-			g.Expect(c.Message).To(Equal("all 1 selected pods carry the audit sidecar"))
+			g.Expect(c.Message).To(Equal("all 1 selected pods carry the audit sidecar " + safeguard.DefaultAuditSidecarImage))
+		}, timeout, poll).Should(Succeed())
+
+		By("a new sidecar image in the settings leaves the pod with the old one until it is re-created")
+		const newer = "registry.example/forwarder:2"
+		Expect(k8s.Patch(ctx, w, client.RawPatch(types.MergePatchType,
+			[]byte(`{"spec":{"auditLogging":{"sidecar":{"image":"`+newer+`"}}}}`)))).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := condition(g, w, string(phiguardv1alpha1.AuditLogging))
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(phiguardv1alpha1.ReasonPodsWithoutSidecar))
+			g.Expect(c.Message).To(HavePrefix("1 of 1 selected pods lack the audit sidecar: records-0 (container phiguard-audit has image " +
+				safeguard.DefaultAuditSidecarImage + ", the settings say " + newer + " (changed after the pod was created; re-creating the pod brings it)); "))
 		}, timeout, poll).Should(Succeed())
 	})
 

@@ -25,6 +25,9 @@ import (
 //   - reinvocationPolicy=IfNeeded: when a later mutating webhook (a service
 //     mesh, say) adds containers, phiguard runs again and mounts the log volume
 //     into them too; the injection is idempotent, so a second call adds nothing.
+//     A pod counts as injected by the rule AuditLogging judges by (container
+//     phiguard-audit with the settings' image, and the annotation naming it);
+//     a container that only has the name is replaced, with a warning.
 //   - CREATE only: a pod's containers cannot change after creation.
 //   - namespaces: as for the encryption webhooks, config/webhook skips
 //     kube-system and phiguard's own namespace, and the handler does too.
@@ -60,7 +63,11 @@ func (a *auditInjector) Handle(ctx context.Context, req admission.Request) admis
 	switch {
 	case err != nil:
 		return admission.Errored(http.StatusInternalServerError, err)
-	case !ok || HasAuditSidecar(pod) && podHasMounts(pod):
+	case !ok:
+		return admission.Allowed("")
+	case HasAuditSidecar(pod, c.settings.AuditLogging) && podHasMounts(pod):
+		// The rule AuditLogging judges by: a reinvocation, or a pod copied
+		// from an injected one with the current image, has nothing to add.
 		return admission.Allowed("")
 	}
 	who := fmt.Sprintf("PHIWorkload %s/%s", c.workload.Namespace, c.workload.Name)
@@ -75,12 +82,19 @@ func (a *auditInjector) Handle(ctx context.Context, req admission.Request) admis
 			AuditOptOutAnnotation, who))
 	}
 	mutated := pod.DeepCopy()
-	InjectAuditSidecar(mutated, c.workload.Name, c.settings.AuditLogging)
+	replaced := InjectAuditSidecar(mutated, c.workload.Name, c.settings.AuditLogging)
 	raw, err := json.Marshal(mutated)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding the pod: %w", err))
 	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	if replaced != "" {
+		// The name is phiguard's: a container that merely carries it is not the
+		// audit sidecar, and AuditLogging would report the pod.
+		resp = resp.WithWarnings(fmt.Sprintf("phiguard: replaced this pod's container %s (%s) with the audit sidecar %s of %s",
+			AuditSidecarName, replaced, c.settings.AuditLogging.Sidecar.Image, who))
+	}
+	return resp
 }
 
 // podHasMounts says whether every app container already mounts the log volume:

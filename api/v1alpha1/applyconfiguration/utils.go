@@ -28,6 +28,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.ApproversApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AuditLoggingSpec"):
 		return &apiv1alpha1.AuditLoggingSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("AuditOutput"):
+		return &apiv1alpha1.AuditOutputApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AuditSidecar"):
 		return &apiv1alpha1.AuditSidecarApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AuditSidecarEnv"):

@@ -68,6 +68,32 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: sidecar
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.AuditSidecar
+- name: com.github.phiguard.phiguard.api.v1alpha1.AuditOutput
+  map:
+    fields:
+    - name: bucket
+      type:
+        scalar: string
+    - name: host
+      type:
+        scalar: string
+    - name: port
+      type:
+        scalar: numeric
+    - name: region
+      type:
+        scalar: string
+    - name: tls
+      type:
+        scalar: boolean
+    - name: type
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.AuditOutputType
+    - name: uri
+      type:
+        scalar: string
+- name: com.github.phiguard.phiguard.api.v1alpha1.AuditOutputType
+  scalar: string
 - name: com.github.phiguard.phiguard.api.v1alpha1.AuditSidecar
   map:
     fields:
@@ -88,9 +114,18 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: image
       type:
         scalar: string
+    - name: output
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.AuditOutput
     - name: resources
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.AuditSidecarResources
+    - name: runAsGroup
+      type:
+        scalar: numeric
+    - name: runAsUser
+      type:
+        scalar: numeric
 - name: com.github.phiguard.phiguard.api.v1alpha1.AuditSidecarEnv
   map:
     fields:

@@ -24,9 +24,10 @@ type AuditLoggingSpecApplyConfiguration struct {
 	// of the PHIWorkload. Built-in default: false.
 	RestartNonCompliant *bool `json:"restartNonCompliant,omitempty"`
 	// sidecar is the audit sidecar injected into the selected pods. Its security
-	// context is always restricted (non-root, read-only root filesystem, no
-	// privilege escalation, all capabilities dropped) and cannot be loosened.
-	// Built-in default: Fluent Bit tailing the log directory to stdout.
+	// context is always restricted (non-root with a non-zero UID, read-only root
+	// filesystem, no privilege escalation, all capabilities dropped) and cannot
+	// be loosened. Built-in default: Fluent Bit, pinned by digest, running as
+	// 65532:65532 and tailing the log directory to its stdout.
 	Sidecar *AuditSidecarApplyConfiguration `json:"sidecar,omitempty"`
 	// logPath is where the app containers write audit logs: the shared log
 	// volume is mounted there, read-write. The sidecar reads it at the same

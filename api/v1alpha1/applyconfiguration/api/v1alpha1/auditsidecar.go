@@ -15,8 +15,25 @@ package v1alpha1
 type AuditSidecarApplyConfiguration struct {
 	// image is the sidecar's image; pin it by digest where you can.
 	Image *string `json:"image,omitempty"`
-	// args are the sidecar's arguments.
+	// args are the sidecar's whole command line, for an image of your own (or
+	// Fluent Bit configured by hand). When set, output is not used. Built-in
+	// default: none, so that phiguard builds Fluent Bit's arguments from logPath
+	// and output.
 	Args []string `json:"args,omitempty"`
+	// output is where the built-in Fluent Bit sends the audit logs it tails,
+	// turned by phiguard into Fluent Bit's command-line arguments. Not used when
+	// args is set. Built-in default: stdout, from where the node's log pipeline
+	// must collect it.
+	Output *AuditOutputApplyConfiguration `json:"output,omitempty"`
+	// runAsUser is the UID the sidecar runs as. It is never 0: the sidecar always
+	// runs as non-root, and the kubelet refuses a runAsNonRoot container whose
+	// image runs as root unless a non-zero UID is set. Built-in default: 65532.
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+	// runAsGroup is the GID the sidecar runs as; never 0. When the pod sets no
+	// fsGroup, phiguard sets the pod's fsGroup to it, so that the sidecar can
+	// read log files the app containers make group-readable. Built-in default:
+	// 65532.
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
 	// env are literal environment variables of the sidecar (values only: the
 	// sidecar's credentials belong in a Secret the image reads from a file).
 	Env []AuditSidecarEnvApplyConfiguration `json:"env,omitempty"`
@@ -45,6 +62,30 @@ func (b *AuditSidecarApplyConfiguration) WithArgs(values ...string) *AuditSideca
 	for i := range values {
 		b.Args = append(b.Args, values[i])
 	}
+	return b
+}
+
+// WithOutput sets the Output field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Output field is set to the value of the last call.
+func (b *AuditSidecarApplyConfiguration) WithOutput(value *AuditOutputApplyConfiguration) *AuditSidecarApplyConfiguration {
+	b.Output = value
+	return b
+}
+
+// WithRunAsUser sets the RunAsUser field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RunAsUser field is set to the value of the last call.
+func (b *AuditSidecarApplyConfiguration) WithRunAsUser(value int64) *AuditSidecarApplyConfiguration {
+	b.RunAsUser = &value
+	return b
+}
+
+// WithRunAsGroup sets the RunAsGroup field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RunAsGroup field is set to the value of the last call.
+func (b *AuditSidecarApplyConfiguration) WithRunAsGroup(value int64) *AuditSidecarApplyConfiguration {
+	b.RunAsGroup = &value
 	return b
 }
 
