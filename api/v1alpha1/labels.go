@@ -45,7 +45,7 @@ const (
 	UnlabelExpiresAnnotation = "phiguard.io/unlabel-expires"
 )
 
-// DecisionsRecordedByAnnotation, on a PHIWorkload, holds who added or last
+// DecisionsRecordedByAnnotation is the annotation that, on a PHIWorkload, holds who added or last
 // changed each decision, as the apiserver authenticated the request: a JSON
 // object from safeguard name to user name. phiguard's mutating webhook
 // writes it on every create and update, from the request and the stored

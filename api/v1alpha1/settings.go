@@ -67,7 +67,7 @@ func (m Mode) Strength() int {
 func (w *PHIWorkload) DecisionsRecordedBy() map[SafeguardName]string {
 	out := map[SafeguardName]string{}
 	if raw := w.Annotations[DecisionsRecordedByAnnotation]; raw != "" {
-		_ = json.Unmarshal([]byte(raw), &out) //nolint:errcheck // unreadable reads as empty, as documented
+		_ = json.Unmarshal([]byte(raw), &out) // unreadable reads as empty, as documented
 	}
 	return out
 }

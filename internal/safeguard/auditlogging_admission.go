@@ -53,6 +53,8 @@ func (AuditLogging) SetupWebhooks(mgr ctrl.Manager, env AdmissionEnv) error {
 
 // Handle implements admission.Handler.
 func (a *auditInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	// A raw handler is not given the request in its context: Record reads it there.
+	ctx = admission.NewContextWithRequest(ctx, req)
 	pod := &corev1.Pod{}
 	if err := a.decoder.Decode(req, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the pod: %w", err))
@@ -71,13 +73,17 @@ func (a *auditInjector) Handle(ctx context.Context, req admission.Request) admis
 		return admission.Allowed("")
 	}
 	who := fmt.Sprintf("PHIWorkload %s/%s", c.workload.Namespace, c.workload.Name)
+	warn := func(resp admission.Response, warning string) admission.Response {
+		a.Record(ctx, c.workload, nil, []string{warning})
+		return resp.WithWarnings(warning)
+	}
 	if c.mode == phiguardv1alpha1.ModeAudit {
-		return admission.Allowed("").WithWarnings(fmt.Sprintf(
+		return warn(admission.Allowed(""), fmt.Sprintf(
 			"phiguard (Audit): %s selects this pod; in Enforce mode it would get the audit sidecar %s (HIPAA §164.312(b))",
 			who, c.settings.AuditLogging.Sidecar.Image))
 	}
 	if OptedOut(pod) {
-		return admission.Allowed("").WithWarnings(fmt.Sprintf(
+		return warn(admission.Allowed(""), fmt.Sprintf(
 			"phiguard: this pod opted out of the audit sidecar (%s=false); %s reports it as lacking audit controls (HIPAA §164.312(b))",
 			AuditOptOutAnnotation, who))
 	}
@@ -91,7 +97,7 @@ func (a *auditInjector) Handle(ctx context.Context, req admission.Request) admis
 	if replaced != "" {
 		// The name is phiguard's: a container that merely carries it is not the
 		// audit sidecar, and AuditLogging would report the pod.
-		resp = resp.WithWarnings(fmt.Sprintf("phiguard: replaced this pod's container %s (%s) with the audit sidecar %s of %s",
+		resp = warn(resp, fmt.Sprintf("phiguard: replaced this pod's container %s (%s) with the audit sidecar %s of %s",
 			AuditSidecarName, replaced, c.settings.AuditLogging.Sidecar.Image, who))
 	}
 	return resp

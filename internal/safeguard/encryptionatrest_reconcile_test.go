@@ -20,10 +20,11 @@ func newEBSClass(t *testing.T, name string, params map[string]string) {
 	create(t, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: "ebs.csi.aws.com", Parameters: params})
 }
 
-func newClaim(t *testing.T, ns, name, class string) {
+// newDataClaim creates the claim "data" of a class.
+func newDataClaim(t *testing.T, ns, class string) {
 	t.Helper()
 	create(t, &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data"},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			StorageClassName: &class,
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -48,7 +49,7 @@ func TestEncryptionAtRestReportsAClaimOfAnUnencryptedClass(t *testing.T) {
 	plain := ns + "-gp3-plain"
 	newEBSClass(t, plain, map[string]string{"type": "gp3"})
 	newEBSClass(t, ns+"-gp3-encrypted", map[string]string{"type": "gp3", "encrypted": "true"})
-	newClaim(t, ns, "data", plain)
+	newDataClaim(t, ns, plain)
 	w := newWorkload(t, ns, nil)
 	newPod(t, ns, "records-0", map[string]string{"app": "records"}, mounting("data"))
 	c, writes := countingClient(t)
@@ -70,7 +71,7 @@ func TestEncryptionAtRestHoldsForAnEncryptedEBSClass(t *testing.T) {
 	ns := newNamespace(t)
 	encrypted := ns + "-gp3-encrypted"
 	newEBSClass(t, encrypted, map[string]string{"type": "gp3", "encrypted": "true"})
-	newClaim(t, ns, "data", encrypted)
+	newDataClaim(t, ns, encrypted)
 	w := newWorkload(t, ns, nil)
 	newPod(t, ns, "records-0", map[string]string{"app": "records"}, mounting("data"))
 	newPod(t, ns, "records-1", map[string]string{"app": "records"}, mounting("data"))
@@ -91,7 +92,7 @@ func TestEncryptionAtRestReportsAClaimThatDoesNotExist(t *testing.T) {
 	ns := newNamespace(t)
 	encrypted := ns + "-gp3-encrypted"
 	newEBSClass(t, encrypted, map[string]string{"type": "gp3", "encrypted": "true"})
-	newClaim(t, ns, "data", encrypted)
+	newDataClaim(t, ns, encrypted)
 	w := newWorkload(t, ns, nil)
 	newPod(t, ns, "records-0", map[string]string{"app": "records"}, mounting("data", "scratch"))
 	c, _ := countingClient(t)
@@ -122,7 +123,7 @@ func TestEncryptionAtRestReportsHostPathVolumes(t *testing.T) {
 
 	plain := ns + "-gp2"
 	newEBSClass(t, plain, map[string]string{"type": "gp2"})
-	newClaim(t, ns, "data", plain)
+	newDataClaim(t, ns, plain)
 	newPod(t, ns, "records-1", map[string]string{"app": "records"}, mounting("data"))
 	r = EncryptionAtRest{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonUnencryptedVolumes))

@@ -57,14 +57,17 @@ type provider struct {
 	judge func(params map[string]string, o Options) (bool, string)
 }
 
+// paramEncrypted is the parameter EBS, Ceph RBD and Longhorn encrypt by.
+const paramEncrypted = "encrypted"
+
 var providers = []provider{
-	{name: "AWS EBS", provisioners: []string{"ebs.csi.aws.com", "kubernetes.io/aws-ebs"}, off: "encrypted", judge: judgeEBS},
+	{name: "AWS EBS", provisioners: []string{"ebs.csi.aws.com", "kubernetes.io/aws-ebs"}, off: paramEncrypted, judge: judgeEBS},
 	{name: "GCE PD", provisioners: []string{"pd.csi.storage.gke.io", "kubernetes.io/gce-pd"},
 		judge: platformManaged("disk-encryption-kms-key", "Google encrypts every persistent disk at rest with Google-managed keys")},
 	{name: "Azure Disk", provisioners: []string{"disk.csi.azure.com", "kubernetes.io/azure-disk"},
 		judge: platformManaged("diskEncryptionSetID", "Azure encrypts every managed disk at rest with platform-managed keys (server-side encryption)")},
-	{name: "Ceph RBD", provisioners: []string{"rbd.csi.ceph.com"}, suffix: ".rbd.csi.ceph.com", off: "encrypted", judge: flag("encrypted")},
-	{name: "Longhorn", provisioners: []string{"driver.longhorn.io"}, off: "encrypted", judge: flag("encrypted")},
+	{name: "Ceph RBD", provisioners: []string{"rbd.csi.ceph.com"}, suffix: ".rbd.csi.ceph.com", off: paramEncrypted, judge: flag(paramEncrypted)},
+	{name: "Longhorn", provisioners: []string{"driver.longhorn.io"}, off: paramEncrypted, judge: flag(paramEncrypted)},
 	{name: "Portworx", provisioners: []string{"pxd.portworx.com", "kubernetes.io/portworx-volume"}, off: "secure", judge: flag("secure")},
 }
 

@@ -113,6 +113,15 @@ var _ = Describe("Audit sidecar injection", func() {
 		p := pod(ns, "records-0", records, "app")
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		Expect(p.Spec.InitContainers).To(BeEmpty())
+
+		By("recording the warning as an Event on the workload, related to the pod (the dry run records nothing)")
+		w := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"}}
+		Eventually(func(g Gomega) {
+			g.Expect(admissionEvents(g, w)).To(ConsistOf(And(
+				HaveField("Reason", phiguardv1alpha1.ReasonAdmissionWarned),
+				HaveField("Related", HaveValue(And(HaveField("Kind", "Pod"), HaveField("Name", "records-0")))),
+				HaveField("Note", ContainSubstring("create of Pod "+ns+"/records-0 with warnings: phiguard (Audit): PHIWorkload "+ns+"/records selects this pod")))))
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 	})
 
 	It("mutates nothing it does not cover", func() {

@@ -98,6 +98,23 @@ func isDenial(err error) bool {
 
 func deny(format string, args ...any) error { return denial{fmt.Errorf(format, args...)} }
 
+// belowMinimum refuses modes below the PHIPolicy's minimums.
+func (v *WorkloadValidator) belowMinimum(policy *phiguardv1alpha1.PHIPolicy, w *phiguardv1alpha1.PHIWorkload) error {
+	var below []string
+	minimums := safeguard.MinimumModes(policy)
+	for _, name := range v.Registry.Names() {
+		minimum, ok := minimums[name]
+		if asked := w.Spec.Mode(name); ok && asked != "" && asked.Strength() < minimum.Strength() {
+			below = append(below, fmt.Sprintf("%s mode %s is below the minimum %s", name, asked, minimum))
+		}
+	}
+	if len(below) > 0 {
+		return deny("%s set by PHIPolicy %s (spec.minimumModes); raise the mode or leave it empty to inherit",
+			strings.Join(below, "; "), phiguardv1alpha1.DefaultPolicyName)
+	}
+	return nil
+}
+
 // validate refuses what phiguard could never act on or what breaks the
 // PHIPolicy, naming the fix, and warns about what may not be meant.
 func (v *WorkloadValidator) validate(ctx context.Context, old, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
@@ -113,17 +130,8 @@ func (v *WorkloadValidator) validate(ctx context.Context, old, w *phiguardv1alph
 		return nil, deny("spec.selector cannot select pods: %v; give each matchExpressions entry a key, an operator (In, NotIn, Exists, DoesNotExist) and, for In and NotIn, at least one value", err)
 	}
 
-	var below []string
-	minimums := safeguard.MinimumModes(policy)
-	for _, name := range v.Registry.Names() {
-		minimum, ok := minimums[name]
-		if asked := w.Spec.Mode(name); ok && asked != "" && asked.Strength() < minimum.Strength() {
-			below = append(below, fmt.Sprintf("%s mode %s is below the minimum %s", name, asked, minimum))
-		}
-	}
-	if len(below) > 0 {
-		return nil, deny("%s set by PHIPolicy %s (spec.minimumModes); raise the mode or leave it empty to inherit",
-			strings.Join(below, "; "), phiguardv1alpha1.DefaultPolicyName)
+	if err := v.belowMinimum(policy, w); err != nil {
+		return nil, err
 	}
 	// The safeguards' own rules, on what the workload itself sets: a policy
 	// default the user did not write is not theirs to fix.
