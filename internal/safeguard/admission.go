@@ -63,6 +63,9 @@ func (env AdmissionEnv) Record(ctx context.Context, w *phiguardv1alpha1.PHIWorkl
 		if req.Kind.Kind != "PHIWorkload" {
 			related = &corev1.ObjectReference{APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
 				Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name}
+			if req.Kind.Kind == "Namespace" {
+				related.Namespace = ""
+			}
 		}
 	}
 	reason, note := phiguardv1alpha1.ReasonAdmissionWarned, "admitted "+subject+" with warnings: "+strings.Join(warnings, "; ")
@@ -82,10 +85,14 @@ func (env AdmissionEnv) Record(ctx context.Context, w *phiguardv1alpha1.PHIWorkl
 // objectName names the object of a request: its name, or, for an object the
 // apiserver names later (generateName), the prefix.
 func objectName(req admission.Request) string {
-	if req.Name != "" {
-		return req.Namespace + "/" + req.Name
+	name := req.Name
+	if name == "" {
+		name = "(generated)"
 	}
-	return req.Namespace + "/(generated)"
+	if req.Kind.Kind == "Namespace" { // cluster-scoped: its request names it as its own namespace
+		return name
+	}
+	return req.Namespace + "/" + name
 }
 
 // SetupWebhooks registers the webhooks of every safeguard that has some.

@@ -55,7 +55,7 @@ func Setup(mgr ctrl.Manager, env safeguard.AdmissionEnv) error {
 		Clock: env.Clock, Recorder: env.Recorder}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&UnlabelGuard{Reader: env.Reader, Clock: env.Clock}).SetupWithManager(mgr)
+	return (&UnlabelGuard{Reader: env.Reader, Clock: env.Clock, Recorder: env.Recorder}).SetupWithManager(mgr)
 }
 
 // SetupWithManager registers the validator.

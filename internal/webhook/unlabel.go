@@ -14,10 +14,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
@@ -43,6 +45,9 @@ type UnlabelGuard struct {
 	Reader client.Reader
 	// Clock is the time decisions are judged against.
 	Clock clock.PassiveClock
+	// Recorder records a Namespace's denial or warning as an Event on its
+	// generated PHIWorkload; nil records none.
+	Recorder recorder.EventRecorder
 }
 
 // SetupWithManager registers the guard on both paths.
@@ -60,6 +65,8 @@ type objectMeta struct {
 
 // Handle implements admission.Handler.
 func (g *UnlabelGuard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	// A raw handler is not given the request in its context: record reads it there.
+	ctx = admission.NewContextWithRequest(ctx, req)
 	var before, after objectMeta
 	if err := json.Unmarshal(req.OldObject.Raw, &before); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("reading the old object: %w", err))
@@ -95,8 +102,10 @@ func (g *UnlabelGuard) Handle(ctx context.Context, req admission.Request) admiss
 		}
 		if required {
 			if problem := g.checkDecision(after.Metadata.Annotations); problem != "" {
-				return admission.Denied(fmt.Sprintf("%s is labelled %s=true and PHIPolicy %s requires an approved decision to remove it (spec.requireApprovalToUnlabel): %s",
-					object, phiguardv1alpha1.EPHILabel, phiguardv1alpha1.DefaultPolicyName, problem))
+				denied := fmt.Errorf("%s is labelled %s=true and PHIPolicy %s requires an approved decision to remove it (spec.requireApprovalToUnlabel): %s",
+					object, phiguardv1alpha1.EPHILabel, phiguardv1alpha1.DefaultPolicyName, problem)
+				g.record(ctx, req.Name, denied, nil)
+				return admission.Denied(denied.Error())
 			}
 			a := after.Metadata.Annotations
 			log = log.WithValues("approvedBy", a[phiguardv1alpha1.UnlabelApprovedByAnnotation],
@@ -108,7 +117,17 @@ func (g *UnlabelGuard) Handle(ctx context.Context, req admission.Request) admiss
 	if req.DryRun == nil || !*req.DryRun {
 		log.Info("label " + phiguardv1alpha1.EPHILabel + "=true removed: the object's pods lose phiguard coverage")
 	}
+	if req.Kind.Kind == "Namespace" {
+		g.record(ctx, req.Name, nil, warnings)
+	}
 	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// record makes a Namespace's denial or warning an Event on the PHIWorkload
+// generated for it, the workload whose coverage the label decides.
+func (g *UnlabelGuard) record(ctx context.Context, namespace string, denied error, warnings []string) {
+	w := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: controller.NamespaceSource.GeneratedName(namespace)}}
+	safeguard.AdmissionEnv{Recorder: g.Recorder}.Record(ctx, w, denied, warnings)
 }
 
 // approvalRequired reads PHIPolicy requireApprovalToUnlabel.

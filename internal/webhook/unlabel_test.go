@@ -73,6 +73,16 @@ var _ = Describe("Removing the ePHI label", Ordered, func() {
 			`"phiguard.io/unlabel-approved-by":"security-officer@clinic.example",`+
 			`"phiguard.io/unlabel-expires":"`+time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339)+`"`)).To(Succeed())
 		Expect(warnings.take()).To(ContainElement(ContainSubstring("approved by security-officer@clinic.example: every pod in it loses phiguard coverage")))
+
+		By("recording the refusals and the warning as Events on the namespace's generated PHIWorkload")
+		w := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "ns-" + ns.Name}}
+		Eventually(func(g Gomega) {
+			events := admissionEvents(g, w)
+			g.Expect(events).To(ContainElement(And(HaveField("Reason", phiguardv1alpha1.ReasonAdmissionDenied),
+				HaveField("Note", ContainSubstring("update of Namespace "+ns.Name+": Namespace "+ns.Name+" is labelled phiguard.io/ephi=true")))))
+			g.Expect(events).To(ContainElement(And(HaveField("Reason", phiguardv1alpha1.ReasonAdmissionWarned),
+				HaveField("Note", ContainSubstring("approved by security-officer@clinic.example: every pod in it loses phiguard coverage")))))
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 	})
 
 	It("only records, never refuses, the label's removal from a Deployment", func() {
