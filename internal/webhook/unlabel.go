@@ -76,7 +76,7 @@ func (g *UnlabelGuard) Handle(ctx context.Context, req admission.Request) admiss
 		return admission.Allowed("")
 	}
 	object := req.Kind.Kind + " " + req.Namespace + "/" + req.Name
-	if req.Kind.Kind == "Namespace" { // its request names it as its own namespace
+	if req.Kind.Kind == kindNamespace { // its request names it as its own namespace
 		object = "Namespace " + req.Name
 	}
 	log := logf.FromContext(ctx).WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
@@ -95,32 +95,43 @@ func (g *UnlabelGuard) Handle(ctx context.Context, req admission.Request) admiss
 	}
 
 	var warnings []string
-	if req.Kind.Kind == "Namespace" {
-		required, err := g.approvalRequired(ctx)
+	if req.Kind.Kind == kindNamespace {
+		var denied, err error
+		warnings, denied, err = g.namespaceDecision(ctx, after.Metadata.Annotations, object)
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
-		if required {
-			if problem := g.checkDecision(after.Metadata.Annotations); problem != "" {
-				denied := fmt.Errorf("%s is labelled %s=true and PHIPolicy %s requires an approved decision to remove it (spec.requireApprovalToUnlabel): %s",
-					object, phiguardv1alpha1.EPHILabel, phiguardv1alpha1.DefaultPolicyName, problem)
-				g.record(ctx, req.Name, denied, nil)
-				return admission.Denied(denied.Error())
-			}
-			a := after.Metadata.Annotations
-			log = log.WithValues("approvedBy", a[phiguardv1alpha1.UnlabelApprovedByAnnotation],
-				"justification", a[phiguardv1alpha1.UnlabelJustificationAnnotation])
-			warnings = append(warnings, fmt.Sprintf("removing %s from %s, approved by %s: every pod in it loses phiguard coverage",
-				phiguardv1alpha1.EPHILabel, object, a[phiguardv1alpha1.UnlabelApprovedByAnnotation]))
+		g.record(ctx, req.Name, denied, warnings)
+		if denied != nil {
+			return admission.Denied(denied.Error())
 		}
+		a := after.Metadata.Annotations
+		log = log.WithValues("approvedBy", a[phiguardv1alpha1.UnlabelApprovedByAnnotation],
+			"justification", a[phiguardv1alpha1.UnlabelJustificationAnnotation])
 	}
 	if req.DryRun == nil || !*req.DryRun {
 		log.Info("label " + phiguardv1alpha1.EPHILabel + "=true removed: the object's pods lose phiguard coverage")
 	}
-	if req.Kind.Kind == "Namespace" {
-		g.record(ctx, req.Name, nil, warnings)
-	}
 	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// kindNamespace is the kind whose unlabelling may need an approved decision.
+const kindNamespace = "Namespace"
+
+// namespaceDecision applies PHIPolicy requireApprovalToUnlabel to a
+// Namespace losing its label: the denial when the decision is missing, or
+// the warning that names its approver; err when the policy cannot be read.
+func (g *UnlabelGuard) namespaceDecision(ctx context.Context, annotations map[string]string, object string) (warnings []string, denied, err error) {
+	required, err := g.approvalRequired(ctx)
+	if err != nil || !required {
+		return nil, nil, err
+	}
+	if problem := g.checkDecision(annotations); problem != "" {
+		return nil, fmt.Errorf("%s is labelled %s=true and PHIPolicy %s requires an approved decision to remove it (spec.requireApprovalToUnlabel): %s",
+			object, phiguardv1alpha1.EPHILabel, phiguardv1alpha1.DefaultPolicyName, problem), nil
+	}
+	return []string{fmt.Sprintf("removing %s from %s, approved by %s: every pod in it loses phiguard coverage",
+		phiguardv1alpha1.EPHILabel, object, annotations[phiguardv1alpha1.UnlabelApprovedByAnnotation])}, nil, nil
 }
 
 // record makes a Namespace's denial or warning an Event on the PHIWorkload
