@@ -286,7 +286,8 @@ func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, n
 		// The action is the condition type: events.k8s.io folds Events that share
 		// regarding object, reason and action into one series, and each
 		// safeguard's change must stay a record of its own.
-		r.Recorder.Eventf(w, nil, kind, c.Reason, c.Type, "%s is %s: %s", c.Type, c.Status, c.Message)
+		r.Recorder.Eventf(w, nil, kind, c.Reason, c.Type, "%s",
+			safeguard.EventNote(fmt.Sprintf("%s is %s: %s", c.Type, c.Status, c.Message)))
 	}
 }
 
@@ -305,7 +306,7 @@ func (r *PHIWorkloadReconciler) recordActions(w *phiguardv1alpha1.PHIWorkload, o
 			if e.Related != nil {
 				related = e.Related
 			}
-			r.Recorder.Eventf(w, related, kind, e.Reason, string(o.name), "%s", e.Message)
+			r.Recorder.Eventf(w, related, kind, e.Reason, string(o.name), "%s", safeguard.EventNote(e.Message))
 		}
 	}
 }

@@ -79,7 +79,7 @@ func (env AdmissionEnv) Record(ctx context.Context, w *phiguardv1alpha1.PHIWorkl
 	if related != nil {
 		rel = related
 	}
-	env.Recorder.Eventf(w, rel, corev1.EventTypeWarning, reason, "Admission", "%s", note)
+	env.Recorder.Eventf(w, rel, corev1.EventTypeWarning, reason, "Admission", "%s", EventNote(note))
 }
 
 // objectName names the object of a request: its name, or, for an object the

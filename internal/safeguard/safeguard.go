@@ -15,6 +15,7 @@ package safeguard
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -122,4 +123,22 @@ type SchemeAdder interface {
 // calls Finalize before letting it go.
 type Finalizer interface {
 	Finalize(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload) ([]Event, error)
+}
+
+// MaxEventNote is the longest note events.k8s.io/v1 accepts; the apiserver
+// rejects an Event with a longer one, and the record would be lost.
+const MaxEventNote = 1024
+
+// EventNote cuts a note to MaxEventNote bytes, at a rune boundary, ending
+// with "..." when it cut. The condition or the admission response keeps the
+// whole text.
+func EventNote(s string) string {
+	if len(s) <= MaxEventNote {
+		return s
+	}
+	cut := MaxEventNote - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
