@@ -174,6 +174,19 @@ const (
 	ReasonRolloutRestarted = "RolloutRestarted"
 )
 
+// Reasons of the IntegrityProtected condition.
+const (
+	// ReasonContainersImmutable (True): every container of every selected pod
+	// (phiguard's audit sidecar aside) passes the restricted Pod Security
+	// Standard, has a read-only root filesystem and, unless
+	// integrity.requireImageDigest is false, runs an image pinned by digest.
+	ReasonContainersImmutable = "ContainersImmutable"
+	// ReasonContainersMutable (False): some container does not; the message
+	// names each pod and container (the first 10 pods, then a count) and each
+	// check it fails.
+	ReasonContainersMutable = "ContainersMutable"
+)
+
 // Reasons of the Events about a labelled object's coverage (action
 // "Coverage", recorded on the labelled Deployment, StatefulSet, Service or
 // Namespace).

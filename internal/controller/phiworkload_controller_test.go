@@ -31,7 +31,8 @@ var _ = Describe("PHIWorkload status", func() {
 			}
 		})
 		// One selected pod, carrying the sidecar as the webhook (not running
-		// in this suite) would have injected it.
+		// in this suite) would have injected it. Its app container is not
+		// hardened, so IntegrityProtected (Audit by default) is False.
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records-0", Labels: map[string]string{"app": "records"}},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/records:1"}}},
@@ -68,8 +69,11 @@ var _ = Describe("PHIWorkload status", func() {
 			ready := condition(g, w, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(phiguardv1alpha1.SafeguardsFailingReason))
-			g.Expect(ready.Message).To(Equal("failing: BackupScheduled; not evaluated: AccessControlled, IntegrityProtected, Available"))
-			g.Expect(placeholders).To(Equal(3))
+			g.Expect(ready.Message).To(Equal("failing: BackupScheduled, IntegrityProtected; not evaluated: AccessControlled, Available"))
+			g.Expect(placeholders).To(Equal(2))
+			g.Expect(condition(g, w, string(phiguardv1alpha1.IntegrityProtected))).To(And(
+				HaveField("Status", metav1.ConditionFalse), HaveField("Reason", phiguardv1alpha1.ReasonContainersMutable),
+				HaveField("Message", HavePrefix("1 of 1 selected pods run containers that could alter their own software: records-0 (container app: "))))
 			g.Expect(got.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
 			g.Expect(holding).To(Equal(4), "NetworkIsolated, EncryptedAtRest, AuditLogging, and TransmissionSecure under its decision")
 			g.Expect(got.Status.Score).To(Equal("4/8"))
@@ -96,6 +100,7 @@ var _ = Describe("PHIWorkload status", func() {
 			g.Expect(seen).To(HaveKey("NetworkIsolated/" + phiguardv1alpha1.ReasonPolicyApplied))
 			g.Expect(seen).To(HaveKey("EncryptedAtRest/" + phiguardv1alpha1.ReasonAllVolumesEncrypted))
 			g.Expect(seen).To(HaveKey("AccessControlled/" + phiguardv1alpha1.ReasonNotImplemented))
+			g.Expect(seen).To(HaveKey("IntegrityProtected/" + phiguardv1alpha1.ReasonContainersMutable))
 			g.Expect(seen).To(HaveKey("TransmissionSecure/" + phiguardv1alpha1.ReasonDocumentedDecision))
 		}, timeout, poll).Should(Succeed())
 	})

@@ -49,14 +49,6 @@ var (
 			s.AccessControl = &phiguardv1alpha1.AccessControlSpec{Mode: phiguardv1alpha1.ModeAudit, AllowTokenAutomount: ptr.To(false)}
 		},
 	}
-	integrityPlaceholder = placeholder{
-		name: phiguardv1alpha1.IntegrityProtected,
-		rule: Rule{Section: "§164.312(c)(1)", Specification: phiguardv1alpha1.Required,
-			Summary: "ePHI pods run immutable, unprivileged, digest-pinned containers"},
-		defaults: func(s *phiguardv1alpha1.SafeguardSettings) {
-			s.Integrity = &phiguardv1alpha1.IntegritySpec{Mode: phiguardv1alpha1.ModeAudit, RequireImageDigest: ptr.To(true)}
-		},
-	}
 	availabilityPlaceholder = placeholder{
 		name: phiguardv1alpha1.Available,
 		rule: Rule{Section: "§164.308(a)(7)(ii)(C)", Specification: phiguardv1alpha1.Required,

@@ -34,7 +34,7 @@ func New(opts Options) Registry {
 		AuditLogging{},
 		transmissionSecurityPlaceholder,
 		accessControlPlaceholder,
-		integrityPlaceholder,
+		Integrity{},
 		availabilityPlaceholder,
 	}
 }

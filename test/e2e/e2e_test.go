@@ -119,19 +119,32 @@ var _ = Describe("phiguard on a full cluster", Ordered, func() {
 			}
 			ready := meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready).NotTo(BeNil())
-			// Nothing fails; the safeguards not built yet are Unknown, so the
-			// summary is Pending rather than Compliant.
-			g.Expect(w.Status.Compliance).To(Equal(phiguardv1alpha1.Pending))
+			// IntegrityProtected (Audit, the built-in mode) is False: the app
+			// container is neither hardened nor pinned by digest. The
+			// safeguards not built yet are Unknown.
+			g.Expect(w.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
+			g.Expect(ready.Message).To(Equal("failing: IntegrityProtected; not evaluated: TransmissionSecure, AccessControlled, Available"))
 			g.Expect(w.Status.Score).To(Equal("4/8"))
 		}, timeout, poll).Should(Succeed())
 		Eventually(func(g Gomega) {
 			pods := runningPods(g, ns, "records")
 			g.Expect(pods).To(HaveLen(2))
+			integrity := meta.FindStatusCondition(get(g, key).Status.Conditions, string(phiguardv1alpha1.IntegrityProtected))
+			g.Expect(integrity).NotTo(BeNil())
+			g.Expect(integrity.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(integrity.Reason).To(Equal(phiguardv1alpha1.ReasonContainersMutable))
+			g.Expect(integrity.Message).To(HavePrefix("2 of 2 selected pods run containers that could alter their own software: "))
 			for _, p := range pods {
 				g.Expect(metav1.GetControllerOf(&p).Kind).To(Equal("ReplicaSet"), "pods come from the Deployment's ReplicaSet")
 				g.Expect(p.Spec.NodeName).NotTo(BeEmpty(), "scheduled")
 				g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning))
 				g.Expect(hasSidecar(p)).To(BeTrue(), "pod %s was injected", p.Name)
+				// The injected sidecar is not judged; the app container fails every check.
+				g.Expect(integrity.Message).To(ContainSubstring(p.Name + ` (container app: allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation=false), ` +
+					`unrestricted capabilities (container "app" must set securityContext.capabilities.drop=["ALL"]), ` +
+					`runAsNonRoot != true (pod or container "app" must set securityContext.runAsNonRoot=true), ` +
+					`seccompProfile (pod or container "app" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"), ` +
+					`root filesystem not read-only (securityContext.readOnlyRootFilesystem must be true), image registry.example/records:1 not pinned by digest)`))
 			}
 		}, timeout, poll).Should(Succeed())
 	})
