@@ -513,6 +513,19 @@ type AccessControlSpec struct {
 	// Built-in default: false.
 	// +optional
 	AllowTokenAutomount *bool `json:"allowTokenAutomount,omitempty"`
+
+	// emergencyAccessGroups are the groups whose members may exec into,
+	// attach to, port-forward to or add ephemeral containers to the selected
+	// pods (break-glass access). In Enforce mode everyone else is refused; in
+	// Audit mode everyone is admitted. Either way every such access is
+	// recorded as an Event on the PHIWorkload naming the user, pod, container
+	// and command. Built-in default: none.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	EmergencyAccessGroups []string `json:"emergencyAccessGroups,omitempty"`
 }
 
 // IntegritySpec configures the IntegrityProtected safeguard (Required).

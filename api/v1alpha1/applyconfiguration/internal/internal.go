@@ -35,6 +35,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: allowTokenAutomount
       type:
         scalar: boolean
+    - name: emergencyAccessGroups
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
     - name: mode
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.Mode

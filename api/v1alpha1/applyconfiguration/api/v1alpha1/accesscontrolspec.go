@@ -22,6 +22,13 @@ type AccessControlSpecApplyConfiguration struct {
 	// allowTokenAutomount permits the pods to mount a ServiceAccount token.
 	// Built-in default: false.
 	AllowTokenAutomount *bool `json:"allowTokenAutomount,omitempty"`
+	// emergencyAccessGroups are the groups whose members may exec into,
+	// attach to, port-forward to or add ephemeral containers to the selected
+	// pods (break-glass access). In Enforce mode everyone else is refused; in
+	// Audit mode everyone is admitted. Either way every such access is
+	// recorded as an Event on the PHIWorkload naming the user, pod, container
+	// and command. Built-in default: none.
+	EmergencyAccessGroups []string `json:"emergencyAccessGroups,omitempty"`
 }
 
 // AccessControlSpecApplyConfiguration constructs a declarative configuration of the AccessControlSpec type for use with
@@ -43,5 +50,15 @@ func (b *AccessControlSpecApplyConfiguration) WithMode(value apiv1alpha1.Mode) *
 // If called multiple times, the AllowTokenAutomount field is set to the value of the last call.
 func (b *AccessControlSpecApplyConfiguration) WithAllowTokenAutomount(value bool) *AccessControlSpecApplyConfiguration {
 	b.AllowTokenAutomount = &value
+	return b
+}
+
+// WithEmergencyAccessGroups adds the given value to the EmergencyAccessGroups field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the EmergencyAccessGroups field.
+func (b *AccessControlSpecApplyConfiguration) WithEmergencyAccessGroups(values ...string) *AccessControlSpecApplyConfiguration {
+	for i := range values {
+		b.EmergencyAccessGroups = append(b.EmergencyAccessGroups, values[i])
+	}
 	return b
 }
