@@ -1,6 +1,6 @@
 // Command demo runs phiguard end to end on one machine, with nothing to install:
 // it starts the full local cluster (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler built from Go modules, and kwok with one simulated Node; see
+// kube-scheduler built from Go modules, and kwok with two simulated Nodes; see
 // internal/localcluster), runs the manager binary against it as a separate
 // process with its webhooks called by the apiserver, applies the samples in
 // config/samples and shows the compliance table until every sample
@@ -114,7 +114,7 @@ func run(opts options) (err error) {
 	if err != nil {
 		return fmt.Errorf("starting the local cluster (its log: %s): %w", out.rel(p.clusterLog), err)
 	}
-	fmt.Printf("  up in %s, one simulated Node; phiguard's and Velero's CRDs installed\n", time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("  up in %s, two simulated Nodes; phiguard's and Velero's CRDs installed\n", time.Since(start).Round(100*time.Millisecond))
 	wh, err := localcluster.InstallWebhooks(cluster.Config, opts.root)
 	if err != nil {
 		return err

@@ -1,19 +1,19 @@
 // Package localcluster runs phiguard's full local cluster: etcd,
 // kube-apiserver, kube-controller-manager and kube-scheduler built from Go
 // modules (hack/build-controlplane.sh), put together by kwokctl in its binary
-// runtime with one kwok-simulated Node, so that Deployments get ReplicaSets
+// runtime with two kwok-simulated Nodes, so that Deployments get ReplicaSets
 // and Pods, pods are scheduled and run, and garbage collection cascades. The
 // demo and the end-to-end suite use it; nothing touches ~/.kube/config.
 package localcluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +27,11 @@ import (
 
 // KubeVersion is the Kubernetes version the control plane is built at.
 const KubeVersion = "v1.37.2"
+
+// Nodes is how many simulated Nodes the cluster has: two, so that a
+// workload's replicas can be spread over more than one node, as the
+// Available safeguard asks.
+const Nodes = 2
 
 // Cluster is a running local cluster.
 type Cluster struct {
@@ -64,7 +69,7 @@ var binaries = map[string]string{
 }
 
 // Up creates and starts a fresh cluster (deleting a stale one of the same
-// name), adds one simulated Node, and installs phiguard's and Velero's CRDs.
+// name), adds the simulated Nodes, and installs phiguard's and Velero's CRDs.
 func Up(ctx context.Context, o Options) (*Cluster, error) {
 	bin := filepath.Join(o.Root, "bin")
 	config := "kind: KwokctlConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\noptions:\n" +
@@ -110,7 +115,7 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	cfg.QPS, cfg.Burst = 100, 200
 	c.Config = cfg
-	if err := c.run(ctx, "scale", "node", "--name", c.Name, "--replicas", "1"); err != nil {
+	if err := c.run(ctx, "scale", "node", "--name", c.Name, "--replicas", strconv.Itoa(Nodes)); err != nil {
 		return nil, err
 	}
 	if err := c.installCRDs(o.Root); err != nil {
@@ -166,7 +171,7 @@ func (c *Cluster) installCRDs(root string) error {
 	return nil
 }
 
-// waitNodeReady waits for the simulated Node to report Ready.
+// waitNodeReady waits for every simulated Node to report Ready.
 func (c *Cluster) waitNodeReady(ctx context.Context) error {
 	k8s, err := client.New(c.Config, client.Options{})
 	if err != nil {
@@ -175,25 +180,32 @@ func (c *Cluster) waitNodeReady(ctx context.Context) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var nodes corev1.NodeList
-		if err := k8s.List(ctx, &nodes); err == nil {
-			for _, n := range nodes.Items {
-				for _, cond := range n.Status.Conditions {
-					if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-						return nil
-					}
-				}
-			}
+		if err := k8s.List(ctx, &nodes); err == nil && readyNodes(nodes.Items) >= Nodes {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("no Node became Ready within a minute; see the kwok-controller log under " +
-				filepath.Join(c.WorkDir, "clusters", c.Name, "logs"))
+			return fmt.Errorf("fewer than %d Nodes became Ready within a minute; see the kwok-controller log under %s",
+				Nodes, filepath.Join(c.WorkDir, "clusters", c.Name, "logs"))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for a Ready Node: %w", ctx.Err())
+			return fmt.Errorf("waiting for Ready Nodes: %w", ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// readyNodes counts the Nodes whose Ready condition is True.
+func readyNodes(nodes []corev1.Node) int {
+	n := 0
+	for _, node := range nodes {
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // InstallWebhooks installs phiguard's webhook configurations (as `make
