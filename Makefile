@@ -103,9 +103,10 @@ controlplane: ## Build etcd, kube-apiserver and kube-controller-manager (its gar
 	hack/build-controlplane.sh etcd kube-apiserver kube-controller-manager
 
 .PHONY: cluster-tools
-cluster-tools: controlplane ## Also build kube-scheduler and kwok/kwokctl, for the full local cluster (cached).
+cluster-tools: controlplane ## Also build kube-scheduler, kwok/kwokctl and kubectl, for the full local cluster (cached).
 	hack/build-controlplane.sh kube-scheduler
 	hack/build-kwok.sh
+	hack/build-kubectl.sh
 
 .PHONY: build
 build: ## Build the manager binary.
