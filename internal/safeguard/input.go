@@ -74,6 +74,22 @@ func ListIn[T any, L any, PL interface {
 	}}
 }
 
+// ListCluster returns an InputOf that lists one kind across the cluster: a
+// cluster-scoped kind (ClusterRoles), or a namespaced one in every namespace.
+// L is the list type, T its item type.
+func ListCluster[T any, L any, PL interface {
+	*L
+	client.ObjectList
+}](name string, items func(*L) []T) *InputOf[[]T] {
+	return &InputOf[[]T]{Name: name, Read: func(ctx context.Context, r client.Reader, _ *Scope) ([]T, error) {
+		var list L
+		if err := r.List(ctx, PL(&list)); err != nil {
+			return nil, fmt.Errorf("listing %s: %w", name, err)
+		}
+		return items(&list), nil
+	}}
+}
+
 // Watch re-evaluates workloads when objects of one kind change.
 type Watch struct {
 	// Object is an empty object of the kind watched.
