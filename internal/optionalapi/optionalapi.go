@@ -67,10 +67,11 @@ var (
 	}
 	GatewayAPI = &API{
 		Name: "GatewayAPI", NotInstalledReason: phiguardv1alpha1.ReasonGatewayAPINotInstalled,
-		Install:      "install Gateway API's standard CRDs",
+		Install:      "install Gateway API's standard CRDs (v1.1 or later, which serve GRPCRoute v1)",
 		GroupVersion: schema.GroupVersion{Group: "gateway.networking.k8s.io", Version: "v1"},
-		Kinds:        []string{"Gateway", "HTTPRoute"},
-		CRDs:         []string{"gateways.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io"},
+		Kinds:        []string{"Gateway", "HTTPRoute", "GRPCRoute"},
+		CRDs: []string{"gateways.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io",
+			"grpcroutes.gateway.networking.k8s.io"},
 	}
 )
 

@@ -19,9 +19,10 @@ import (
 )
 
 // The package's Reconcile tests run against one real kube-apiserver and etcd
-// (phiguard's and Velero's CRDs installed), started once in TestMain. No
-// controller-manager runs: no scheduler, no garbage collector, no
-// ReplicaSets made from Deployments; tests create what those would.
+// (phiguard's CRDs and those of Velero, Istio and Gateway API installed),
+// started once in TestMain. No controller-manager runs: no scheduler, no
+// garbage collector, no ReplicaSets made from Deployments; tests create what
+// those would.
 var (
 	// testCfg reaches the control plane as an administrator.
 	testCfg *rest.Config
@@ -39,12 +40,16 @@ func runWithControlPlane(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	velero, err := testenv.VeleroCRDs()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	// The optional APIs' CRDs, from the modules that ship them: their
+	// safeguards find them served.
+	for _, crds := range []func() ([]string, error){testenv.VeleroCRDs, testenv.IstioCRDs, testenv.GatewayAPICRDs} {
+		paths, err := crds()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, paths...)
 	}
-	env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, velero...)
 	if testCfg, err = env.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "starting the control plane:", err)
 		return 1
@@ -54,11 +59,28 @@ func runWithControlPlane(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 		}
 	}()
-	if k8s, err = phischeme.NewClient(testCfg); err != nil {
+	if k8s, err = newClient(testCfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
+}
+
+// newClient returns a client of cfg that speaks the manager's scheme: the
+// base one and the kinds the safeguards add (SchemeAdder).
+func newClient(cfg *rest.Config) (client.Client, error) {
+	s, err := phischeme.New()
+	if err != nil {
+		return nil, err
+	}
+	if err := New(Options{}).AddToScheme(s); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return nil, fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
+	}
+	return c, nil
 }
 
 var namespaces atomic.Int64
@@ -136,7 +158,7 @@ func newPod(t *testing.T, ns, name string, labels map[string]string, mutate func
 func countingClient(t *testing.T) (client.Client, *testenv.WriteCounter) {
 	t.Helper()
 	w := &testenv.WriteCounter{}
-	c, err := phischeme.NewClient(w.Wrap(testCfg))
+	c, err := newClient(w.Wrap(testCfg))
 	if err != nil {
 		t.Fatal(err)
 	}

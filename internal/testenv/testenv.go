@@ -112,3 +112,47 @@ func VeleroCRDs() ([]string, error) {
 	}
 	return paths, nil
 }
+
+// moduleDir is the directory of a module go.mod requires, in the module cache.
+func moduleDir(module string) (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the module %s (go list -m): %w", module, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// existing returns paths when every one exists.
+func existing(paths ...string) ([]string, error) {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("a CRD manifest of a module is missing: %w", err)
+		}
+	}
+	return paths, nil
+}
+
+// GatewayAPICRDs returns the paths of Gateway API's standard-channel CRD
+// manifests for the kinds phiguard reads (Gateway, HTTPRoute, GRPCRoute), from
+// the gateway-api module go.mod requires, for envtest to install.
+func GatewayAPICRDs() ([]string, error) {
+	dir, err := moduleDir("sigs.k8s.io/gateway-api")
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, kind := range []string{"gateways", "httproutes", "grpcroutes"} {
+		paths = append(paths, filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_"+kind+".yaml"))
+	}
+	return existing(paths...)
+}
+
+// IstioCRDs returns the path of Istio's CRD manifest (every Istio kind, one
+// file), from the istio.io/api module go.mod requires, for envtest to install.
+func IstioCRDs() ([]string, error) {
+	dir, err := moduleDir("istio.io/api")
+	if err != nil {
+		return nil, err
+	}
+	return existing(filepath.Join(dir, "kubernetes", "customresourcedefinitions.gen.yaml"))
+}
