@@ -245,7 +245,8 @@ func (j *transmissionJudgement) routeListeners(r Route) (plain, unjudged []strin
 // of gw: p's sectionName and port select the listener (none: every one), and
 // the listener must allow the route's kind and namespace. A namespace
 // selector counts as allowing (phiguard does not read the route namespace's
-// labels), which may report a route the Gateway would refuse, never miss one.
+// labels), and hostnames are not intersected: either may report a route the
+// Gateway would refuse, never miss one.
 func attaches(r Route, p gatewayv1.ParentReference, gw *gatewayv1.Gateway, l gatewayv1.Listener) bool {
 	if p.SectionName != nil && *p.SectionName != l.Name {
 		return false
