@@ -69,6 +69,9 @@ type podAccess struct {
 	// what says what the request does, without who: "exec into container app
 	// of pod clinic/records-0: command [sh -c ls]".
 	what string
+	// fieldPath names the container reached ("spec.containers{app}"), as
+	// Events refer to a container; empty for a port-forward.
+	fieldPath string
 }
 
 // Handle implements admission.Handler.
@@ -96,7 +99,7 @@ func (a *accessAdmission) Handle(ctx context.Context, req admission.Request) adm
 	d := BreakGlass(req.UserInfo.Username, req.UserInfo.Groups, groups, c.mode, access.what,
 		fmt.Sprintf("PHIWorkload %s/%s", c.workload.Namespace, c.workload.Name))
 	if req.DryRun == nil || !*req.DryRun {
-		a.recordAccess(c.workload, access.pod, d)
+		a.recordAccess(c.workload, access, d)
 	}
 	if !d.Allowed {
 		return admission.Denied(d.Message)
@@ -139,9 +142,12 @@ func BreakGlass(username string, userGroups, groups []string, mode phiguardv1alp
 }
 
 // recordAccess records an access as an Event on the workload, related to the
-// pod: EmergencyAccess (Normal for a member, Warning for anyone else
-// admitted in Audit) or EmergencyAccessDenied.
-func (a *accessAdmission) recordAccess(w *phiguardv1alpha1.PHIWorkload, pod *corev1.Pod, d BreakGlassDecision) {
+// pod's container: EmergencyAccess (Normal for a member, Warning for anyone
+// else admitted in Audit) or EmergencyAccessDenied. events.k8s.io folds
+// Events alike in all but their note into one series: accesses to different
+// containers stay apart, repeated ones to one container within minutes
+// count in the series of the first (the apiserver's audit log has each).
+func (a *accessAdmission) recordAccess(w *phiguardv1alpha1.PHIWorkload, access *podAccess, d BreakGlassDecision) {
 	if a.Recorder == nil {
 		return
 	}
@@ -152,7 +158,9 @@ func (a *accessAdmission) recordAccess(w *phiguardv1alpha1.PHIWorkload, pod *cor
 	case d.Allowed:
 		reason, note = phiguardv1alpha1.ReasonEmergencyAccess, "admitted (Audit): "+d.Message
 	}
-	related := &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+	pod := access.pod
+	related := &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
+		FieldPath: access.fieldPath}
 	a.Recorder.Eventf(w, related, eventType, reason, BreakGlassAction, "%s", EventNote(note))
 }
 
@@ -180,20 +188,22 @@ func (a *accessAdmission) connectOf(ctx context.Context, req admission.Request) 
 		return nil, fmt.Errorf("reading pod %s/%s: %w", req.Namespace, req.Name, err)
 	}
 	ref := fmt.Sprintf("pod %s/%s", pod.Namespace, pod.Name)
-	var what string
+	var what, container string
 	switch req.SubResource {
 	case "exec":
 		var o corev1.PodExecOptions
 		if err := a.decoder.DecodeRaw(req.Object, &o); err != nil {
 			return nil, fmt.Errorf("decoding the exec options: %w", err)
 		}
-		what = fmt.Sprintf("exec into container %s of %s: command %q", containerOf(pod, o.Container), ref, o.Command)
+		container = containerOf(pod, o.Container)
+		what = fmt.Sprintf("exec into container %s of %s: command %q", container, ref, o.Command)
 	case "attach":
 		var o corev1.PodAttachOptions
 		if err := a.decoder.DecodeRaw(req.Object, &o); err != nil {
 			return nil, fmt.Errorf("decoding the attach options: %w", err)
 		}
-		what = fmt.Sprintf("attach to container %s of %s (stdin %t, tty %t)", containerOf(pod, o.Container), ref, o.Stdin, o.TTY)
+		container = containerOf(pod, o.Container)
+		what = fmt.Sprintf("attach to container %s of %s (stdin %t, tty %t)", container, ref, o.Stdin, o.TTY)
 	case "portforward":
 		var o corev1.PodPortForwardOptions
 		if err := a.decoder.DecodeRaw(req.Object, &o); err != nil {
@@ -207,7 +217,7 @@ func (a *accessAdmission) connectOf(ctx context.Context, req admission.Request) 
 	default:
 		return nil, nil
 	}
-	return &podAccess{pod: pod, what: what}, nil
+	return &podAccess{pod: pod, what: what, fieldPath: containerFieldPath(pod, container)}, nil
 }
 
 // debugOf reads the ephemeral containers an update adds to a pod.
@@ -220,8 +230,10 @@ func (a *accessAdmission) debugOf(req admission.Request) (*podAccess, error) {
 		return nil, fmt.Errorf("decoding the old pod: %w", err)
 	}
 	var added []string
+	fieldPath := ""
 	for _, c := range pod.Spec.EphemeralContainers {
 		if !slices.ContainsFunc(old.Spec.EphemeralContainers, func(o corev1.EphemeralContainer) bool { return o.Name == c.Name }) {
+			fieldPath = cmp.Or(fieldPath, "spec.ephemeralContainers{"+c.Name+"}")
 			added = append(added, fmt.Sprintf("ephemeral container %s (image %s, target %s, command %q)",
 				c.Name, c.Image, cmp.Or(c.TargetContainerName, "none"), slices.Concat(c.Command, c.Args)))
 		}
@@ -230,7 +242,8 @@ func (a *accessAdmission) debugOf(req admission.Request) (*podAccess, error) {
 		return nil, nil
 	}
 	pod.Namespace = req.Namespace
-	return &podAccess{pod: pod, what: fmt.Sprintf("add %s to pod %s/%s", strings.Join(added, ", "), pod.Namespace, pod.Name)}, nil
+	return &podAccess{pod: pod, what: fmt.Sprintf("add %s to pod %s/%s", strings.Join(added, ", "), pod.Namespace, pod.Name),
+		fieldPath: fieldPath}, nil
 }
 
 // containerOf names the container a request names, or the one the apiserver
@@ -240,4 +253,23 @@ func containerOf(pod *corev1.Pod, name string) string {
 		return pod.Spec.Containers[0].Name
 	}
 	return cmp.Or(name, "(unnamed)")
+}
+
+// containerFieldPath refers to a container of a pod as Events do
+// ("spec.containers{app}"); empty when the pod has none of that name.
+func containerFieldPath(pod *corev1.Pod, name string) string {
+	has := func(cs []corev1.Container) bool {
+		return slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == name })
+	}
+	switch {
+	case name == "":
+		return ""
+	case has(pod.Spec.Containers):
+		return "spec.containers{" + name + "}"
+	case has(pod.Spec.InitContainers):
+		return "spec.initContainers{" + name + "}"
+	case slices.ContainsFunc(pod.Spec.EphemeralContainers, func(c corev1.EphemeralContainer) bool { return c.Name == name }):
+		return "spec.ephemeralContainers{" + name + "}"
+	}
+	return ""
 }
