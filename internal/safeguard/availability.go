@@ -185,38 +185,46 @@ func (a Availability) reconcile(ctx context.Context, s *Scope) Result {
 		Budgets: others,
 	}
 	enforce := s.Mode(a.Name()) == phiguardv1alpha1.ModeEnforce
-	var events []Event
-	var nameTaken string
-	switch covering := budgetsCovering(s.Pods, yieldTo(s.Workload, own, others)); {
-	case enforce && len(covering) == 0:
-		pdb, event, err := a.ensureBudget(ctx, s)
-		if err != nil {
-			return Result{Err: err}
-		}
-		if event != nil {
-			events = append(events, *event)
-		}
-		if pdb == nil {
-			nameTaken = DisruptionBudgetName(s.Workload.Name)
-		} else {
-			in.Budgets = append(in.Budgets, *pdb)
-		}
-	case enforce:
-		why := fmt.Sprintf("PodDisruptionBudget %s covers selected pods, and a pod matched by two budgets cannot be evicted at all",
-			strings.Join(named(covering), ", "))
-		var err error
-		if events, err = removeBudgets(ctx, s.Client, own, why); err != nil {
-			return Result{Err: err, Events: events}
-		}
-	default:
-		var err error
-		if events, err = removeBudgets(ctx, s.Client, own, fmt.Sprintf("availability.mode is %s", s.Mode(a.Name()))); err != nil {
-			return Result{Err: err, Events: events}
-		}
+	budget, nameTaken, events, err := a.keepBudget(ctx, s, enforce, own, others)
+	if err != nil {
+		return Result{Err: err, Events: events}
+	}
+	if budget != nil {
+		in.Budgets = append(in.Budgets, *budget)
 	}
 	r := judgeAvailability(s.Pods, in).result(enforce, nameTaken)
 	r.Events = events
 	return r
+}
+
+// keepBudget does what the mode asks of phiguard's own budget: in Enforce,
+// apply it when no other budget covers a selected pod (returning it as the
+// apiserver holds it, or nameTaken when a budget phiguard does not own holds
+// its name), remove it otherwise; in Audit, remove it.
+func (a Availability) keepBudget(ctx context.Context, s *Scope, enforce bool, own, others []policyv1.PodDisruptionBudget) (
+	budget *policyv1.PodDisruptionBudget, nameTaken string, events []Event, err error) {
+	covering := budgetsCovering(s.Pods, yieldTo(s.Workload, own, others))
+	switch {
+	case enforce && len(covering) == 0:
+		applied, event, err := a.ensureBudget(ctx, s)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if event != nil {
+			events = append(events, *event)
+		}
+		if applied == nil {
+			nameTaken = DisruptionBudgetName(s.Workload.Name)
+		}
+		return applied, nameTaken, events, nil
+	case enforce:
+		events, err = removeBudgets(ctx, s.Client, own, fmt.Sprintf(
+			"PodDisruptionBudget %s covers selected pods, and a pod matched by two budgets cannot be evicted at all",
+			strings.Join(named(covering), ", ")))
+	default:
+		events, err = removeBudgets(ctx, s.Client, own, fmt.Sprintf("availability.mode is %s", s.Mode(a.Name())))
+	}
+	return nil, "", events, err
 }
 
 // ensureBudget applies phiguard's budget unless the fields phiguard owns on
@@ -244,12 +252,33 @@ func (a Availability) ensureBudget(ctx context.Context, s *Scope) (*policyv1.Pod
 	}
 	event := &Event{Reason: phiguardv1alpha1.ReasonDisruptionBudgetCreated,
 		Message: fmt.Sprintf("created PodDisruptionBudget %s (maxUnavailable: 1) for the selected pods", name)}
-	if existing != nil {
+	switch editors := specEditors(existing); {
+	case existing != nil && len(editors) > 0:
+		event = &Event{Warning: true, Reason: phiguardv1alpha1.ReasonDisruptionBudgetUpdated,
+			Message: fmt.Sprintf("reverted changes that %s made to PodDisruptionBudget %s (maxUnavailable: 1, the workload's selector)",
+				strings.Join(editors, ", "), name)}
+	case existing != nil:
 		event.Reason = phiguardv1alpha1.ReasonDisruptionBudgetUpdated
-		event.Message = fmt.Sprintf("updated PodDisruptionBudget %s to follow the workload's selector (maxUnavailable: 1)", name)
+		event.Message = fmt.Sprintf("updated PodDisruptionBudget %s to follow the workload's selector", name)
 	}
 	event.Related = reference(policyv1.SchemeGroupVersion.String(), "PodDisruptionBudget", stored)
 	return stored, event, nil
+}
+
+// specEditors names the field managers other than phiguard that own fields
+// of the budget's spec: someone edited what phiguard keeps.
+func specEditors(pdb *policyv1.PodDisruptionBudget) []string {
+	if pdb == nil {
+		return nil
+	}
+	var out []string
+	for _, mf := range pdb.ManagedFields {
+		if mf.Manager != ssa.FieldManager && mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), `"f:spec"`) &&
+			!slices.Contains(out, mf.Manager) {
+			out = append(out, mf.Manager)
+		}
+	}
+	return out
 }
 
 // typedDisruptionBudget is an applied PodDisruptionBudget as the apiserver stores it.

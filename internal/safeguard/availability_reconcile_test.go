@@ -211,3 +211,32 @@ func TestAvailableAuditReportsAndRemovesOnlyWhatEnforceGenerated(t *testing.T) {
 	g.Expect(r.Events).To(BeEmpty())
 	g.Expect(writes.N()).To(Equal(int64(1)), "a steady Audit reconcile writes nothing")
 }
+
+func TestAvailableEnforceRevertsAHandEditOfItsBudget(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	w := newWorkload(t, ns, enforceAvailability)
+	newReplicatedDeployment(t, ns, 2, "node-a", "node-b")
+	c, writes := countingClient(t)
+	r := Availability{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
+	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonDisruptionBudgetCreated}))
+
+	// Someone lets every pod go at once.
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "phiguard-records"}}
+	g.Expect(k8s.Patch(t.Context(), pdb, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"maxUnavailable":"100%"}}`)),
+		client.FieldOwner("kubectl-edit"))).To(Succeed())
+	writes.Reset()
+
+	r = Availability{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
+	g.Expect(r.Err).NotTo(HaveOccurred())
+	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonDisruptionBudgetUpdated}))
+	g.Expect(r.Events[0].Warning).To(BeTrue(), "a repair is a Warning")
+	g.Expect(r.Events[0].Message).To(Equal("reverted changes that kubectl-edit made to PodDisruptionBudget phiguard-records (maxUnavailable: 1, the workload's selector)"))
+	g.Expect(writes.N()).To(Equal(int64(1)))
+	get(t, pdb)
+	g.Expect(pdb.Spec.MaxUnavailable).To(HaveValue(Equal(intstr.FromInt32(1))))
+
+	r = Availability{}.Reconcile(t.Context(), scopeAt(t, c, w, time.Now()))
+	g.Expect(r.Events).To(BeEmpty())
+	g.Expect(writes.N()).To(Equal(int64(1)), "reverted, it is phiguard's again")
+}
