@@ -69,8 +69,11 @@ var _ = Describe("PHIWorkload status", func() {
 			ready := condition(g, w, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(phiguardv1alpha1.SafeguardsFailingReason))
-			g.Expect(ready.Message).To(Equal("failing: BackupScheduled, IntegrityProtected; not evaluated: AccessControlled, Available"))
-			g.Expect(placeholders).To(Equal(2))
+			g.Expect(ready.Message).To(Equal("failing: BackupScheduled, AccessControlled, IntegrityProtected, Available"))
+			g.Expect(placeholders).To(BeZero())
+			g.Expect(condition(g, w, string(phiguardv1alpha1.AccessControlled))).To(And(
+				HaveField("Status", metav1.ConditionFalse), HaveField("Reason", phiguardv1alpha1.ReasonServiceAccountMissing),
+				HaveField("Message", HavePrefix("ServiceAccount default (pods records-0) does not exist; "))))
 			g.Expect(condition(g, w, string(phiguardv1alpha1.IntegrityProtected))).To(And(
 				HaveField("Status", metav1.ConditionFalse), HaveField("Reason", phiguardv1alpha1.ReasonContainersMutable),
 				HaveField("Message", HavePrefix("1 of 1 selected pods run containers that could alter their own software: records-0 (container app: "))))
@@ -99,7 +102,7 @@ var _ = Describe("PHIWorkload status", func() {
 			g.Expect(seen).To(HaveKey("NetworkIsolated/" + phiguardv1alpha1.ReasonPolicyCreated))
 			g.Expect(seen).To(HaveKey("NetworkIsolated/" + phiguardv1alpha1.ReasonPolicyApplied))
 			g.Expect(seen).To(HaveKey("EncryptedAtRest/" + phiguardv1alpha1.ReasonAllVolumesEncrypted))
-			g.Expect(seen).To(HaveKey("AccessControlled/" + phiguardv1alpha1.ReasonNotImplemented))
+			g.Expect(seen).To(HaveKey("AccessControlled/" + phiguardv1alpha1.ReasonServiceAccountMissing))
 			g.Expect(seen).To(HaveKey("IntegrityProtected/" + phiguardv1alpha1.ReasonContainersMutable))
 			g.Expect(seen).To(HaveKey("TransmissionSecure/" + phiguardv1alpha1.ReasonDocumentedDecision))
 		}, timeout, poll).Should(Succeed())

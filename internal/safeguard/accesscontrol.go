@@ -97,7 +97,9 @@ func (AccessControl) Name() phiguardv1alpha1.SafeguardName { return phiguardv1al
 
 // Rule implements Safeguard.
 func (AccessControl) Rule() Rule {
-	return Rule{Section: "§164.312(a)(1), §164.308(a)(4)", Specification: phiguardv1alpha1.Required,
+	// §164.308(a)(4) (information access management) is served too; the
+	// section is the one the PolicyReport's category and status show.
+	return Rule{Section: "§164.312(a)(1)", Specification: phiguardv1alpha1.Required,
 		Summary: "ePHI pods run with dedicated, least-privilege identities"}
 }
 
@@ -162,7 +164,9 @@ var accessFixes = map[string]string{
 // the ServiceAccount, the pods and the objects at fault.
 func AccessFindings(ctx context.Context, in *AccessInputs) map[string][]string {
 	out := map[string][]string{}
-	add := func(reason, format string, args ...any) { out[reason] = append(out[reason], fmt.Sprintf(format, args...)) }
+	add := func(reason, format string, args ...any) {
+		out[reason] = append(out[reason], fmt.Sprintf(format, args...))
+	}
 	bySA := map[string][]*corev1.Pod{}
 	for i := range in.Selected {
 		sa := cmp.Or(in.Selected[i].Spec.ServiceAccountName, "default")
