@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -8,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -30,13 +32,17 @@ func as(user string, groups ...string) *kubernetes.Clientset {
 	return cs
 }
 
+// connect makes a CONNECT request to a pod's subresource with options.
+func connect(cs *kubernetes.Clientset, ns, pod, subresource string, options runtime.Object) error {
+	return cs.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Name(pod).SubResource(subresource).
+		VersionedParams(options, clientgoscheme.ParameterCodec).Do(ctx).Error()
+}
+
 // execInto makes the request `kubectl exec` starts with. No kubelet runs in
 // the suite: a request admission lets through fails afterwards, as the pod
 // has no node.
 func execInto(cs *kubernetes.Clientset, ns, pod string, command ...string) error {
-	return cs.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Name(pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: "app", Command: command, Stdout: true}, clientgoscheme.ParameterCodec).
-		Do(ctx).Error()
+	return connect(cs, ns, pod, "exec", &corev1.PodExecOptions{Container: "app", Command: command, Stdout: true})
 }
 
 // breakGlassEvents lists the break-glass Events regarding the workload.
@@ -86,6 +92,11 @@ var _ = Describe("Break-glass admission", func() {
 			"PHIWorkload " + ns + "/records requires break-glass access to its pods (HIPAA §164.312(a)(2)(ii), accessControl.mode Enforce), " +
 			"and only members of oncall may (accessControl.emergencyAccessGroups)"))
 
+		const refused = `may not %s: PHIWorkload %s/records requires break-glass access`
+		Expect(connect(bob, ns, "records-0", "attach", &corev1.PodAttachOptions{Container: "app", Stdin: true, TTY: true})).To(MatchError(ContainSubstring(
+			fmt.Sprintf(refused, "attach to container app of pod "+ns+"/records-0 (stdin true, tty true)", ns))))
+		Expect(connect(bob, ns, "records-0", "portforward", &corev1.PodPortForwardOptions{Ports: []int32{5432}})).To(MatchError(ContainSubstring(
+			fmt.Sprintf(refused, "port-forward to pod "+ns+"/records-0 (ports [5432])", ns))))
 		Expect(execInto(alice, ns, "records-0", "sh")).To(MatchError(ContainSubstring(noHost)), "admitted: the apiserver goes on to find the pod's node")
 		Expect(execInto(bob, ns, "batch-0", "sh")).To(MatchError(ContainSubstring(noHost)), "a pod the workload does not select")
 
