@@ -52,9 +52,6 @@ const (
 	// ReasonNoPodsSelected (Unknown): the selector matches no pod, so there is
 	// nothing to judge; a selector with a typo shows here rather than as True.
 	ReasonNoPodsSelected = "NoPodsSelected"
-	// ReasonNotImplemented (Unknown): phiguard does not evaluate the safeguard
-	// yet; it never counts as compliant.
-	ReasonNotImplemented = "NotImplemented"
 	// ReasonDocumentedDecision (True): the safeguard is off under a valid decision.
 	ReasonDocumentedDecision = "DocumentedDecision"
 	// ReasonDecisionExpired (False): the decision that turned it off has expired.
@@ -185,6 +182,161 @@ const (
 	// names each pod and container (the first 10 pods, then a count) and each
 	// check it fails.
 	ReasonContainersMutable = "ContainersMutable"
+)
+
+// Reasons of the Available condition and its Events. When several findings
+// hold, the condition carries the first False reason in this order and the
+// message names every finding.
+const (
+	// ReasonRedundant (True): every selected pod belongs to a Deployment,
+	// StatefulSet or ReplicaSet running at least availability.minReplicas
+	// (an autoscaler's minReplicas when one targets it), exactly one
+	// PodDisruptionBudget covers each pod, and each owner's pods are spread
+	// over nodes or zones (on two nodes or more, or declared in its template).
+	ReasonRedundant = "Redundant"
+	// ReasonNoReplicatedOwner (False): some selected pods belong to no
+	// Deployment or StatefulSet (a bare pod, a Job's, a DaemonSet's, another
+	// controller's); the message names each pod and what owns it.
+	ReasonNoReplicatedOwner = "NoReplicatedOwner"
+	// ReasonTooFewReplicas (False): an owner runs fewer replicas than
+	// availability.minReplicas, or an autoscaler may scale it below; the
+	// message names each owner, its count and the autoscaler.
+	ReasonTooFewReplicas = "TooFewReplicas"
+	// ReasonDisruptionBudgetNameTaken (False, Enforce): a PodDisruptionBudget
+	// phiguard does not own has the name phiguard's needs and covers none of
+	// the selected pods; phiguard leaves it alone.
+	ReasonDisruptionBudgetNameTaken = "DisruptionBudgetNameTaken"
+	// ReasonNoDisruptionBudget (False): some selected pods are covered by no
+	// PodDisruptionBudget; the message names them, and the budgets covering
+	// the others (phiguard generates none beside a budget it does not own).
+	ReasonNoDisruptionBudget = "NoDisruptionBudget"
+	// ReasonOverlappingDisruptionBudgets (False): some selected pods are
+	// matched by more than one PodDisruptionBudget, which the eviction API
+	// refuses to evict at all; the message names each pod and its budgets.
+	ReasonOverlappingDisruptionBudgets = "OverlappingDisruptionBudgets"
+	// ReasonPodsOnOneNode (False): every selected pod of an owner runs on one
+	// node and its pod template declares no spread; the message names the
+	// owner and the node.
+	ReasonPodsOnOneNode = "PodsOnOneNode"
+	// ReasonOwnerNotFound (Unknown): the ReplicaSet, Deployment or
+	// StatefulSet a selected pod names as its controller is not in the
+	// cluster (being created or deleted), so its replicas cannot be judged.
+	ReasonOwnerNotFound = "OwnerNotFound"
+	// ReasonPodsNotScheduled (Unknown): an owner's pods are seen on fewer than
+	// two nodes, some are not scheduled yet, and its template declares no
+	// spread, so where they will run cannot be told yet.
+	ReasonPodsNotScheduled = "PodsNotScheduled"
+
+	// ReasonDisruptionBudgetCreated (Normal Event, Enforce): phiguard created
+	// its PodDisruptionBudget for the workload.
+	ReasonDisruptionBudgetCreated = "DisruptionBudgetCreated"
+	// ReasonDisruptionBudgetUpdated (Enforce): phiguard changed its
+	// PodDisruptionBudget to what it keeps: Normal when the workload's
+	// selector changed, Warning when it reverted someone's edit (named).
+	ReasonDisruptionBudgetUpdated = "DisruptionBudgetUpdated"
+	// ReasonDisruptionBudgetRemoved (Normal Event): phiguard deleted the
+	// PodDisruptionBudget it generated, because a budget it does not own came
+	// to cover selected pods, or because the mode left Enforce.
+	ReasonDisruptionBudgetRemoved = "DisruptionBudgetRemoved"
+)
+
+// Reasons of the TransmissionSecure condition and its Events. When several
+// findings hold at once the condition carries the first in this order (edge,
+// then inside the cluster) and its message names every one.
+const (
+	// ReasonEncryptedInTransit (True): every way in from outside the cluster
+	// that phiguard reads (Ingresses, HTTPRoutes and GRPCRoutes, LoadBalancer
+	// and NodePort Services) terminates TLS, and every selected pod is
+	// encrypted inside the cluster (Istio mTLS STRICT, Linkerd, or Services
+	// that declare TLS on every port).
+	ReasonEncryptedInTransit = "EncryptedInTransit"
+	// ReasonIngressWithoutTLS (False): an Ingress sends a host (or its default
+	// backend) to a Service of the pods, and its spec.tls does not list the
+	// host; the message names the Ingress and host.
+	ReasonIngressWithoutTLS = "IngressWithoutTLS"
+	// ReasonRouteOnPlainListener (False): an HTTPRoute or GRPCRoute to a
+	// Service of the pods attaches to a Gateway listener whose protocol is not
+	// HTTPS or TLS; the message names the route, Gateway and listener.
+	ReasonRouteOnPlainListener = "RouteOnPlainListener"
+	// ReasonServiceExposedWithoutTLS (False): a LoadBalancer or NodePort
+	// Service (or one with externalIPs) selecting the pods exposes a port
+	// whose appProtocol does not declare TLS; the message names Service and port.
+	ReasonServiceExposedWithoutTLS = "ServiceExposedWithoutTLS"
+	// ReasonPeerAuthenticationPermissive (False): a meshed pod is not under
+	// Istio mTLS STRICT (no PeerAuthentication covers it, Istio's default is
+	// PERMISSIVE; or the one in effect, or a port-level override, is
+	// PERMISSIVE or DISABLE); the message names the PeerAuthentication and pods.
+	ReasonPeerAuthenticationPermissive = "PeerAuthenticationPermissive"
+	// ReasonPeerAuthenticationNameTaken (False): a PeerAuthentication phiguard
+	// does not own has the name phiguard's would take, so Enforce applies none.
+	ReasonPeerAuthenticationNameTaken = "PeerAuthenticationNameTaken"
+	// ReasonPodsOutsideMesh (False): Istio is installed but some selected pods
+	// are in no mesh (no istio-proxy sidecar, not ambient, no linkerd-proxy)
+	// and their Services do not declare TLS on every port; the message names them.
+	ReasonPodsOutsideMesh = "PodsOutsideMesh"
+	// ReasonNoInClusterEncryption (False): no service mesh is installed and the
+	// pods' Services do not declare TLS on every port; an Addressable decision
+	// is the honest answer when the traffic is protected another way.
+	ReasonNoInClusterEncryption = "NoInClusterEncryption"
+	// ReasonRouteParentNotJudged (Unknown): a route to a Service of the pods
+	// attaches to a parent phiguard does not read (a ListenerSet, another
+	// kind), so it cannot say whether TLS is terminated; nothing else failed.
+	ReasonRouteParentNotJudged = "RouteParentNotJudged"
+	// ReasonPeerAuthenticationCreated (Normal Event): phiguard created the
+	// workload's STRICT PeerAuthentication.
+	ReasonPeerAuthenticationCreated = "PeerAuthenticationCreated"
+	// ReasonPeerAuthenticationUpdated (Normal Event): it was changed to follow the spec.
+	ReasonPeerAuthenticationUpdated = "PeerAuthenticationUpdated"
+	// ReasonPeerAuthenticationDrifted (Warning Event): someone changed or
+	// deleted it, and phiguard put it back.
+	ReasonPeerAuthenticationDrifted = "PeerAuthenticationDrifted"
+	// ReasonPeerAuthenticationRemoved (Normal Event): the mode left Enforce and
+	// phiguard deleted its PeerAuthentication.
+	ReasonPeerAuthenticationRemoved = "PeerAuthenticationRemoved"
+)
+
+// Reasons of the AccessControlled condition and of its break-glass Events.
+// When several findings hold, the condition carries the first False reason in
+// this order and the message names every finding.
+const (
+	// ReasonLeastPrivilege (True): every selected pod runs as a ServiceAccount
+	// of its own (not default, existing, used by no pod outside the workload),
+	// without its token mounted (unless accessControl.allowTokenAutomount),
+	// and the RBAC that applies to it, resolved as the apiserver resolves it,
+	// grants no wildcard verb or resource, no Secrets outside its namespace,
+	// no escalate, bind or impersonate, and no create pods/exec. The message
+	// also names who may exec into, attach to, port-forward to or debug the
+	// namespace's pods.
+	ReasonLeastPrivilege = "LeastPrivilege"
+	// ReasonExcessivePrivilege (False): some rule that applies to a selected
+	// pod's ServiceAccount grants one of the above; the message names each
+	// binding, its role and subject, the rule and what it grants.
+	ReasonExcessivePrivilege = "ExcessivePrivilege"
+	// ReasonServiceAccountMissing (False): a selected pod runs as a
+	// ServiceAccount that does not exist.
+	ReasonServiceAccountMissing = "ServiceAccountMissing"
+	// ReasonDefaultServiceAccount (False): a selected pod runs as its
+	// namespace's default ServiceAccount.
+	ReasonDefaultServiceAccount = "DefaultServiceAccount"
+	// ReasonSharedServiceAccount (False): a pod of the namespace the workload
+	// does not select runs as a selected pod's ServiceAccount; the message
+	// names those pods.
+	ReasonSharedServiceAccount = "SharedServiceAccount"
+	// ReasonTokenMounted (False): a selected pod mounts its ServiceAccount's
+	// token (automountServiceAccountToken in effect, or a projected
+	// serviceAccountToken volume a container mounts) and
+	// accessControl.allowTokenAutomount is false.
+	ReasonTokenMounted = "TokenMounted"
+	// ReasonEmergencyAccess (Event, action "BreakGlass"): someone execed
+	// into, attached to, port-forwarded to or added an ephemeral container to
+	// a selected pod and was admitted; Normal for a member of
+	// accessControl.emergencyAccessGroups, Warning for anyone else (Audit).
+	// The note names the user, the pod, the container and the command.
+	ReasonEmergencyAccess = "EmergencyAccess"
+	// ReasonEmergencyAccessDenied (Warning Event, action "BreakGlass"): such
+	// an access was refused (Enforce) because the user is in none of
+	// accessControl.emergencyAccessGroups.
+	ReasonEmergencyAccessDenied = "EmergencyAccessDenied"
 )
 
 // Reasons of the Events about a labelled object's coverage (action

@@ -84,7 +84,7 @@ func workload(generation, observed int64, conditions ...metav1.Condition) phigua
 func allConditions() []metav1.Condition {
 	var out []metav1.Condition
 	for _, name := range safeguard.New(safeguard.Options{}).Names() {
-		out = append(out, metav1.Condition{Type: string(name), Status: metav1.ConditionUnknown, Reason: "NotImplemented"})
+		out = append(out, metav1.Condition{Type: string(name), Status: metav1.ConditionUnknown, Reason: "NoPodsSelected"})
 	}
 	return append(out, metav1.Condition{Type: phiguardv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "SafeguardsNotEvaluated"})
 }

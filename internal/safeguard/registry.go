@@ -23,19 +23,17 @@ type Options struct {
 }
 
 // New returns every safeguard phiguard has, in evaluation order: one line
-// each. A safeguard phiguard does not evaluate yet is a placeholder that
-// reports Unknown, so that status always shows all of them and none is ever
-// reported compliant without being checked.
+// each. Status always shows all of them.
 func New(opts Options) Registry {
 	return Registry{
 		NetworkIsolation{},
 		EncryptionAtRest{},
 		BackupScheduling{Metrics: opts.BackupMetrics},
 		AuditLogging{},
-		transmissionSecurityPlaceholder,
-		accessControlPlaceholder,
+		TransmissionSecurity{},
+		AccessControl{},
 		Integrity{},
-		availabilityPlaceholder,
+		Availability{},
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,11 +39,6 @@ func TestRegistryListsEverySafeguardWithItsRuleInOrder(t *testing.T) {
 		g.Expect(sg.Rule().Summary).NotTo(BeEmpty(), string(sg.Name()))
 		g.Expect(defaults.Mode(sg.Name())).To(Equal(want[i].mode), string(sg.Name()))
 		g.Expect(reg.Rule(sg.Name())).To(Equal(sg.Rule()))
-		if _, ok := sg.(placeholder); ok {
-			r := sg.Reconcile(t.Context(), &Scope{})
-			g.Expect(r.Status).To(Equal(metav1.ConditionUnknown), "an unimplemented safeguard is never True")
-			g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonNotImplemented))
-		}
 	}
 	g.Expect(reg.Rule("NoSuchSafeguard")).To(Equal(Rule{}))
 }
@@ -52,9 +46,12 @@ func TestRegistryListsEverySafeguardWithItsRuleInOrder(t *testing.T) {
 func TestRegistryCollectsInputsWatchesAPIsAndFinalizersOnce(t *testing.T) {
 	g := NewWithT(t)
 	reg := New(Options{})
-	g.Expect(reg.Inputs()).To(Equal([]Input{NetworkPolicies, Claims, StorageClasses, VeleroObjects}))
-	g.Expect(reg.APIs()).To(Equal([]*optionalapi.API{optionalapi.Velero}))
-	g.Expect(reg.Watches()).To(HaveLen(6)) // NetworkPolicy; claim, class; Schedule, Backup, location
+	g.Expect(reg.Inputs()).To(Equal([]Input{NetworkPolicies, Claims, StorageClasses, VeleroObjects,
+		Ingresses, Services, WorkloadNamespace, GatewayRoutes, PeerAuthentications,
+		ServiceAccounts, NamespacePods, ClusterRoles, ClusterRoleBindings, NamespacedRBAC,
+		ReplicaSets, Deployments, StatefulSets, Autoscalers, DisruptionBudgets}))
+	g.Expect(reg.APIs()).To(Equal([]*optionalapi.API{optionalapi.Velero, optionalapi.GatewayAPI, optionalapi.Istio}))
+	g.Expect(reg.Watches()).To(HaveLen(25)) // NetworkPolicy; claim, class; Schedule, Backup, location; Ingress, Service, Namespace, HTTPRoute, GRPCRoute, Gateway, PeerAuthentication; ServiceAccount, pod, RoleBinding, Role, ClusterRole, ClusterRoleBinding; Deployment, StatefulSet, ReplicaSet, autoscaler, budget, pod scheduled
 	g.Expect(reg.Finalizers()).To(HaveLen(1))
 	g.Expect(reg.Finalizers()[0]).To(BeAssignableToTypeOf(BackupScheduling{}))
 
@@ -64,7 +61,7 @@ func TestRegistryCollectsInputsWatchesAPIsAndFinalizersOnce(t *testing.T) {
 }
 
 // schemed is a safeguard that brings a kind of its own.
-type schemed struct{ placeholder }
+type schemed struct{ Safeguard }
 
 var schemedGVK = schema.GroupVersionKind{Group: "example.phiguard.io", Version: "v1", Kind: "Gadget"}
 
@@ -78,6 +75,6 @@ func TestRegistryAddsTheKindsOfSafeguardsThatBringTheirOwn(t *testing.T) {
 	s := runtime.NewScheme()
 	g.Expect(Registry{NetworkIsolation{}}.AddToScheme(s)).To(Succeed())
 	g.Expect(s.Recognizes(schemedGVK)).To(BeFalse())
-	g.Expect(Registry{NetworkIsolation{}, schemed{availabilityPlaceholder}}.AddToScheme(s)).To(Succeed())
+	g.Expect(Registry{NetworkIsolation{}, schemed{Integrity{}}}.AddToScheme(s)).To(Succeed())
 	g.Expect(s.Recognizes(schemedGVK)).To(BeTrue())
 }
