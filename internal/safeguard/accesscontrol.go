@@ -227,14 +227,14 @@ func JudgeAccess(ctx context.Context, in *AccessInputs) Result {
 		return Result{Status: metav1.ConditionFalse, Reason: reason,
 			Message: fmt.Sprintf("%s. To fix: %s. Report: %s", strings.Join(problems, "; "), strings.Join(fixes, "; "), reach)}
 	}
-	token := "no pod mounts its ServiceAccount's token"
+	automount := "no pod mounts its ServiceAccount's token"
 	if in.AllowTokenAutomount {
-		token = "tokens may be mounted (accessControl.allowTokenAutomount)"
+		automount = "tokens may be mounted (accessControl.allowTokenAutomount)"
 	}
 	return Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonLeastPrivilege,
 		Message: fmt.Sprintf("the %d selected pods run as ServiceAccounts of their own (%s), used by no other pod; %s; "+
 			"their RBAC grants no wildcard, no Secrets outside %s, no escalate, bind, impersonate or create pods/exec. Report: %s",
-			len(in.Selected), strings.Join(selectedSAs(in.Selected), ", "), token, in.Namespace, reach)}
+			len(in.Selected), strings.Join(selectedSAs(in.Selected), ", "), automount, in.Namespace, reach)}
 }
 
 func podNames(pods []*corev1.Pod) []string {

@@ -75,7 +75,7 @@ func (x *rbacIndex) GetRole(_ context.Context, namespace, name string) (*rbacv1.
 	if r := x.roles[namespace][name]; r != nil {
 		return r, nil
 	}
-	return nil, apierrors.NewNotFound(rbacv1.Resource("roles"), name)
+	return nil, apierrors.NewNotFound(rbacv1.Resource("roles"), name) //nolint:wrapcheck // a new NotFound, as the apiserver's listers return; nothing to wrap
 }
 
 func (x *rbacIndex) ListRoleBindings(_ context.Context, namespace string) ([]*rbacv1.RoleBinding, error) {
@@ -86,7 +86,7 @@ func (x *rbacIndex) GetClusterRole(_ context.Context, name string) (*rbacv1.Clus
 	if r := x.clusterRoles[name]; r != nil {
 		return r, nil
 	}
-	return nil, apierrors.NewNotFound(rbacv1.Resource("clusterroles"), name)
+	return nil, apierrors.NewNotFound(rbacv1.Resource("clusterroles"), name) //nolint:wrapcheck // a new NotFound, as the apiserver's listers return; nothing to wrap
 }
 
 func (x *rbacIndex) ListClusterRoleBindings(context.Context) ([]*rbacv1.ClusterRoleBinding, error) {

@@ -91,7 +91,7 @@ func TestAccessControlWatchesMapToTheWorkloadsConcerned(t *testing.T) {
 	newPod(t, clinic, "other-0", map[string]string{"app": "other"}, func(p *corev1.Pod) { p.Spec.ServiceAccountName = "other" })
 	w := Workloads{Reader: k8s}
 	workloads := func(reqs []reconcile.Request) []string {
-		var out []string
+		out := make([]string, 0, len(reqs))
 		for _, r := range reqs {
 			out = append(out, r.String())
 		}

@@ -158,8 +158,9 @@ func accessPod(name, sa string, mutate func(*corev1.Pod)) corev1.Pod {
 	return p
 }
 
-func serviceAccount(name string, automount *bool) corev1.ServiceAccount {
-	return corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "clinic", Name: name}, AutomountServiceAccountToken: automount}
+// recordsServiceAccount is the ServiceAccount records of the clinic namespace.
+func recordsServiceAccount(automount *bool) corev1.ServiceAccount {
+	return corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "clinic", Name: "records"}, AutomountServiceAccountToken: automount}
 }
 
 func TestAccessFindings(t *testing.T) {
@@ -171,7 +172,7 @@ func TestAccessFindings(t *testing.T) {
 		tokenVolume(p)
 		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "kube-api-access-x", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"}}
 	}
-	records := serviceAccount("records", nil)
+	records := recordsServiceAccount(nil)
 	for _, tc := range []struct {
 		name   string
 		in     AccessInputs
@@ -201,12 +202,12 @@ func TestAccessFindings(t *testing.T) {
 				"(automountServiceAccountToken unset on the pod and the ServiceAccount, which mounts it)"}}},
 		{name: "automount on the ServiceAccount", reason: phiguardv1alpha1.ReasonTokenMounted,
 			in: AccessInputs{Selected: []corev1.Pod{accessPod("records-0", "records", func(p *corev1.Pod) { p.Spec.AutomountServiceAccountToken = nil })},
-				ServiceAccounts: []corev1.ServiceAccount{serviceAccount("records", ptr.To(true))}},
+				ServiceAccounts: []corev1.ServiceAccount{recordsServiceAccount(ptr.To(true))}},
 			want: map[string][]string{phiguardv1alpha1.ReasonTokenMounted: {"ServiceAccount records's token is mounted in pods records-0 " +
 				"(automountServiceAccountToken: true on the ServiceAccount)"}}},
 		{name: "the pod's false wins over the ServiceAccount's true", reason: phiguardv1alpha1.ReasonLeastPrivilege, want: map[string][]string{},
 			in: AccessInputs{Selected: []corev1.Pod{accessPod("records-0", "records", nil)},
-				ServiceAccounts: []corev1.ServiceAccount{serviceAccount("records", ptr.To(true))}}},
+				ServiceAccounts: []corev1.ServiceAccount{recordsServiceAccount(ptr.To(true))}}},
 		{name: "a projected token a container mounts", reason: phiguardv1alpha1.ReasonTokenMounted,
 			in: AccessInputs{Selected: []corev1.Pod{accessPod("records-0", "records", mountsToken)}, ServiceAccounts: []corev1.ServiceAccount{records}},
 			want: map[string][]string{phiguardv1alpha1.ReasonTokenMounted: {"ServiceAccount records's token is mounted in pods records-0 " +
@@ -253,7 +254,7 @@ func TestAccessFindings(t *testing.T) {
 func TestJudgeAccessMessages(t *testing.T) {
 	g := NewWithT(t)
 	in := AccessInputs{Namespace: "clinic", Selected: []corev1.Pod{accessPod("records-0", "records", nil)},
-		ServiceAccounts: []corev1.ServiceAccount{serviceAccount("records", nil)}, RBAC: clinicRBAC()}
+		ServiceAccounts: []corev1.ServiceAccount{recordsServiceAccount(nil)}, RBAC: clinicRBAC()}
 	in.RBAC.ClusterRoleBindings = in.RBAC.ClusterRoleBindings[1:]
 	in.RBAC.RoleBindings = in.RBAC.RoleBindings[:3]
 	g.Expect(JudgeAccess(t.Context(), &in)).To(Equal(Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonLeastPrivilege,

@@ -60,7 +60,7 @@ func (env AdmissionEnv) Record(ctx context.Context, w *phiguardv1alpha1.PHIWorkl
 			return
 		}
 		subject = fmt.Sprintf("%s's %s of %s %s", req.UserInfo.Username, strings.ToLower(string(req.Operation)), req.Kind.Kind, objectName(req))
-		if req.Kind.Kind != "PHIWorkload" {
+		if req.Kind.Kind != kindPHIWorkload {
 			related = &corev1.ObjectReference{APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
 				Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name}
 			if req.Kind.Kind == "Namespace" {

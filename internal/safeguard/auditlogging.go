@@ -401,17 +401,17 @@ func rolloutOwner(ctx context.Context, c client.Client, pod *corev1.Pod) (client
 	kind := ref.Kind
 	var obj client.Object
 	switch kind {
-	case "StatefulSet":
+	case kindStatefulSet:
 		obj = &appsv1.StatefulSet{}
-	case "DaemonSet":
+	case kindDaemonSet:
 		obj = &appsv1.DaemonSet{}
-	case "ReplicaSet":
+	case kindReplicaSet:
 		var rs appsv1.ReplicaSet
 		if err := c.Get(ctx, key, &rs); err != nil {
 			return nil, "", client.IgnoreNotFound(fmt.Errorf("reading ReplicaSet %s: %w", ref.Name, err))
 		}
 		dep := metav1.GetControllerOf(&rs)
-		if dep == nil || dep.Kind != "Deployment" {
+		if dep == nil || dep.Kind != kindDeployment {
 			return nil, "", nil
 		}
 		key.Name, kind = dep.Name, dep.Kind

@@ -206,12 +206,12 @@ func (a Availability) keepBudget(ctx context.Context, s *Scope, enforce bool, ow
 	covering := budgetsCovering(s.Pods, yieldTo(s.Workload, own, others))
 	switch {
 	case enforce && len(covering) == 0:
-		applied, event, err := a.ensureBudget(ctx, s)
+		applied, written, err := a.ensureBudget(ctx, s)
 		if err != nil {
 			return nil, "", nil, err
 		}
-		if event != nil {
-			events = append(events, *event)
+		if written != nil {
+			events = append(events, *written)
 		}
 		if applied == nil {
 			nameTaken = DisruptionBudgetName(s.Workload.Name)
@@ -250,19 +250,19 @@ func (a Availability) ensureBudget(ctx context.Context, s *Scope) (*policyv1.Pod
 	if err != nil {
 		return nil, nil, err
 	}
-	event := &Event{Reason: phiguardv1alpha1.ReasonDisruptionBudgetCreated,
+	written := &Event{Reason: phiguardv1alpha1.ReasonDisruptionBudgetCreated,
 		Message: fmt.Sprintf("created PodDisruptionBudget %s (maxUnavailable: 1) for the selected pods", name)}
 	switch editors := specEditors(existing); {
 	case existing != nil && len(editors) > 0:
-		event = &Event{Warning: true, Reason: phiguardv1alpha1.ReasonDisruptionBudgetUpdated,
+		written = &Event{Warning: true, Reason: phiguardv1alpha1.ReasonDisruptionBudgetUpdated,
 			Message: fmt.Sprintf("reverted changes that %s made to PodDisruptionBudget %s (maxUnavailable: 1, the workload's selector)",
 				strings.Join(editors, ", "), name)}
 	case existing != nil:
-		event.Reason = phiguardv1alpha1.ReasonDisruptionBudgetUpdated
-		event.Message = fmt.Sprintf("updated PodDisruptionBudget %s to follow the workload's selector", name)
+		written.Reason = phiguardv1alpha1.ReasonDisruptionBudgetUpdated
+		written.Message = fmt.Sprintf("updated PodDisruptionBudget %s to follow the workload's selector", name)
 	}
-	event.Related = reference(policyv1.SchemeGroupVersion.String(), "PodDisruptionBudget", stored)
-	return stored, event, nil
+	written.Related = reference(policyv1.SchemeGroupVersion.String(), "PodDisruptionBudget", stored)
+	return stored, written, nil
 }
 
 // specEditors names the field managers other than phiguard that own fields
@@ -307,7 +307,7 @@ func yieldTo(w *phiguardv1alpha1.PHIWorkload, own, others []policyv1.PodDisrupti
 	}
 	return slices.DeleteFunc(slices.Clone(others), func(pdb policyv1.PodDisruptionBudget) bool {
 		owner := metav1.GetControllerOf(&pdb)
-		return owner != nil && owner.Kind == "PHIWorkload" && owner.APIVersion == phiguardv1alpha1.GroupVersion.String() &&
+		return owner != nil && owner.Kind == kindPHIWorkload && owner.APIVersion == phiguardv1alpha1.GroupVersion.String() &&
 			pdb.Name > mine.Name
 	})
 }
@@ -553,29 +553,29 @@ func ownerOf(pod *corev1.Pod, in availabilityInputs) (owner *replicatedOwner, pr
 		return nil, fmt.Sprintf("owned by %s %s", ref.Kind, ref.Name), false
 	}
 	switch ref.Kind {
-	case "StatefulSet":
+	case kindStatefulSet:
 		sts := byName(in.StatefulSets, ref.Name)
 		if sts == nil || sts.UID != ref.UID {
 			return nil, "its StatefulSet " + ref.Name + " is not found", true
 		}
-		return newOwner("StatefulSet", sts.Name, sts.Spec.Replicas, &sts.Spec.Template, in.Autoscalers), "", false
-	case "ReplicaSet":
+		return newOwner(kindStatefulSet, sts.Name, sts.Spec.Replicas, &sts.Spec.Template, in.Autoscalers), "", false
+	case kindReplicaSet:
 		rs := byName(in.ReplicaSets, ref.Name)
 		if rs == nil || rs.UID != ref.UID {
 			return nil, "its ReplicaSet " + ref.Name + " is not found", true
 		}
 		rsRef := metav1.GetControllerOf(rs)
 		if rsRef == nil {
-			return newOwner("ReplicaSet", rs.Name, rs.Spec.Replicas, &rs.Spec.Template, in.Autoscalers), "", false
+			return newOwner(kindReplicaSet, rs.Name, rs.Spec.Replicas, &rs.Spec.Template, in.Autoscalers), "", false
 		}
-		if rsGV, _ := schema.ParseGroupVersion(rsRef.APIVersion); rsRef.Kind != "Deployment" || rsGV.Group != appsv1.GroupName {
+		if rsGV, _ := schema.ParseGroupVersion(rsRef.APIVersion); rsRef.Kind != kindDeployment || rsGV.Group != appsv1.GroupName {
 			return nil, fmt.Sprintf("its ReplicaSet %s is controlled by %s %s, which phiguard does not judge", rs.Name, rsRef.Kind, rsRef.Name), false
 		}
 		dep := byName(in.Deployments, rsRef.Name)
 		if dep == nil || dep.UID != rsRef.UID {
 			return nil, fmt.Sprintf("the Deployment %s of its ReplicaSet %s is not found", rsRef.Name, rs.Name), true
 		}
-		return newOwner("Deployment", dep.Name, dep.Spec.Replicas, &dep.Spec.Template, in.Autoscalers), "", false
+		return newOwner(kindDeployment, dep.Name, dep.Spec.Replicas, &dep.Spec.Template, in.Autoscalers), "", false
 	default:
 		return nil, fmt.Sprintf("owned by %s %s", ref.Kind, ref.Name), false
 	}

@@ -38,8 +38,9 @@ func recordsTemplate(mutate func(*corev1.PodSpec)) corev1.PodTemplateSpec {
 	return t
 }
 
-func availDeployment(name string, replicas int32, mutate func(*corev1.PodSpec)) appsv1.Deployment {
-	return appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("Deployment/" + name)},
+// apiDeployment is the Deployment api, the owner of apiRS.
+func apiDeployment(replicas int32, mutate func(*corev1.PodSpec)) appsv1.Deployment {
+	return appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "api", UID: types.UID("Deployment/api")},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Template: recordsTemplate(mutate)}}
 }
 
@@ -98,7 +99,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 	}{{
 		name: "a Deployment of two replicas on two nodes with a budget holds",
 		pods: []corev1.Pod{availPod("api-x2", "node-b", ofAPI), availPod("api-x1", "node-a", ofAPI)},
-		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{availDeployment("api", 2, nil)},
+		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{apiDeployment(2, nil)},
 			Budgets: []policyv1.PodDisruptionBudget{availBudget("api", byRecordsLabels)}},
 		status: metav1.ConditionTrue, reason: phiguardv1alpha1.ReasonRedundant,
 		message: "the 2 selected pods belong to Deployment api (2 replicas), each at least availability.minReplicas 2; " +
@@ -115,7 +116,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 		name: "an autoscaler's minReplicas is what counts, even above spec.replicas; an anti-affinity over zones spreads",
 		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI)},
 		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS},
-			Deployments: []appsv1.Deployment{availDeployment("api", 1, antiAffinity(byRecordsLabels, corev1.LabelTopologyZone))},
+			Deployments: []appsv1.Deployment{apiDeployment(1, antiAffinity(byRecordsLabels, corev1.LabelTopologyZone))},
 			Autoscalers: []autoscalingv2.HorizontalPodAutoscaler{availAutoscaler("api", "Deployment", "api", 3), availAutoscaler("other", "Deployment", "other", 1)},
 			Budgets:     []policyv1.PodDisruptionBudget{availBudget("api", byRecordsLabels)}},
 		status: metav1.ConditionTrue, reason: phiguardv1alpha1.ReasonRedundant,
@@ -140,7 +141,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 		name: "a ReplicaSet nothing controls is an owner of its own; an autoscaler may scale a Deployment below minReplicas",
 		pods: []corev1.Pod{availPod("solo-x", "node-a", ownedBy("apps/v1", "ReplicaSet", "solo")), availPod("api-x1", "node-b", ofAPI)},
 		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{availReplicaSet("solo", nil), apiRS},
-			Deployments: []appsv1.Deployment{availDeployment("api", 4, spreadOverHostnames)},
+			Deployments: []appsv1.Deployment{apiDeployment(4, spreadOverHostnames)},
 			Autoscalers: []autoscalingv2.HorizontalPodAutoscaler{availAutoscaler("api", "Deployment", "api", 1)},
 			Budgets:     []policyv1.PodDisruptionBudget{availBudget("all", byRecordsLabels)}, MinReplicas: 3},
 		status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonTooFewReplicas,
@@ -151,7 +152,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 	}, {
 		name: "in Audit, pods no budget covers are named with the fix; a budget without a selector covers nothing",
 		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "node-b", ofAPI)},
-		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{availDeployment("api", 2, nil)},
+		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{apiDeployment(2, nil)},
 			Budgets: []policyv1.PodDisruptionBudget{availBudget("no-selector", nil), availBudget("other", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}})}},
 		status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonNoDisruptionBudget,
 		message: "2 of 2 selected pods are covered by no PodDisruptionBudget, so a node drain may evict them all at once: api-x1, api-x2; " +
@@ -163,7 +164,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 			p.Labels = map[string]string{"app": "records", "tier": "canary"}
 			return p
 		}()},
-		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{availDeployment("api", 2, nil)},
+		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{apiDeployment(2, nil)},
 			Budgets: []policyv1.PodDisruptionBudget{availBudget("canary", &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "canary"}})}},
 		enforce: true,
 		status:  metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonNoDisruptionBudget,
@@ -172,7 +173,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 	}, {
 		name: "a pod two budgets match cannot be evicted",
 		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "node-b", ofAPI)},
-		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{availDeployment("api", 2, nil)},
+		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{apiDeployment(2, nil)},
 			Budgets: []policyv1.PodDisruptionBudget{availBudget("a", byRecordsLabels), availBudget("b", &metav1.LabelSelector{})}},
 		status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonOverlappingDisruptionBudgets,
 		message: "2 of 2 selected pods are matched by more than one PodDisruptionBudget, and the eviction API refuses to evict such a pod at all (a node drain stalls): " +
@@ -181,7 +182,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 		name: "an anti-affinity that selects other pods does not spread these; all on one node fails",
 		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "node-a", ofAPI)},
 		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS},
-			Deployments: []appsv1.Deployment{availDeployment("api", 2, antiAffinity(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "cache"}}, corev1.LabelHostname))},
+			Deployments: []appsv1.Deployment{apiDeployment(2, antiAffinity(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "cache"}}, corev1.LabelHostname))},
 			Budgets:     []policyv1.PodDisruptionBudget{availBudget("api", byRecordsLabels)}},
 		status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonPodsOnOneNode,
 		message: "1 owner runs every selected pod on one node, so losing that node loses them all: Deployment api (all 2 selected pods on node node-a); " +
@@ -189,7 +190,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 	}, {
 		name: "pods not yet scheduled with no declared spread are Unknown",
 		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "", ofAPI)},
-		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{availDeployment("api", 2, nil)},
+		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{apiDeployment(2, nil)},
 			Budgets: []policyv1.PodDisruptionBudget{availBudget("api", byRecordsLabels)}},
 		status: metav1.ConditionUnknown, reason: phiguardv1alpha1.ReasonPodsNotScheduled,
 		message: "the spread of 1 owner cannot be judged yet: their pods are seen on fewer than two nodes, some are not scheduled, and their pod templates declare no spread: " +
@@ -227,7 +228,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 func TestAvailabilityNamesABudgetNameTakenInsteadOfUncoveredPods(t *testing.T) {
 	g := NewWithT(t)
 	j := judgeAvailability([]corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "node-b", ofAPI)}, availabilityInputs{
-		ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{availDeployment("api", 2, nil)}, MinReplicas: 2})
+		ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{apiDeployment(2, nil)}, MinReplicas: 2})
 	r := j.result(true, "phiguard-records")
 	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonDisruptionBudgetNameTaken))

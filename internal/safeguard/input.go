@@ -146,7 +146,7 @@ func (w Workloads) Selecting(ctx context.Context, namespace string, podLabels ma
 // Controller returns the PHIWorkload that controls obj, if any; otherwise
 // every PHIWorkload in obj's namespace.
 func (w Workloads) Controller(ctx context.Context, obj client.Object) []reconcile.Request {
-	if owner := metav1.GetControllerOf(obj); owner != nil && owner.Kind == "PHIWorkload" &&
+	if owner := metav1.GetControllerOf(obj); owner != nil && owner.Kind == kindPHIWorkload &&
 		owner.APIVersion == phiguardv1alpha1.GroupVersion.String() {
 		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: owner.Name}}}
 	}

@@ -127,13 +127,13 @@ func (a *integrityAdmission) templateOf(req admission.Request) (*corev1.PodTempl
 	var obj client.Object
 	var template func() *corev1.PodTemplateSpec
 	switch req.Kind.Kind {
-	case "Deployment":
+	case kindDeployment:
 		d := &appsv1.Deployment{}
 		obj, template = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
-	case "StatefulSet":
+	case kindStatefulSet:
 		s := &appsv1.StatefulSet{}
 		obj, template = s, func() *corev1.PodTemplateSpec { return &s.Spec.Template }
-	case "DaemonSet":
+	case kindDaemonSet:
 		d := &appsv1.DaemonSet{}
 		obj, template = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
 	case "Job":

@@ -21,7 +21,7 @@ func ownedLabels(w *phiguardv1alpha1.PHIWorkload) map[string]string {
 func controllerReference(w *phiguardv1alpha1.PHIWorkload) *metav1ac.OwnerReferenceApplyConfiguration {
 	return metav1ac.OwnerReference().
 		WithAPIVersion(phiguardv1alpha1.GroupVersion.String()).
-		WithKind("PHIWorkload").
+		WithKind(kindPHIWorkload).
 		WithName(w.Name).
 		WithUID(w.UID).
 		WithController(true).

@@ -432,7 +432,7 @@ func desiredPeerAuthentication(w *phiguardv1alpha1.PHIWorkload) *unstructured.Un
 	u.SetNamespace(w.Namespace)
 	u.SetName(PeerAuthenticationName(w))
 	u.SetLabels(ownedLabels(w))
-	u.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: phiguardv1alpha1.GroupVersion.String(), Kind: "PHIWorkload",
+	u.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: phiguardv1alpha1.GroupVersion.String(), Kind: kindPHIWorkload,
 		Name: w.Name, UID: w.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}})
 	return u
 }

@@ -401,7 +401,24 @@ func (j *transmissionJudgement) podServices(pod *corev1.Pod) (svcs, plain []stri
 // next; with none, PERMISSIVE. Port-level modes of the workload one override
 // the mode for their port.
 func (j *transmissionJudgement) istioProblem(pod *corev1.Pod) string {
-	var workload, namespace, mesh *securityv1.PeerAuthentication
+	workload, namespace, mesh := j.peerAuthenticationsOf(pod)
+	mode, source := effectiveMTLSMode(mesh, namespace, workload)
+	weak := weakPorts(workload)
+	if mode != securityapi.PeerAuthentication_MutualTLS_STRICT {
+		return strings.Join(append([]string{source}, weak...), ", ")
+	}
+	if len(weak) > 0 {
+		return strings.Join(weak, ", ")
+	}
+	j.inside["by Istio mTLS STRICT"] = append(j.inside["by Istio mTLS STRICT"], pod.Name)
+	return ""
+}
+
+// peerAuthenticationsOf returns the PeerAuthentications that apply to a pod,
+// each the oldest of its level (nil when none): the workload one whose
+// selector matches the pod, the namespace-wide one, and the mesh-wide one
+// (the root namespace's namespace-wide one, for a pod in the root namespace).
+func (j *transmissionJudgement) peerAuthenticationsOf(pod *corev1.Pod) (workload, namespace, mesh *securityv1.PeerAuthentication) {
 	for _, pa := range j.f.peerAuthentications {
 		sel := pa.Spec.GetSelector().GetMatchLabels()
 		switch {
@@ -418,8 +435,16 @@ func (j *transmissionJudgement) istioProblem(pod *corev1.Pod) string {
 	if pod.Namespace == istioRootNamespace {
 		mesh = namespace
 	}
+	return workload, namespace, mesh
+}
+
+// effectiveMTLSMode is the mode that holds for a pod's ports, given its
+// PeerAuthentications from the least to the most specific (nil ones
+// skipped): the most specific mode that is not UNSET, or PERMISSIVE, with
+// what set it.
+func effectiveMTLSMode(fromLeastSpecific ...*securityv1.PeerAuthentication) (securityapi.PeerAuthentication_MutualTLS_Mode, string) {
 	mode, source := securityapi.PeerAuthentication_MutualTLS_PERMISSIVE, "no PeerAuthentication covers it and Istio's default is PERMISSIVE"
-	for _, pa := range []*securityv1.PeerAuthentication{mesh, namespace, workload} {
+	for _, pa := range fromLeastSpecific {
 		if pa == nil {
 			continue
 		}
@@ -427,23 +452,23 @@ func (j *transmissionJudgement) istioProblem(pod *corev1.Pod) string {
 			mode, source = m, fmt.Sprintf("%s by PeerAuthentication %s/%s", m, pa.Namespace, pa.Name)
 		}
 	}
+	return mode, source
+}
+
+// weakPorts names, sorted, the ports a workload PeerAuthentication sets to
+// PERMISSIVE or DISABLE; none for a nil one.
+func weakPorts(workload *securityv1.PeerAuthentication) []string {
+	if workload == nil {
+		return nil
+	}
 	var weak []string
-	if workload != nil {
-		for port, m := range workload.Spec.GetPortLevelMtls() {
-			if m.GetMode() == securityapi.PeerAuthentication_MutualTLS_PERMISSIVE || m.GetMode() == securityapi.PeerAuthentication_MutualTLS_DISABLE {
-				weak = append(weak, fmt.Sprintf("port %d %s by PeerAuthentication %s/%s", port, m.GetMode(), workload.Namespace, workload.Name))
-			}
+	for port, m := range workload.Spec.GetPortLevelMtls() {
+		if m.GetMode() == securityapi.PeerAuthentication_MutualTLS_PERMISSIVE || m.GetMode() == securityapi.PeerAuthentication_MutualTLS_DISABLE {
+			weak = append(weak, fmt.Sprintf("port %d %s by PeerAuthentication %s/%s", port, m.GetMode(), workload.Namespace, workload.Name))
 		}
-		slices.Sort(weak)
 	}
-	if mode != securityapi.PeerAuthentication_MutualTLS_STRICT {
-		return strings.Join(append([]string{source}, weak...), ", ")
-	}
-	if len(weak) > 0 {
-		return strings.Join(weak, ", ")
-	}
-	j.inside["by Istio mTLS STRICT"] = append(j.inside["by Istio mTLS STRICT"], pod.Name)
-	return ""
+	slices.Sort(weak)
+	return weak
 }
 
 // older returns the older of two PeerAuthentications (Istio's tie-break), by
