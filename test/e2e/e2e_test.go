@@ -94,7 +94,7 @@ func hasSidecar(p corev1.Pod) bool {
 // The cases share one cluster and one manager, and the last one kills it:
 // they run in order.
 var _ = Describe("phiguard on a full cluster", Ordered, func() {
-	It("reports every built safeguard's condition for a PHIWorkload over a Deployment", func() {
+	It("reports every safeguard's condition for a PHIWorkload over a plain Deployment", func() {
 		ns := newNamespace("e2e-ready")
 		key := client.ObjectKeyFromObject(workload(ns, "records", "records"))
 		Expect(k8s.Create(ctx, workload(ns, "records", "records"))).To(Succeed())
@@ -119,12 +119,25 @@ var _ = Describe("phiguard on a full cluster", Ordered, func() {
 			}
 			ready := meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition)
 			g.Expect(ready).NotTo(BeNil())
-			// IntegrityProtected (Audit, the built-in mode) is False: the app
-			// container is neither hardened nor pinned by digest. The
-			// safeguards not built yet are Unknown.
+			// A plain Deployment meets the other four only in part: no Service
+			// declares TLS and no mesh runs (TransmissionSecure), its pods run
+			// as the namespace's default ServiceAccount (AccessControlled),
+			// the app container is neither hardened nor pinned by digest
+			// (IntegrityProtected), and no PodDisruptionBudget covers the pods
+			// (Available, in Audit, its built-in mode, generates none).
 			g.Expect(w.Status.Compliance).To(Equal(phiguardv1alpha1.NonCompliant))
-			g.Expect(ready.Message).To(Equal("failing: IntegrityProtected; not evaluated: TransmissionSecure, AccessControlled, Available"))
+			g.Expect(ready.Message).To(Equal("failing: TransmissionSecure, AccessControlled, IntegrityProtected, Available"))
 			g.Expect(w.Status.Score).To(Equal("4/8"))
+			for name, reason := range map[phiguardv1alpha1.SafeguardName]string{
+				phiguardv1alpha1.TransmissionSecure: phiguardv1alpha1.ReasonNoInClusterEncryption,
+				phiguardv1alpha1.AccessControlled:   phiguardv1alpha1.ReasonDefaultServiceAccount,
+				phiguardv1alpha1.Available:          phiguardv1alpha1.ReasonNoDisruptionBudget,
+			} {
+				c := meta.FindStatusCondition(w.Status.Conditions, string(name))
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Status).To(Equal(metav1.ConditionFalse), "%s", name)
+				g.Expect(c.Reason).To(Equal(reason), "%s: %s", name, c.Message)
+			}
 		}, timeout, poll).Should(Succeed())
 		Eventually(func(g Gomega) {
 			pods := runningPods(g, ns, "records")
