@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -139,7 +141,13 @@ func run(opts options) (err error) {
 	if err != nil {
 		return err
 	}
-	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh}
+	// Two workloads in clinic: patient-records, and svc-intake, which
+	// phiguard generates for the labelled intake Service.
+	if err := standInForVelero(ctx, c, "clinic", 2, opts.timeout); err != nil {
+		return err
+	}
+	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh,
+		ready: []types.NamespacedName{{Namespace: "clinic", Name: "patient-records"}}}
 	list, err := w.waitSettled(ctx, opts.timeout)
 	if err != nil {
 		return err

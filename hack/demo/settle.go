@@ -36,6 +36,28 @@ func unsettled(list []phiguardv1alpha1.PHIWorkload, expected []types.NamespacedN
 	return out
 }
 
+// notReady says, for each of the workloads in ready that is not Ready=True,
+// what its Ready condition says fails.
+func notReady(list []phiguardv1alpha1.PHIWorkload, ready []types.NamespacedName) []string {
+	var out []string
+	for _, key := range ready {
+		for i := range list {
+			w := &list[i]
+			if w.Namespace != key.Namespace || w.Name != key.Name {
+				continue
+			}
+			if c := meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition); c == nil || c.Status != metav1.ConditionTrue {
+				why := "no Ready condition"
+				if c != nil {
+					why = c.Message
+				}
+				out = append(out, fmt.Sprintf("%s: meets every safeguard in the samples, but is not Ready (%s)", key, why))
+			}
+		}
+	}
+	return out
+}
+
 // notSettled says what the workload's status lacks, or "" when it has settled.
 func notSettled(w *phiguardv1alpha1.PHIWorkload) string {
 	var why []string

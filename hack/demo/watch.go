@@ -103,7 +103,10 @@ type watcher struct {
 	screen   *screen
 	manager  *localcluster.Manager
 	expected []types.NamespacedName // the PHIWorkloads the demo applied
-	refresh  time.Duration
+	// ready are the samples that meet every safeguard: the demo has settled
+	// only once each is Ready.
+	ready   []types.NamespacedName
+	refresh time.Duration
 }
 
 func (w *watcher) list(ctx context.Context) ([]phiguardv1alpha1.PHIWorkload, error) {
@@ -129,7 +132,7 @@ func (w *watcher) waitSettled(ctx context.Context, timeout time.Duration) ([]phi
 		if err != nil {
 			return nil, err
 		}
-		pending := unsettled(list, w.expected)
+		pending := append(unsettled(list, w.expected), notReady(list, w.ready)...)
 		elapsed := time.Since(start).Round(time.Second)
 		title := fmt.Sprintf("phiguard demo: waiting for the PHIWorkloads to settle (%s of %s)", elapsed, timeout)
 		if len(pending) == 0 {

@@ -478,25 +478,34 @@ func judgeAvailability(pods []corev1.Pod, in availabilityInputs) availabilityJud
 	return j
 }
 
-// judgeSpread files an owner as spread, on one node, or not yet known.
+// judgeSpread files an owner as spread, on one node, or not yet known. What
+// the scheduler did wins over what the template declares: a declared spread
+// counts only while fewer than two of the owner's pods are scheduled, since
+// the scheduler applies it only when it places a pod (pods replaced one by one
+// can end up together on one node all the same).
 func (j *availabilityJudgement) judgeSpread(o *replicatedOwner) {
-	if declared := declaredSpread(o.template); declared != "" {
-		j.spread = append(j.spread, fmt.Sprintf("%s declares %s", o, declared))
-		return
-	}
 	var nodes, pending []string
+	scheduled := 0
 	for _, p := range o.pods {
 		switch {
 		case p.Spec.NodeName == "":
 			pending = append(pending, p.Name)
+			continue
 		case !slices.Contains(nodes, p.Spec.NodeName):
 			nodes = append(nodes, p.Spec.NodeName)
 		}
+		scheduled++
 	}
 	slices.Sort(nodes)
+	declared := declaredSpread(o.template)
 	switch {
 	case len(nodes) >= 2:
 		j.spread = append(j.spread, fmt.Sprintf("%s runs on nodes %s", o, strings.Join(named(nodes), ", ")))
+	case declared != "" && scheduled >= 2:
+		j.oneNode = append(j.oneNode, fmt.Sprintf("%s (all %d scheduled pods on node %s, although it declares %s, which the scheduler applies only when it places a pod: delete one of them to have it placed again)",
+			o, scheduled, nodes[0], declared))
+	case declared != "":
+		j.spread = append(j.spread, fmt.Sprintf("%s declares %s", o, declared))
 	case len(pending) > 0:
 		j.unscheduled = append(j.unscheduled, fmt.Sprintf("%s (pods %s not scheduled yet)", o, strings.Join(named(pending), ", ")))
 	default:
@@ -634,7 +643,7 @@ func (j availabilityJudgement) result(enforce bool, nameTaken string) Result {
 	}
 	if len(j.oneNode) > 0 {
 		add(phiguardv1alpha1.ReasonPodsOnOneNode, fmt.Sprintf(
-			"%s every selected pod on one node, so losing that node loses them all: %s; add a topologySpreadConstraint or a podAntiAffinity on %s to the pod template",
+			"%s every selected pod on one node, so losing that node loses them all: %s; spread them with a topologySpreadConstraint or a podAntiAffinity on %s in the pod template",
 			pluralOwners(len(j.oneNode), "runs", "run"), strings.Join(named(j.oneNode), ", "), corev1.LabelHostname))
 	}
 	failing := reason != ""

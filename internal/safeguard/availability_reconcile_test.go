@@ -187,7 +187,7 @@ func TestAvailableAuditReportsAndRemovesOnlyWhatEnforceGenerated(t *testing.T) {
 		"1 of 1 selected pods are covered by no PodDisruptionBudget, so a node drain may evict them all at once: api-5d4f8-x1; " +
 		"add a PodDisruptionBudget (maxUnavailable: 1) selecting them, or set availability.mode to Enforce for phiguard to generate one; " +
 		"1 owner runs every selected pod on one node, so losing that node loses them all: Deployment api (all 1 selected pods on node node-a); " +
-		"add a topologySpreadConstraint or a podAntiAffinity on kubernetes.io/hostname to the pod template"))
+		"spread them with a topologySpreadConstraint or a podAntiAffinity on kubernetes.io/hostname in the pod template"))
 	g.Expect(r.Events).To(BeEmpty())
 	g.Expect(writes.N()).To(BeZero(), "Audit only reports")
 

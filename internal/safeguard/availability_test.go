@@ -148,7 +148,16 @@ func TestAvailabilityJudgement(t *testing.T) {
 		message: "2 owners run below availability.minReplicas 3: Deployment api (at least 1 replica, the minReplicas of HorizontalPodAutoscaler api), ReplicaSet solo (2 replicas); " +
 			"raise spec.replicas (or the HorizontalPodAutoscaler's minReplicas) to at least 3; " +
 			"1 owner runs every selected pod on one node, so losing that node loses them all: ReplicaSet solo (all 1 selected pods on node node-a); " +
-			"add a topologySpreadConstraint or a podAntiAffinity on kubernetes.io/hostname to the pod template",
+			"spread them with a topologySpreadConstraint or a podAntiAffinity on kubernetes.io/hostname in the pod template",
+	}, {
+		name: "a declared spread does not outweigh pods the scheduler placed on one node",
+		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "node-a", ofAPI)},
+		in: availabilityInputs{ReplicaSets: []appsv1.ReplicaSet{apiRS}, Deployments: []appsv1.Deployment{apiDeployment(2, spreadOverHostnames)},
+			Budgets: []policyv1.PodDisruptionBudget{availBudget("api", byRecordsLabels)}},
+		status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonPodsOnOneNode,
+		message: "1 owner runs every selected pod on one node, so losing that node loses them all: Deployment api (all 2 scheduled pods on node node-a, " +
+			"although it declares a topologySpreadConstraint on kubernetes.io/hostname, which the scheduler applies only when it places a pod: delete one of them to have it placed again); " +
+			"spread them with a topologySpreadConstraint or a podAntiAffinity on kubernetes.io/hostname in the pod template",
 	}, {
 		name: "in Audit, pods no budget covers are named with the fix; a budget without a selector covers nothing",
 		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "node-b", ofAPI)},
@@ -186,7 +195,7 @@ func TestAvailabilityJudgement(t *testing.T) {
 			Budgets:     []policyv1.PodDisruptionBudget{availBudget("api", byRecordsLabels)}},
 		status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonPodsOnOneNode,
 		message: "1 owner runs every selected pod on one node, so losing that node loses them all: Deployment api (all 2 selected pods on node node-a); " +
-			"add a topologySpreadConstraint or a podAntiAffinity on kubernetes.io/hostname to the pod template",
+			"spread them with a topologySpreadConstraint or a podAntiAffinity on kubernetes.io/hostname in the pod template",
 	}, {
 		name: "pods not yet scheduled with no declared spread are Unknown",
 		pods: []corev1.Pod{availPod("api-x1", "node-a", ofAPI), availPod("api-x2", "", ofAPI)},

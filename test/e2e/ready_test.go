@@ -43,7 +43,8 @@ func hardenedTemplate(app string) corev1.PodTemplateSpec {
 			},
 			TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
 				MaxSkew: 1, TopologyKey: corev1.LabelHostname, WhenUnsatisfiable: corev1.DoNotSchedule,
-				LabelSelector: &metav1.LabelSelector{MatchLabels: labels(app)},
+				LabelSelector:  &metav1.LabelSelector{MatchLabels: labels(app)},
+				MatchLabelKeys: []string{appsv1.DefaultDeploymentUniqueLabelKey},
 			}},
 			Containers: []corev1.Container{{
 				Name:  "app",
