@@ -38,6 +38,9 @@ import (
 // demoCluster is the name of the demo's local cluster.
 const demoCluster = "phiguard-demo"
 
+// sampleNamespace is the namespace of the samples' workloads.
+const sampleNamespace = "clinic"
+
 // managerStopTimeout is how long the manager gets to stop after SIGTERM.
 const managerStopTimeout = 15 * time.Second
 
@@ -143,11 +146,11 @@ func run(opts options) (err error) {
 	}
 	// Two workloads in clinic: patient-records, and svc-intake, which
 	// phiguard generates for the labelled intake Service.
-	if err := standInForVelero(ctx, c, "clinic", 2, opts.timeout); err != nil {
+	if err := standInForVelero(ctx, c, sampleNamespace, 2, opts.timeout); err != nil {
 		return err
 	}
 	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh,
-		ready: []types.NamespacedName{{Namespace: "clinic", Name: "patient-records"}}}
+		ready: []types.NamespacedName{{Namespace: sampleNamespace, Name: "patient-records"}}}
 	list, err := w.waitSettled(ctx, opts.timeout)
 	if err != nil {
 		return err
@@ -155,7 +158,7 @@ func run(opts options) (err error) {
 	if err := showAdmission(ctx, c); err != nil {
 		return err
 	}
-	pods, err := renderPods(ctx, c, "clinic")
+	pods, err := renderPods(ctx, c, sampleNamespace)
 	if err != nil {
 		return err
 	}
