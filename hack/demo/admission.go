@@ -28,7 +28,7 @@ func showInjection(ctx context.Context, c client.Client) error {
 	fmt.Println("\nAdmission: creating a new pod of patient-records (dry run) ...")
 	return retry(ctx, func() (bool, error) {
 		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: sampleNamespace, Name: "patient-records-2", Labels: map[string]string{"app": "patient-records"}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: sampleNamespace, Name: "patient-records-2", Labels: map[string]string{"app": compliantSample}},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "records", Image: "registry.example/patient-records:1"}}},
 		}
 		if err := c.Create(ctx, pod, client.DryRunAll); err != nil {
@@ -70,7 +70,7 @@ func retry(ctx context.Context, try func() (bool, error), failure string) error 
 func showRefusal(ctx context.Context, c client.Client) error {
 	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Namespace: sampleNamespace, Name: "patient-records-scratch",
-			Labels: map[string]string{"app": "patient-records"}},
+			Labels: map[string]string{"app": compliantSample}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},

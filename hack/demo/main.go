@@ -41,6 +41,10 @@ const demoCluster = "phiguard-demo"
 // sampleNamespace is the namespace of the samples' workloads.
 const sampleNamespace = "clinic"
 
+// compliantSample is the sample PHIWorkload (and app label) that meets every
+// safeguard: the demo has settled only once it is Ready.
+const compliantSample = "patient-records"
+
 // managerStopTimeout is how long the manager gets to stop after SIGTERM.
 const managerStopTimeout = 15 * time.Second
 
@@ -150,7 +154,7 @@ func run(opts options) (err error) {
 		return err
 	}
 	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh,
-		ready: []types.NamespacedName{{Namespace: sampleNamespace, Name: "patient-records"}}}
+		ready: []types.NamespacedName{{Namespace: sampleNamespace, Name: compliantSample}}}
 	list, err := w.waitSettled(ctx, opts.timeout)
 	if err != nil {
 		return err
