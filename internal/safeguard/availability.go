@@ -54,7 +54,9 @@ import (
 // to evict, so phiguard then generates none and removes the one it made. It
 // never scales the user's workloads. Audit reports only; a budget phiguard
 // generated earlier in Enforce is removed, as NetworkIsolation removes its
-// policy. Nothing is judged at admission.
+// policy. At admission it only warns (availability_admission.go): a
+// Deployment or StatefulSet whose template a workload covers, created or
+// updated with fewer replicas than minReplicas or no declared spread.
 type Availability struct{}
 
 // What Availability reads and writes.
@@ -181,7 +183,7 @@ func (a Availability) reconcile(ctx context.Context, s *Scope) Result {
 	}
 	in := availabilityInputs{
 		ReplicaSets: ReplicaSets.Get(s), Deployments: Deployments.Get(s), StatefulSets: StatefulSets.Get(s),
-		Autoscalers: Autoscalers.Get(s), MinReplicas: ptr.Deref(s.Settings.Availability.MinReplicas, 2),
+		Autoscalers: Autoscalers.Get(s), MinReplicas: minReplicasOf(&s.Settings),
 		Budgets: others,
 	}
 	enforce := s.Mode(a.Name()) == phiguardv1alpha1.ModeEnforce
@@ -393,6 +395,18 @@ type replicatedOwner struct {
 
 func (o *replicatedOwner) String() string { return o.kind + " " + o.name }
 
+// tooFew says whether the owner is sure to run fewer than minReplicas.
+func (o *replicatedOwner) tooFew(minReplicas int32) bool { return o.replicas < minReplicas }
+
+// minReplicasOf is the effective availability.minReplicas (2, the built-in
+// default, when unset).
+func minReplicasOf(s *phiguardv1alpha1.SafeguardSettings) int32 {
+	if s.Availability == nil {
+		return 2
+	}
+	return ptr.Deref(s.Availability.MinReplicas, 2)
+}
+
 // describeReplicas is "Deployment api (3 replicas)" or "Deployment api (at
 // least 1 replica, the minReplicas of HorizontalPodAutoscaler api)".
 func (o *replicatedOwner) describeReplicas() string {
@@ -470,7 +484,7 @@ func judgeAvailability(pods []corev1.Pod, in availabilityInputs) availabilityJud
 		return cmp.Or(strings.Compare(a.kind, b.kind), strings.Compare(a.name, b.name))
 	})
 	for _, o := range j.owners {
-		if o.replicas < in.MinReplicas {
+		if o.tooFew(in.MinReplicas) {
 			j.tooFew = append(j.tooFew, o.describeReplicas())
 		}
 		j.judgeSpread(o)
