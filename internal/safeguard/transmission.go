@@ -53,6 +53,10 @@ type TransmissionSecurity struct{}
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways;httproutes;grpcroutes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications,verbs=get;list;watch;create;patch;delete
 
+// kindService is a Service's kind, as admission requests and Gateway API
+// backend and parent references spell it.
+const kindService = "Service"
+
 // istioRootNamespace is Istio's default root namespace, where a
 // PeerAuthentication without a selector applies to the whole mesh.
 const istioRootNamespace = "istio-system"
@@ -261,7 +265,7 @@ func routeOf(obj client.Object) (Route, bool) {
 		return r, false
 	}
 	for _, b := range refs {
-		if ptr.Deref(b.Group, "") != "" || ptr.Deref(b.Kind, "Service") != "Service" {
+		if ptr.Deref(b.Group, "") != "" || ptr.Deref(b.Kind, kindService) != kindService {
 			continue // not a Service
 		}
 		key := types.NamespacedName{Namespace: string(ptr.Deref(b.Namespace, gatewayv1.Namespace(r.Namespace))), Name: string(b.Name)}

@@ -83,17 +83,25 @@ func (j *transmissionJudgement) add(reason, text string) {
 
 // judgeTransmission judges the edge, then each pod inside the cluster.
 func judgeTransmission(f transmissionFacts) Result {
+	j := newTransmissionJudgement(f)
+	j.judgeIngresses()
+	j.judgeRoutes()
+	j.judgeExposedServices()
+	j.judgePods()
+	return j.result()
+}
+
+// newTransmissionJudgement starts a judgment of f: no finding yet, and the
+// Services in f that select some of its pods as targets. The admission
+// webhook (transmission_admission.go) runs one step of it on one object.
+func newTransmissionJudgement(f transmissionFacts) *transmissionJudgement {
 	j := &transmissionJudgement{f: f, findings: map[string][]string{}, targets: map[string]*corev1.Service{}, inside: map[string][]string{}}
 	for i := range f.services {
 		if svc := &f.services[i]; len(selectedBy(svc, f.pods)) > 0 {
 			j.targets[svc.Name] = svc
 		}
 	}
-	j.judgeIngresses()
-	j.judgeRoutes()
-	j.judgeExposedServices()
-	j.judgePods()
-	return j.result()
+	return j
 }
 
 // selectedBy returns the pods a Service selects (none for a Service without a selector).
@@ -219,7 +227,7 @@ func (j *transmissionJudgement) routeListeners(r Route) (plain, unjudged []strin
 	for _, p := range r.ParentRefs {
 		key, ok := gatewayKey(r, p)
 		if !ok {
-			if ptr.Deref(p.Group, gatewayv1.GroupName) == "" && ptr.Deref(p.Kind, "") == "Service" {
+			if ptr.Deref(p.Group, gatewayv1.GroupName) == "" && ptr.Deref(p.Kind, "") == kindService {
 				continue
 			}
 			unjudged = append(unjudged, fmt.Sprintf("%s %s", ptr.Deref(p.Kind, "Gateway"), p.Name))
