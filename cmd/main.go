@@ -21,6 +21,7 @@ import (
 
 	"github.com/phiguard/phiguard/internal/certs"
 	"github.com/phiguard/phiguard/internal/controller"
+	"github.com/phiguard/phiguard/internal/metrics"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
@@ -122,6 +123,10 @@ func run() error {
 		return err
 	}
 	registry := safeguard.New(safeguard.Options{BackupMetrics: backupMetrics})
+	compliance, err := metrics.NewCompliance(crmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	mgr, err := newManager(ctx, f, registry)
 	if err != nil {
 		return err
@@ -134,7 +139,7 @@ func run() error {
 			return err
 		}
 	}
-	if err := setup(mgr, registry, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
+	if err := setup(mgr, registry, compliance, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -221,8 +226,9 @@ func envOr(key, fallback string) string {
 }
 
 // setup registers phiguard's controllers and, when enabled, its webhooks.
-// exempt are the namespaces never acted on, whatever the PHIPolicy says.
-func setup(mgr ctrl.Manager, registry safeguard.Registry, exempt []string, concurrency int, enableWebhooks bool) error {
+// exempt are the namespaces never acted on, whatever the PHIPolicy says;
+// compliance exports each workload's status as metrics.
+func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Compliance, exempt []string, concurrency int, enableWebhooks bool) error {
 	if err := (&controller.PHIWorkloadReconciler{
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
@@ -230,6 +236,7 @@ func setup(mgr ctrl.Manager, registry safeguard.Registry, exempt []string, concu
 		Registry:         registry,
 		ExemptNamespaces: exempt,
 		Concurrency:      concurrency,
+		Metrics:          compliance,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the PHIWorkload controller: %w", err)
 	}

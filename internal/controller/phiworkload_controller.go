@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/metrics"
 	"github.com/phiguard/phiguard/internal/optionalapi"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	"github.com/phiguard/phiguard/internal/ssa"
@@ -47,6 +48,9 @@ type PHIWorkloadReconciler struct {
 	// A PHIPolicy change re-reconciles every workload; its writes, not CPU,
 	// bound how fast that settles.
 	Concurrency int
+	// Metrics, when set, exports each workload's compliance as its status
+	// reports it, and forgets a workload once it is gone.
+	Metrics *metrics.Compliance
 
 	// apis tracks the optional APIs the safeguards need and starts the
 	// watches on their kinds once they are served (SetupWithManager).
@@ -73,7 +77,10 @@ func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	w := &phiguardv1alpha1.PHIWorkload{}
 	if err := r.Get(ctx, req.NamespacedName, w); err != nil {
 		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, nil // deleted; what it owned goes by garbage collection
+			// Deleted; what it owned goes by garbage collection, and its series
+			// go now (a workload without the finalizer is never seen deleting).
+			r.Metrics.Forget(req.NamespacedName)
+			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("reading PHIWorkload %s: %w", req.NamespacedName, err)
 	}
@@ -191,6 +198,7 @@ type evaluation struct {
 // changes, and a spec change is a new event).
 func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, ev *evaluation, err error) error {
 	if ev.released {
+		r.Metrics.Forget(client.ObjectKeyFromObject(w))
 		return err
 	}
 	in := statusInput{generation: w.Generation, stalled: safeguard.AsStalled(err), decisions: decisionRecords(w)}
@@ -219,6 +227,8 @@ func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alph
 	if werr := r.writeStatus(ctx, w, status); werr != nil {
 		return errors.Join(err, werr)
 	}
+	// Recorded once stored, so the metrics never show what the status does not.
+	r.Metrics.Record(w, &status)
 	if in.stalled != nil && !transient(ev.outcomes) {
 		return reconcile.TerminalError(in.stalled)
 	}
