@@ -48,7 +48,7 @@ helm-lint: $(BIN)/helm ## helm lint, and helm template with default and non-defa
 	$(BIN)/helm lint charts/phiguard
 	$(BIN)/helm template phiguard charts/phiguard -n phiguard-system --kube-version v1.37.2 > /dev/null
 	$(BIN)/helm template phiguard charts/phiguard -n phiguard-system --kube-version v1.37.2 \
-		--set webhook.certManager.enabled=true --set serviceMonitor.enabled=true --set policy.create=true > /dev/null
+		--set webhook.certManager.enabled=true --set serviceMonitor.enabled=true --set prometheusRule.enabled=true --set policy.create=true > /dev/null
 
 .PHONY: verify-chart
 verify-chart: chart $(BIN)/helm ## Fail when the chart drifts from config/, or its pod is not restricted.
@@ -108,6 +108,10 @@ cluster-tools: controlplane ## Also build kube-scheduler, kwok/kwokctl and kubec
 	hack/build-kwok.sh
 	hack/build-kubectl.sh
 
+.PHONY: promtool
+promtool: ## Build promtool from the Prometheus module into bin/ (cached), for the alert rule tests (test/alerts).
+	hack/build-promtool.sh
+
 .PHONY: build
 build: ## Build the manager binary.
 	go build -o $(BIN)/manager ./cmd
@@ -115,7 +119,7 @@ build: ## Build the manager binary.
 ##@ Run
 
 .PHONY: test
-test: controlplane ## Run every test: unit tests and the envtest suites on the real control plane.
+test: controlplane promtool ## Run every test: unit tests, the envtest suites on the real control plane, promtool's alert rule tests.
 	go test ./... -coverprofile $(BIN)/cover.out
 
 .PHONY: scale

@@ -12,6 +12,7 @@ package chart
 import (
 	"bytes"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -19,6 +20,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/phiguard/phiguard/internal/manifests"
 	"github.com/phiguard/phiguard/internal/podsecurity"
@@ -161,6 +163,37 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 			t.Errorf("the rendered chart still has %q", unwanted)
 		}
 	}
+}
+
+// The PrometheusRule ships files/alerts.yaml, the file test/alerts unit-tests
+// with promtool, unchanged.
+func TestChartPrometheusRuleIsTheTestedFile(t *testing.T) {
+	objs, err := manifests.Decode(bytes.NewReader(render(t, "--set", "prometheusRule.enabled=true",
+		"--set", "prometheusRule.labels.release=monitoring")), "rendered manifests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "charts", "phiguard", "files", "alerts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tested map[string]any
+	if err := yaml.Unmarshal(data, &tested); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "PrometheusRule" {
+			continue
+		}
+		if o.GetLabels()["release"] != "monitoring" {
+			t.Errorf("prometheusRule.labels did not reach the PrometheusRule: %v", o.GetLabels())
+		}
+		if !reflect.DeepEqual(o.Object["spec"], tested) {
+			t.Errorf("the PrometheusRule's spec differs from files/alerts.yaml")
+		}
+		return
+	}
+	t.Error("prometheusRule.enabled=true rendered no PrometheusRule")
 }
 
 func yamlOf(v map[string]any) (string, error) {
