@@ -22,6 +22,7 @@ import (
 	"github.com/phiguard/phiguard/internal/certs"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/metrics"
+	"github.com/phiguard/phiguard/internal/policyreport"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	phischeme "github.com/phiguard/phiguard/internal/scheme"
 	phiwebhook "github.com/phiguard/phiguard/internal/webhook"
@@ -53,6 +54,7 @@ type flags struct {
 	webhookCertSource, webhookSecret  string
 	webhookService                    string
 	validatingConfig, mutatingConfig  string
+	reportAPI                         string
 	webhookPort, concurrency, burst   int
 	qps                               float64
 	leaderElect, secureMetrics        bool
@@ -99,8 +101,16 @@ func parseFlags() (*flags, error) {
 		"ValidatingWebhookConfiguration that gets the rotated CA.")
 	flag.StringVar(&f.mutatingConfig, "mutating-webhook-configuration", "phiguard-mutating-webhook-configuration",
 		"MutatingWebhookConfiguration that gets the rotated CA.")
+	flag.StringVar(&f.reportAPI, "report-api", policyreport.WGPolicy.Name,
+		"Policy reports to write: wgpolicyk8s (wgpolicyk8s.io/v1alpha2, what Policy Reporter reads), "+
+			"openreports (openreports.io/v1alpha1) or none. Without its CRDs, none are written.")
 	f.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if f.reportAPI != reportAPINone {
+		if _, err := policyreport.FormatNamed(f.reportAPI); err != nil {
+			return nil, fmt.Errorf("--report-api: %w (or %s)", err, reportAPINone)
+		}
+	}
 	if f.webhookCertSource != certSourceRotate && f.webhookCertSource != certSourceFiles {
 		return nil, fmt.Errorf("--webhook-cert-source=%q: want %s or %s", f.webhookCertSource, certSourceRotate, certSourceFiles)
 	}
@@ -140,6 +150,9 @@ func run() error {
 		}
 	}
 	if err := setup(mgr, registry, compliance, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
+		return err
+	}
+	if err := setupReports(mgr, f.reportAPI); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -223,6 +236,25 @@ func envOr(key, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// reportAPINone is the --report-api value that writes no policy reports.
+const reportAPINone = "none"
+
+// setupReports registers the policy report controller for the --report-api
+// format (validated by parseFlags), unless it is none.
+func setupReports(mgr ctrl.Manager, reportAPI string) error {
+	if reportAPI == reportAPINone {
+		return nil
+	}
+	format, err := policyreport.FormatNamed(reportAPI)
+	if err != nil {
+		return fmt.Errorf("--report-api: %w", err)
+	}
+	if err := (&policyreport.Reconciler{Client: mgr.GetClient(), Format: format}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the policy report controller: %w", err)
+	}
+	return nil
 }
 
 // setup registers phiguard's controllers and, when enabled, its webhooks.

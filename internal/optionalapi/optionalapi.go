@@ -1,5 +1,5 @@
 // Package optionalapi knows which optional APIs (Velero, Istio, the
-// Prometheus Operator, Gateway API) the cluster serves. Their CRDs may be
+// Prometheus Operator, Gateway API, the policy report APIs) the cluster serves. Their CRDs may be
 // installed before or after phiguard: a metadata-only watch on
 // CustomResourceDefinitions brings the workloads back when they appear, and
 // the first reconcile that finds an API served starts the watches on its
@@ -72,6 +72,25 @@ var (
 		Kinds:        []string{"Gateway", "HTTPRoute", "GRPCRoute"},
 		CRDs: []string{"gateways.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io",
 			"grpcroutes.gateway.networking.k8s.io"},
+	}
+	// PolicyReports is the wg-policy PolicyReport API that Policy Reporter
+	// reads. No safeguard needs it (NotInstalledReason is empty): without it
+	// phiguard writes no reports.
+	PolicyReports = &API{
+		Name:         "PolicyReports",
+		Install:      "install the wgpolicyk8s.io PolicyReport CRDs (Kyverno's or Policy Reporter's Helm chart ships them)",
+		GroupVersion: schema.GroupVersion{Group: "wgpolicyk8s.io", Version: "v1alpha2"},
+		Kinds:        []string{"PolicyReport", "ClusterPolicyReport"},
+		CRDs:         []string{"policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io"},
+	}
+	// OpenReports is the openreports.io successor of PolicyReports. No
+	// safeguard needs it either.
+	OpenReports = &API{
+		Name:         "OpenReports",
+		Install:      "install the openreports.io CRDs (github.com/openreports/reports-api config/crd)",
+		GroupVersion: schema.GroupVersion{Group: "openreports.io", Version: "v1alpha1"},
+		Kinds:        []string{"Report", "ClusterReport"},
+		CRDs:         []string{"reports.openreports.io", "clusterreports.openreports.io"},
 	}
 )
 

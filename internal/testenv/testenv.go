@@ -156,3 +156,33 @@ func IstioCRDs() ([]string, error) {
 	}
 	return existing(filepath.Join(dir, "kubernetes", "customresourcedefinitions.gen.yaml"))
 }
+
+// PolicyReportCRDs returns the paths of the wgpolicyk8s.io PolicyReport and
+// ClusterPolicyReport CRD manifests, from the Kyverno module go.mod requires
+// (it ships them with its types), for envtest to install.
+func PolicyReportCRDs() ([]string, error) {
+	dir, err := moduleDir("github.com/kyverno/kyverno")
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, kind := range []string{"policyreports", "clusterpolicyreports"} {
+		paths = append(paths, filepath.Join(dir, "config", "crds", "policyreport", "wgpolicyk8s.io_"+kind+".yaml"))
+	}
+	return existing(paths...)
+}
+
+// OpenReportsCRDs returns the paths of the openreports.io Report and
+// ClusterReport CRD manifests, from the reports-api module go.mod requires,
+// for envtest to install.
+func OpenReportsCRDs() ([]string, error) {
+	dir, err := moduleDir("github.com/openreports/reports-api")
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, kind := range []string{"reports", "clusterreports"} {
+		paths = append(paths, filepath.Join(dir, "config", "crd", "openreports.io_"+kind+".yaml"))
+	}
+	return existing(paths...)
+}
