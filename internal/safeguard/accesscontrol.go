@@ -118,10 +118,16 @@ func (AccessControl) Reconcile(ctx context.Context, s *Scope) Result {
 	in := AccessInputs{
 		Namespace: s.Workload.Namespace, Selected: s.Pods, NamespacePods: NamespacePods.Get(s),
 		ServiceAccounts: ServiceAccounts.Get(s), RBAC: NamespacedRBAC.Get(s),
-		AllowTokenAutomount: s.Settings.AccessControl != nil && ptr.Deref(s.Settings.AccessControl.AllowTokenAutomount, false),
+		AllowTokenAutomount: allowTokenAutomount(&s.Settings),
 	}
 	in.RBAC.ClusterRoles, in.RBAC.ClusterRoleBindings = ClusterRoles.Get(s), ClusterRoleBindings.Get(s)
 	return NoPods(s, JudgeAccess(ctx, &in))
+}
+
+// allowTokenAutomount is accessControl.allowTokenAutomount in effective
+// settings (false when unset).
+func allowTokenAutomount(s *phiguardv1alpha1.SafeguardSettings) bool {
+	return s.AccessControl != nil && ptr.Deref(s.AccessControl.AllowTokenAutomount, false)
 }
 
 // AccessInputs are what the judgment of a workload's identities reads.
@@ -169,36 +175,28 @@ func AccessFindings(ctx context.Context, in *AccessInputs) map[string][]string {
 	}
 	bySA := map[string][]*corev1.Pod{}
 	for i := range in.Selected {
-		sa := cmp.Or(in.Selected[i].Spec.ServiceAccountName, "default")
+		sa := podServiceAccount(&in.Selected[i].Spec)
 		bySA[sa] = append(bySA[sa], &in.Selected[i])
 	}
 	for _, name := range sortedKeys(bySA) {
 		pods := bySA[name]
 		subject := fmt.Sprintf("ServiceAccount %s (pods %s)", name, strings.Join(named(podNames(pods)), ", "))
-		idx := slices.IndexFunc(in.ServiceAccounts, func(sa corev1.ServiceAccount) bool { return sa.Name == name })
-		var sa *corev1.ServiceAccount
-		if idx >= 0 {
-			sa = &in.ServiceAccounts[idx]
-		} else {
-			add(phiguardv1alpha1.ReasonServiceAccountMissing, "%s does not exist", subject)
-		}
-		if name == "default" {
-			add(phiguardv1alpha1.ReasonDefaultServiceAccount, "%s is the namespace's default", subject)
+		sa, faults := serviceAccountFaults(name, in.ServiceAccounts)
+		for _, reason := range faults {
+			add(reason, serviceAccountFaultFormats[reason], subject)
 		}
 		if others := otherPodsOf(in, name); len(others) > 0 {
 			add(phiguardv1alpha1.ReasonSharedServiceAccount, "%s is also used by pods the workload does not select: %s",
 				subject, strings.Join(named(others), ", "))
 		}
-		if !in.AllowTokenAutomount {
-			var mounts []string
-			for _, p := range pods {
-				if how := TokenMounts(p, sa); len(how) > 0 {
-					mounts = append(mounts, fmt.Sprintf("%s (%s)", p.Name, strings.Join(how, ", ")))
-				}
+		var mounts []string
+		for _, p := range pods {
+			if how := forbiddenTokenMounts(p, sa, in.AllowTokenAutomount); len(how) > 0 {
+				mounts = append(mounts, fmt.Sprintf("%s (%s)", p.Name, strings.Join(how, ", ")))
 			}
-			if len(mounts) > 0 {
-				add(phiguardv1alpha1.ReasonTokenMounted, "ServiceAccount %s's token is mounted in pods %s", name, strings.Join(named(mounts), ", "))
-			}
+		}
+		if len(mounts) > 0 {
+			add(phiguardv1alpha1.ReasonTokenMounted, "ServiceAccount %s's token is mounted in pods %s", name, strings.Join(named(mounts), ", "))
 		}
 		if grants := ExcessivePrivileges(ctx, &in.RBAC, in.Namespace, name); len(grants) > 0 {
 			add(phiguardv1alpha1.ReasonExcessivePrivilege, "%s is granted too much: %s", subject, strings.Join(named(grants), "; "))
@@ -235,6 +233,51 @@ func JudgeAccess(ctx context.Context, in *AccessInputs) Result {
 		Message: fmt.Sprintf("the %d selected pods run as ServiceAccounts of their own (%s), used by no other pod; %s; "+
 			"their RBAC grants no wildcard, no Secrets outside %s, no escalate, bind, impersonate or create pods/exec. Report: %s",
 			len(in.Selected), strings.Join(selectedSAs(in.Selected), ", "), automount, in.Namespace, reach)}
+}
+
+// defaultServiceAccount is the ServiceAccount a pod that names none runs as.
+const defaultServiceAccount = "default"
+
+// podServiceAccount names the ServiceAccount a pod spec runs as:
+// spec.serviceAccountName, else the namespace's default.
+func podServiceAccount(spec *corev1.PodSpec) string {
+	return cmp.Or(spec.ServiceAccountName, defaultServiceAccount)
+}
+
+// serviceAccountFaultFormats say, of a subject naming the ServiceAccount and
+// its pods, what each reason serviceAccountFaults returns means.
+var serviceAccountFaultFormats = map[string]string{
+	phiguardv1alpha1.ReasonServiceAccountMissing: "%s does not exist",
+	phiguardv1alpha1.ReasonDefaultServiceAccount: "%s is the namespace's default",
+}
+
+// serviceAccountFaults judges the ServiceAccount name on its own, whatever
+// the other pods and RBAC say: it returns that ServiceAccount among sas (nil
+// when it does not exist) and what keeps it from being a pod's dedicated
+// identity, as reasons: ReasonServiceAccountMissing, then
+// ReasonDefaultServiceAccount.
+func serviceAccountFaults(name string, sas []corev1.ServiceAccount) (*corev1.ServiceAccount, []string) {
+	var sa *corev1.ServiceAccount
+	var faults []string
+	if i := slices.IndexFunc(sas, func(sa corev1.ServiceAccount) bool { return sa.Name == name }); i >= 0 {
+		sa = &sas[i]
+	} else {
+		faults = append(faults, phiguardv1alpha1.ReasonServiceAccountMissing)
+	}
+	if name == defaultServiceAccount {
+		faults = append(faults, phiguardv1alpha1.ReasonDefaultServiceAccount)
+	}
+	return sa, faults
+}
+
+// forbiddenTokenMounts says how a pod gets the token of its ServiceAccount sa
+// (nil when it does not exist) that accessControl.allowTokenAutomount (allow)
+// does not permit: TokenMounts, or nil when allowed.
+func forbiddenTokenMounts(pod *corev1.Pod, sa *corev1.ServiceAccount, allow bool) []string {
+	if allow {
+		return nil
+	}
+	return TokenMounts(pod, sa)
 }
 
 func podNames(pods []*corev1.Pod) []string {
@@ -278,24 +321,51 @@ func otherPodsOf(in *AccessInputs, sa string) []string {
 // volume a container mounts. Nil when it gets none.
 func TokenMounts(pod *corev1.Pod, sa *corev1.ServiceAccount) []string {
 	var out []string
+	if how := tokenAutomount(pod, sa); how != "" {
+		out = append(out, how)
+	}
+	for _, v := range tokenVolumes(pod) {
+		out = append(out, v.String())
+	}
+	return out
+}
+
+// tokenAutomount says why the token is automounted in a pod (sa nil when its
+// ServiceAccount does not exist): automountServiceAccountToken in effect, the
+// pod's, else the ServiceAccount's, else true; "" when it is not.
+func tokenAutomount(pod *corev1.Pod, sa *corev1.ServiceAccount) string {
 	switch {
 	case pod.Spec.AutomountServiceAccountToken != nil:
 		if *pod.Spec.AutomountServiceAccountToken {
-			out = append(out, "automountServiceAccountToken: true on the pod")
+			return "automountServiceAccountToken: true on the pod"
 		}
 	case sa != nil && sa.AutomountServiceAccountToken != nil:
 		if *sa.AutomountServiceAccountToken {
-			out = append(out, "automountServiceAccountToken: true on the ServiceAccount")
+			return "automountServiceAccountToken: true on the ServiceAccount"
 		}
 	default:
-		out = append(out, "automountServiceAccountToken unset on the pod and the ServiceAccount, which mounts it")
+		return "automountServiceAccountToken unset on the pod and the ServiceAccount, which mounts it"
 	}
+	return ""
+}
+
+// tokenVolume is a projected serviceAccountToken volume a container mounts.
+type tokenVolume struct{ volume, container string }
+
+func (v tokenVolume) String() string {
+	return fmt.Sprintf("serviceAccountToken volume %s mounted by container %s", v.volume, v.container)
+}
+
+// tokenVolumes are a pod's projected serviceAccountToken volumes that a
+// container mounts, in the order of spec.volumes.
+func tokenVolumes(pod *corev1.Pod) []tokenVolume {
+	var out []tokenVolume
 	for _, v := range pod.Spec.Volumes {
 		if v.Projected == nil || !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil }) {
 			continue
 		}
 		if c := containerMounting(pod, v.Name); c != "" {
-			out = append(out, fmt.Sprintf("serviceAccountToken volume %s mounted by container %s", v.Name, c))
+			out = append(out, tokenVolume{volume: v.Name, container: c})
 		}
 	}
 	return out

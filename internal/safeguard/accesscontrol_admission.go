@@ -56,10 +56,13 @@ type accessAdmission struct {
 	decoder admission.Decoder
 }
 
-// SetupWebhooks implements Admitter: the break-glass webhook.
+// SetupWebhooks implements Admitter: the break-glass webhook, and the
+// identity webhook that warns (accessidentity_admission.go).
 func (AccessControl) SetupWebhooks(mgr ctrl.Manager, env AdmissionEnv) error {
 	mgr.GetWebhookServer().Register(AccessPath, &webhook.Admission{
 		Handler: &accessAdmission{AdmissionEnv: env, decoder: admission.NewDecoder(mgr.GetScheme())}})
+	mgr.GetWebhookServer().Register(AccessIdentityPath, &webhook.Admission{
+		Handler: &accessIdentityAdmission{AdmissionEnv: env, decoder: admission.NewDecoder(mgr.GetScheme())}})
 	return nil
 }
 

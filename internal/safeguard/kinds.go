@@ -8,4 +8,5 @@ const (
 	kindStatefulSet = "StatefulSet"
 	kindDaemonSet   = "DaemonSet"
 	kindReplicaSet  = "ReplicaSet"
+	kindPod         = "Pod"
 )

@@ -88,8 +88,12 @@ func noSpreadWarning(subject, ns, mode, extra string) string {
 var _ = Describe("Availability admission", func() {
 	It("warns in Audit about a Deployment of one replica with no spread, and records the warnings", func() {
 		ns := newNamespace()
+		serviceAccount(ns, "records", ptr.To(false))
 		availabilityWorkload(ns, phiguardv1alpha1.ModeAudit)
 		d := recordsDeployment(ns, "api", 1)
+		// A ServiceAccount of its own, so that the identity webhook records no
+		// Event about the Deployment, into whose series this one would fold.
+		d.Spec.Template.Spec.ServiceAccountName = "records"
 		Expect(availabilityWarned(d)).To(Equal([]string{
 			tooFewWarning("Deployment api", ns, "Audit", "1 replica"),
 			noSpreadWarning("Deployment api", ns, "Audit", ", matchLabelKeys: [pod-template-hash]"),
