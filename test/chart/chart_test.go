@@ -148,11 +148,12 @@ func TestChartManagerIsRestricted(t *testing.T) {
 func TestChartValuesReachTheObjects(t *testing.T) {
 	out := string(render(t, "--set", "webhook.certManager.enabled=true", "--set", "webhook.failurePolicy=Fail",
 		"--set", "webhook.timeoutSeconds=3", "--set", "serviceMonitor.enabled=true", "--set", "policy.create=true",
-		"--set", "policy.exemptNamespaces={legacy-lab}", "--set", "image.tag=v0.1.0", "--set", "leaderElection=false"))
+		"--set", "policy.exemptNamespaces={legacy-lab}", "--set", "image.tag=v0.1.0", "--set", "leaderElection=false",
+		"--set", "reportAPI=openreports"))
 	for _, want := range []string{
 		"kind: Certificate", "kind: Issuer", "cert-manager.io/inject-ca-from: phiguard-system/phiguard-serving-cert",
 		"--webhook-cert-source=files", "kind: ServiceMonitor", "kind: PHIPolicy", "- legacy-lab",
-		"image: ghcr.io/phiguard/manager:v0.1.0", "timeoutSeconds: 3",
+		"image: ghcr.io/phiguard/manager:v0.1.0", "timeoutSeconds: 3", "--report-api=openreports",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the rendered chart lacks %q", want)
