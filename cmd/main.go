@@ -205,6 +205,13 @@ func newManager(ctx context.Context, f *flags, registry safeguard.Registry) (ctr
 	}
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
 	shutdown := gracefulShutdown
+	// Every admission webhook counts its decisions (phiguard_admission_decisions_total).
+	webhookServer, err := metrics.CountAdmissions(webhook.NewServer(webhook.Options{
+		Host: f.webhookHost, Port: f.webhookPort, CertDir: f.webhookCertDir, TLSOpts: webhookTLS,
+	}), crmetrics.Registry)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
@@ -214,9 +221,7 @@ func newManager(ctx context.Context, f *flags, registry safeguard.Registry) (ctr
 		LeaderElectionNamespace:       f.namespace,
 		LeaderElectionReleaseOnCancel: true, // the process exits right after the manager stops
 		GracefulShutdownTimeout:       &shutdown,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: f.webhookHost, Port: f.webhookPort, CertDir: f.webhookCertDir, TLSOpts: webhookTLS,
-		}),
+		WebhookServer:                 webhookServer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
