@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -149,10 +147,7 @@ func sameIdentity(old, pod *corev1.Pod) bool {
 // which) as a pod, or a Deployment, StatefulSet, DaemonSet or Job as its pod
 // template; nil for another kind.
 func (a *accessIdentityAdmission) subjectOf(req admission.Request, raw runtime.RawExtension, what string) (*identitySubject, error) {
-	var obj client.Object
-	var template func() *corev1.PodTemplateSpec
-	switch req.Kind.Kind {
-	case kindPod:
+	if req.Kind.Kind == kindPod {
 		pod := &corev1.Pod{}
 		if err := a.decoder.DecodeRaw(raw, pod); err != nil {
 			return nil, fmt.Errorf("decoding the %spod: %w", what, err)
@@ -160,25 +155,14 @@ func (a *accessIdentityAdmission) subjectOf(req admission.Request, raw runtime.R
 		pod.Namespace = req.Namespace
 		return &identitySubject{pod: pod, name: "Pod " + cmpName(pod.Name, pod.GenerateName), specAt: "spec.",
 			managed: metav1.GetControllerOf(pod) != nil}, nil
-	case kindDeployment:
-		d := &appsv1.Deployment{}
-		obj, template = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
-	case kindStatefulSet:
-		s := &appsv1.StatefulSet{}
-		obj, template = s, func() *corev1.PodTemplateSpec { return &s.Spec.Template }
-	case kindDaemonSet:
-		d := &appsv1.DaemonSet{}
-		obj, template = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
-	case "Job":
-		j := &batchv1.Job{}
-		obj, template = j, func() *corev1.PodTemplateSpec { return &j.Spec.Template }
-	default:
+	}
+	obj, t, err := decodeTemplate(a.decoder, req.Kind.Kind, raw)
+	if err != nil {
+		return nil, fmt.Errorf("the request's %sobject: %w", what, err)
+	}
+	if t == nil {
 		return nil, nil
 	}
-	if err := a.decoder.DecodeRaw(raw, obj); err != nil {
-		return nil, fmt.Errorf("decoding the %s%s: %w", what, req.Kind.Kind, err)
-	}
-	t := template()
 	pod := &corev1.Pod{ObjectMeta: *t.ObjectMeta.DeepCopy(), Spec: *t.Spec.DeepCopy()}
 	pod.Namespace = req.Namespace
 	return &identitySubject{pod: pod, name: req.Kind.Kind + " " + cmpName(obj.GetName(), obj.GetGenerateName()),

@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -93,13 +94,13 @@ func (a *integrityAdmission) podOf(req admission.Request) (*corev1.Pod, string, 
 	if req.Kind.Kind == "Pod" {
 		return a.podOfPod(req)
 	}
-	template, name, err := a.templateOf(req)
+	obj, template, err := decodeTemplate(a.decoder, req.Kind.Kind, req.Object)
 	if err != nil || template == nil {
 		return nil, "", err
 	}
 	pod := &corev1.Pod{ObjectMeta: *template.ObjectMeta.DeepCopy(), Spec: *template.Spec.DeepCopy()}
 	pod.Namespace = req.Namespace
-	return pod, req.Kind.Kind + " " + name, nil
+	return pod, req.Kind.Kind + " " + obj.GetName(), nil
 }
 
 // podOfPod decodes a pod; on update, nil unless a container's image changed.
@@ -121,12 +122,12 @@ func (a *integrityAdmission) podOfPod(req admission.Request) (*corev1.Pod, strin
 	return pod, "Pod " + cmpName(pod.Name, pod.GenerateName), nil
 }
 
-// templateOf decodes a Deployment, StatefulSet, DaemonSet or Job and returns
-// its pod template and name; nil for another kind.
-func (a *integrityAdmission) templateOf(req admission.Request) (*corev1.PodTemplateSpec, string, error) {
+// decodeTemplate decodes raw as a Deployment, StatefulSet, DaemonSet or Job
+// (kind) and returns it and its pod template; nil and nil for another kind.
+func decodeTemplate(decoder admission.Decoder, kind string, raw runtime.RawExtension) (client.Object, *corev1.PodTemplateSpec, error) {
 	var obj client.Object
 	var template func() *corev1.PodTemplateSpec
-	switch req.Kind.Kind {
+	switch kind {
 	case kindDeployment:
 		d := &appsv1.Deployment{}
 		obj, template = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
@@ -140,12 +141,12 @@ func (a *integrityAdmission) templateOf(req admission.Request) (*corev1.PodTempl
 		j := &batchv1.Job{}
 		obj, template = j, func() *corev1.PodTemplateSpec { return &j.Spec.Template }
 	default:
-		return nil, "", nil
+		return nil, nil, nil
 	}
-	if err := a.decoder.Decode(req, obj); err != nil {
-		return nil, "", fmt.Errorf("decoding the %s: %w", req.Kind.Kind, err)
+	if err := decoder.DecodeRaw(raw, obj); err != nil {
+		return nil, nil, fmt.Errorf("decoding the %s: %w", kind, err)
 	}
-	return template(), obj.GetName(), nil
+	return obj, template(), nil
 }
 
 func cmpName(name, generateName string) string {

@@ -100,15 +100,7 @@ var _ = Describe("phiguard on a full cluster", Ordered, func() {
 		Expect(k8s.Create(ctx, workload(ns, "records", "records"))).To(Succeed())
 		Expect(k8s.Create(ctx, deployment(ns, "records", 2, nil))).To(Succeed())
 		By("Velero (played by the test) completes a backup of phiguard's Schedule")
-		schedule := safeguard.ScheduleName(workload(ns, "records", "records"))
-		Eventually(func() error {
-			return k8s.Get(ctx, types.NamespacedName{Namespace: "velero", Name: schedule}, &velerov1.Schedule{})
-		}, timeout, poll).Should(Succeed())
-		now := metav1.Now()
-		Expect(k8s.Create(ctx, &velerov1.Backup{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "velero", Name: schedule + "-1", Labels: map[string]string{velerov1.ScheduleNameLabel: schedule}},
-			Status:     velerov1.BackupStatus{Phase: velerov1.BackupPhaseCompleted, StartTimestamp: &now, CompletionTimestamp: &now},
-		})).To(Succeed())
+		completeBackup(workload(ns, "records", "records"))
 		Eventually(func(g Gomega) {
 			w := get(g, key)
 			g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation))
