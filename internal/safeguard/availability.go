@@ -3,7 +3,6 @@ package safeguard
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -248,9 +247,9 @@ func (a Availability) ensureBudget(ctx context.Context, s *Scope) (*policyv1.Pod
 		return existing, nil, nil
 	}
 	// Apply decoded the stored object into desired: that is what now covers the pods.
-	stored, err := typedDisruptionBudget(desired)
+	stored, err := ssa.Typed[policyv1.PodDisruptionBudget](desired)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("PodDisruptionBudget %s: %w", ptr.Deref(desired.Name, ""), err)
 	}
 	written := &Event{Reason: phiguardv1alpha1.ReasonDisruptionBudgetCreated,
 		Message: fmt.Sprintf("created PodDisruptionBudget %s (maxUnavailable: 1) for the selected pods", name)}
@@ -281,19 +280,6 @@ func specEditors(pdb *policyv1.PodDisruptionBudget) []string {
 		}
 	}
 	return out
-}
-
-// typedDisruptionBudget is an applied PodDisruptionBudget as the apiserver stores it.
-func typedDisruptionBudget(ac *policyv1ac.PodDisruptionBudgetApplyConfiguration) (*policyv1.PodDisruptionBudget, error) {
-	data, err := json.Marshal(ac)
-	if err != nil {
-		return nil, fmt.Errorf("encoding PodDisruptionBudget %s: %w", ptr.Deref(ac.Name, ""), err)
-	}
-	var pdb policyv1.PodDisruptionBudget
-	if err := json.Unmarshal(data, &pdb); err != nil {
-		return nil, fmt.Errorf("decoding PodDisruptionBudget %s: %w", ptr.Deref(ac.Name, ""), err)
-	}
-	return &pdb, nil
 }
 
 // yieldTo returns the budgets that keep phiguard from generating its own:

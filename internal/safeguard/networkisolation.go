@@ -3,7 +3,6 @@ package safeguard
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,9 +141,9 @@ func (n NetworkIsolation) Reconcile(ctx context.Context, s *Scope) Result {
 func (n NetworkIsolation) reconcile(ctx context.Context, s *Scope) Result {
 	desired := DesiredNetworkPolicy(s.Workload, s.Settings.NetworkIsolation)
 	// What the workload declares is what phiguard's policy allows.
-	declared, err := typedNetworkPolicy(desired)
+	declared, err := ssa.Typed[networkingv1.NetworkPolicy](desired)
 	if err != nil {
-		return Result{Err: err}
+		return Result{Err: fmt.Errorf("NetworkPolicy %s: %w", ptr.Deref(desired.Name, ""), err)}
 	}
 	if s.Mode(n.Name()) == phiguardv1alpha1.ModeEnforce {
 		return n.enforce(ctx, s, desired, declared)
@@ -194,19 +193,6 @@ func (n NetworkIsolation) enforce(ctx context.Context, s *Scope, desired *networ
 			name, len(s.Pods), describeAllowed(s.Settings.NetworkIsolation)),
 		Events: events,
 	}
-}
-
-// typedNetworkPolicy is an applied NetworkPolicy as the apiserver stores it.
-func typedNetworkPolicy(ac *networkingv1ac.NetworkPolicyApplyConfiguration) (*networkingv1.NetworkPolicy, error) {
-	data, err := json.Marshal(ac)
-	if err != nil {
-		return nil, fmt.Errorf("encoding NetworkPolicy %s: %w", ptr.Deref(ac.Name, ""), err)
-	}
-	var np networkingv1.NetworkPolicy
-	if err := json.Unmarshal(data, &np); err != nil {
-		return nil, fmt.Errorf("decoding NetworkPolicy %s: %w", ptr.Deref(ac.Name, ""), err)
-	}
-	return &np, nil
 }
 
 // applyIfChanged applies desired unless the fields phiguard owns on the

@@ -12,6 +12,7 @@ package ssa
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -262,4 +263,19 @@ func absent(obj client.Object) bool {
 // describe names an object in an error: its type, namespace and name.
 func describe(obj client.Object) string {
 	return fmt.Sprintf("%T %s", obj, client.ObjectKeyFromObject(obj))
+}
+
+// Typed returns the object an apply configuration describes, as the typed
+// object T the apiserver would store from it (fields it does not set stay
+// zero), by a JSON round trip: apply configurations share their types' JSON.
+func Typed[T any](ac runtime.ApplyConfiguration) (*T, error) {
+	data, err := json.Marshal(ac)
+	if err != nil {
+		return nil, fmt.Errorf("encoding an apply configuration: %w", err)
+	}
+	out := new(T)
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, fmt.Errorf("decoding an apply configuration as %T: %w", out, err)
+	}
+	return out, nil
 }
