@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/safeguard"
@@ -47,13 +48,43 @@ func Header(name phiguardv1alpha1.SafeguardName) string {
 func Table(out io.Writer, workloads []phiguardv1alpha1.PHIWorkload) error {
 	p := newPrinter(out)
 	p.row(tableHeader()...)
-	for _, w := range sorted(workloads) {
+	for _, w := range Sorted(workloads) {
 		p.row(tableRow(w)...)
 	}
 	if err := p.flush(); err != nil {
 		return fmt.Errorf("writing the compliance table: %w", err)
 	}
 	return nil
+}
+
+// WideTable writes Table's columns plus POLICY (the PHIPolicy whose defaults
+// applied) and NOT HOLDING: each safeguard whose condition is not True, as
+// Name=Status(Reason), or "-" when every one holds.
+func WideTable(out io.Writer, workloads []phiguardv1alpha1.PHIWorkload) error {
+	p := newPrinter(out)
+	p.row(append(tableHeader(), "POLICY", "NOT HOLDING")...)
+	for _, w := range Sorted(workloads) {
+		p.row(append(tableRow(w), orNone(w.Status.Policy), notHolding(&w.Status))...)
+	}
+	if err := p.flush(); err != nil {
+		return fmt.Errorf("writing the compliance table: %w", err)
+	}
+	return nil
+}
+
+// notHolding lists the safeguards whose condition is not True.
+func notHolding(st *phiguardv1alpha1.PHIWorkloadStatus) string {
+	var out []string
+	for _, name := range detailOrder(st) {
+		c := meta.FindStatusCondition(st.Conditions, string(name))
+		switch {
+		case c == nil:
+			out = append(out, string(name)+"="+None)
+		case c.Status != metav1.ConditionTrue:
+			out = append(out, fmt.Sprintf("%s=%s(%s)", name, c.Status, c.Reason))
+		}
+	}
+	return orNone(strings.Join(out, ","))
 }
 
 func tableHeader() []string {
@@ -164,7 +195,8 @@ func matchedPods(st *phiguardv1alpha1.PHIWorkloadStatus) string {
 	return strconv.Itoa(int(st.MatchedPods))
 }
 
-func sorted(workloads []phiguardv1alpha1.PHIWorkload) []*phiguardv1alpha1.PHIWorkload {
+// Sorted returns pointers to workloads sorted by namespace and name.
+func Sorted(workloads []phiguardv1alpha1.PHIWorkload) []*phiguardv1alpha1.PHIWorkload {
 	out := make([]*phiguardv1alpha1.PHIWorkload, 0, len(workloads))
 	for i := range workloads {
 		out = append(out, &workloads[i])
