@@ -10,9 +10,28 @@ import (
 const DefaultPolicyName = "default"
 
 // PHIPolicySpec holds the organisation's defaults.
-// +kubebuilder:validation:XValidation:rule="!has(self.defaults) || !has(self.defaults.encryptionAtRest) || !has(self.defaults.encryptionAtRest.mode) || self.defaults.encryptionAtRest.mode != 'Off'",message="defaults.encryptionAtRest.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload"
-// +kubebuilder:validation:XValidation:rule="!has(self.defaults) || !has(self.defaults.transmissionSecurity) || !has(self.defaults.transmissionSecurity.mode) || self.defaults.transmissionSecurity.mode != 'Off'",message="defaults.transmissionSecurity.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload"
+//
+// A default never turns a safeguard off. Under SecurityRule2013 the two
+// Addressable safeguards (EncryptedAtRest, TransmissionSecure) are turned off
+// only by a decision documented on each PHIWorkload; the Required ones carry
+// their own rule on their blocks. Under ProposedRule2025 every safeguard is
+// Required and nothing turns one off; the message says which applies.
+// +kubebuilder:validation:XValidation:rule="!has(self.defaults) || !has(self.defaults.encryptionAtRest) || !has(self.defaults.encryptionAtRest.mode) || self.defaults.encryptionAtRest.mode != 'Off'",message="defaults.encryptionAtRest.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload",messageExpression="has(self.ruleset) && self.ruleset == 'ProposedRule2025' ? 'defaults.encryptionAtRest.mode cannot be Off: under ruleset ProposedRule2025 (HHS NPRM 90 FR 898) every safeguard is Required and no decision turns one off; use Audit to report without enforcing' : 'defaults.encryptionAtRest.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload'"
+// +kubebuilder:validation:XValidation:rule="!has(self.defaults) || !has(self.defaults.transmissionSecurity) || !has(self.defaults.transmissionSecurity.mode) || self.defaults.transmissionSecurity.mode != 'Off'",message="defaults.transmissionSecurity.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload",messageExpression="has(self.ruleset) && self.ruleset == 'ProposedRule2025' ? 'defaults.transmissionSecurity.mode cannot be Off: under ruleset ProposedRule2025 (HHS NPRM 90 FR 898) every safeguard is Required and no decision turns one off; use Audit to report without enforcing' : 'defaults.transmissionSecurity.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload'"
 type PHIPolicySpec struct {
+	// ruleset is the version of the HIPAA Security Rule the safeguards are
+	// judged against, and whose sections status and reports cite:
+	// SecurityRule2013 (the default: 45 CFR Part 164 Subpart C as in force,
+	// last amended in 2013) or ProposedRule2025 (HHS's notice of proposed
+	// rulemaking published 2025-01-06, 90 FR 898; not final). Under
+	// ProposedRule2025 every safeguard is Required: a decision that turns one
+	// off is refused at admission, and one admitted before no longer counts
+	// (the safeguard runs in at least Audit and is judged, with reason
+	// DecisionNotRecognised).
+	// +optional
+	// +kubebuilder:default=SecurityRule2013
+	Ruleset Ruleset `json:"ruleset,omitempty"`
+
 	// defaults are the safeguard settings every PHIWorkload inherits for the
 	// fields it leaves empty.
 	// +optional
@@ -54,6 +73,35 @@ type PHIPolicySpec struct {
 	// in the future). Default false.
 	// +optional
 	RequireApprovalToUnlabel bool `json:"requireApprovalToUnlabel,omitempty"`
+}
+
+// Ruleset names a version of the HIPAA Security Rule.
+// +kubebuilder:validation:Enum=SecurityRule2013;ProposedRule2025
+type Ruleset string
+
+const (
+	// RulesetSecurityRule2013 is the Security Rule in force (45 CFR Part 164
+	// Subpart C, as amended in 2013): EncryptedAtRest and TransmissionSecure
+	// are Addressable, and may be turned off under a documented decision.
+	RulesetSecurityRule2013 Ruleset = "SecurityRule2013"
+	// RulesetProposedRule2025 is the update HHS proposed in its notice of
+	// proposed rulemaking of 2025-01-06 (90 FR 898; not final): the
+	// Addressable category is removed, so every safeguard is Required,
+	// encryption at rest and in transit among them.
+	RulesetProposedRule2025 Ruleset = "ProposedRule2025"
+)
+
+// DefaultRuleset is the ruleset of a cluster without a PHIPolicy, or whose
+// PHIPolicy names none.
+const DefaultRuleset = RulesetSecurityRule2013
+
+// Ruleset is the policy's ruleset, or DefaultRuleset for a nil policy or
+// one that names none.
+func (p *PHIPolicy) Ruleset() Ruleset {
+	if p == nil || p.Spec.Ruleset == "" {
+		return DefaultRuleset
+	}
+	return p.Spec.Ruleset
 }
 
 // MinimumMode is the least mode one safeguard may run in.

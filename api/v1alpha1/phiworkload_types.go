@@ -26,7 +26,8 @@ type PHIWorkloadSpec struct {
 	// then from built-in defaults.
 	SafeguardSettings `json:",inline"`
 
-	// decisions documents each Addressable safeguard that is turned off.
+	// decisions documents each Addressable safeguard that is turned off (none
+	// may be under the PHIPolicy's ruleset ProposedRule2025).
 	// +optional
 	// +listType=map
 	// +listMapKey=safeguard
@@ -96,12 +97,14 @@ type SafeguardStatus struct {
 	// +required
 	Name SafeguardName `json:"name"`
 
-	// section is the HIPAA Security Rule section, such as "§164.312(b)".
+	// section is the HIPAA Security Rule section, such as "§164.312(b)", under
+	// the PHIPolicy's ruleset.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	Section string `json:"section"`
 
-	// specification is Required or Addressable.
+	// specification is Required or Addressable, under the PHIPolicy's ruleset
+	// (always Required under ProposedRule2025).
 	// +required
 	Specification Specification `json:"specification"`
 

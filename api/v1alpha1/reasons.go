@@ -61,6 +61,15 @@ const (
 	// ReasonRequiredSafeguardOff (False): a Required safeguard is off, which no
 	// decision can justify.
 	ReasonRequiredSafeguardOff = "RequiredSafeguardOff"
+	// ReasonDecisionNotRecognised (True, False or Unknown, as judged): the
+	// workload turns the safeguard off (under a decision admitted before), but
+	// the PHIPolicy's ruleset is ProposedRule2025, under which every safeguard
+	// is Required and no decision counts. The safeguard runs in Audit (or the
+	// policy's minimum) and its status is the judgement of that run; the
+	// message says so and carries the judgement's own reason and message. A
+	// change to it is recorded as a Warning Event. Fix: set the mode to Audit
+	// or Enforce and remove the decision.
+	ReasonDecisionNotRecognised = "DecisionNotRecognised"
 )
 
 // Reasons of a safeguard whose optional API is missing. Each is False: what

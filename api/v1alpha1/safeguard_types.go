@@ -17,7 +17,8 @@ const (
 	// ModeAudit only observes and reports; nothing in the cluster is changed.
 	ModeAudit Mode = "Audit"
 	// ModeOff turns the safeguard off. Only Addressable safeguards may be off, and
-	// only with a documented decision (see Decision).
+	// only with a documented decision (see Decision); under the PHIPolicy's
+	// ruleset ProposedRule2025 none may.
 	ModeOff Mode = "Off"
 )
 
@@ -579,7 +580,9 @@ const MinJustificationLength = 20
 // Decision documents why an Addressable safeguard is turned off for a workload.
 // HIPAA lets an organisation not implement an Addressable specification only when
 // it documents why; the decision is kept with the workload and expires so that it
-// is reviewed.
+// is reviewed. Under the PHIPolicy's ruleset ProposedRule2025 there is no
+// Addressable specification: a decision that turns a safeguard off is refused
+// at admission, and one admitted before does not count.
 // +kubebuilder:validation:XValidation:rule="self.safeguard in ['EncryptedAtRest', 'TransmissionSecure']",messageExpression="'decision for ' + self.safeguard + ' is not allowed: only Addressable safeguards (EncryptedAtRest, TransmissionSecure) may be turned off; ' + self.safeguard + ' is Required by HIPAA, so set its mode to Audit instead'"
 // +kubebuilder:validation:XValidation:rule="self.kind != 'Alternative' || (has(self.alternativeMeasure) && size(self.alternativeMeasure) > 0)",message="a decision of kind Alternative must describe the measure implemented instead in alternativeMeasure"
 type Decision struct {

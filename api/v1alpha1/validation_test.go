@@ -264,5 +264,27 @@ var _ = Describe("PHIPolicy validation", func() {
 			"defaults.encryptionAtRest.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload"),
 		Entry("required safeguard off by default", "default", "defaults:\n  auditLogging: {mode: \"Off\"}\n",
 			"auditLogging.mode cannot be Off"),
+		Entry("a ruleset that does not exist", "default", "ruleset: Proposed2025\n",
+			`spec.ruleset: Unsupported value: "Proposed2025": supported values: "SecurityRule2013", "ProposedRule2025"`),
+		Entry("addressable safeguard off by default, said in the words of the proposed rule", "default",
+			"ruleset: ProposedRule2025\ndefaults:\n  transmissionSecurity: {mode: \"Off\"}\n",
+			"defaults.transmissionSecurity.mode cannot be Off: under ruleset ProposedRule2025 (HHS NPRM 90 FR 898) every safeguard is Required and no decision turns one off; use Audit to report without enforcing"),
+		Entry("addressable safeguard off by default, under the rule in force named explicitly", "default",
+			"ruleset: SecurityRule2013\ndefaults:\n  encryptionAtRest: {mode: \"Off\"}\n",
+			"defaults.encryptionAtRest.mode cannot be Off: turning an Addressable safeguard off takes a decision documented on each PHIWorkload"),
+	)
+
+	DescribeTable("stores the ruleset, SecurityRule2013 when none is given",
+		func(spec, want string) {
+			p := policy("default", spec)
+			Expect(k8s.Create(ctx, p)).To(Succeed())
+			DeferCleanup(func() { Expect(k8s.Delete(ctx, p)).To(Succeed()) })
+			got, found, err := unstructured.NestedString(p.Object, "spec", "ruleset")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(found).To(BeTrue())
+			Expect(got).To(Equal(want))
+		},
+		Entry("none given", "exemptNamespaces: [lab]\n", "SecurityRule2013"),
+		Entry("the proposed rule", "ruleset: ProposedRule2025\n", "ProposedRule2025"),
 	)
 })

@@ -149,20 +149,28 @@ func (r *PHIWorkloadReconciler) finalize(ctx context.Context, w *phiguardv1alpha
 	return removeFinalizer(ctx, r.Client, w, CleanupFinalizer)
 }
 
-// evaluate runs each safeguard in order. A safeguard that is Off still runs (to
-// remove what it created), but its result is the verdict on its decision.
+// evaluate runs each safeguard in order, its rule stated under the PHIPolicy's
+// ruleset. A safeguard that is Off still runs (to remove what it created), but
+// its result is the verdict on its decision. One the workload turns off under
+// a ruleset that lets none be off runs in Audit (Effective), and its result is
+// that judgement, saying the decision does not count.
 func (r *PHIWorkloadReconciler) evaluate(ctx context.Context, s *safeguard.Scope) []outcome {
+	ruleset := s.Policy.Ruleset()
 	out := make([]outcome, 0, len(r.Registry))
 	for _, sg := range r.Registry {
 		name := sg.Name()
 		mode := s.Mode(name)
+		rule := sg.Rule().Under(ruleset)
 		res := sg.Reconcile(ctx, s)
-		if mode == phiguardv1alpha1.ModeOff {
-			verdict := safeguard.EvaluateDecision(name, sg.Rule(), s.Workload.Spec.Decision(name), s.Now)
+		switch {
+		case mode == phiguardv1alpha1.ModeOff:
+			verdict := safeguard.EvaluateDecision(name, rule, s.Workload.Spec.Decision(name), s.Now)
 			verdict.Err = res.Err
 			res = verdict
+		case safeguard.OffNotRecognised(s.Policy, s.Workload, name):
+			res = safeguard.DecisionNotRecognised(name, ruleset, s.Workload.Spec.Decision(name), mode, res)
 		}
-		out = append(out, outcome{name: name, rule: sg.Rule(), mode: mode, source: s.ModeSources[name], result: res})
+		out = append(out, outcome{name: name, rule: rule, mode: mode, source: s.ModeSources[name], result: res})
 	}
 	return out
 }
@@ -170,10 +178,11 @@ func (r *PHIWorkloadReconciler) evaluate(ctx context.Context, s *safeguard.Scope
 // notEvaluated reports every safeguard as Unknown for a spec that cannot be
 // acted on, so that no earlier result stays on display as if it were current.
 func (r *PHIWorkloadReconciler) notEvaluated(s *safeguard.Scope, stalled *safeguard.StalledError) []outcome {
+	ruleset := s.Policy.Ruleset()
 	out := make([]outcome, 0, len(r.Registry))
 	for _, sg := range r.Registry {
 		name := sg.Name()
-		out = append(out, outcome{name: name, rule: sg.Rule(), mode: s.Mode(name), source: s.ModeSources[name], result: safeguard.Result{
+		out = append(out, outcome{name: name, rule: sg.Rule().Under(ruleset), mode: s.Mode(name), source: s.ModeSources[name], result: safeguard.Result{
 			Status: metav1.ConditionUnknown, Reason: stalled.Reason,
 			Message: "not evaluated: " + stalled.Error(),
 		}})
@@ -290,7 +299,10 @@ func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, n
 			continue
 		}
 		kind := corev1.EventTypeNormal
-		if c.Status == metav1.ConditionFalse || c.Type == phiguardv1alpha1.StalledCondition {
+		// A decision that stopped counting is worth a warning even where the
+		// safeguard holds: what the workload documents is no longer honoured.
+		if c.Status == metav1.ConditionFalse || c.Type == phiguardv1alpha1.StalledCondition ||
+			c.Reason == phiguardv1alpha1.ReasonDecisionNotRecognised {
 			kind = corev1.EventTypeWarning
 		}
 		// The action is the condition type: events.k8s.io folds Events that share

@@ -99,8 +99,11 @@ func (AccessControl) Name() phiguardv1alpha1.SafeguardName { return phiguardv1al
 func (AccessControl) Rule() Rule {
 	// §164.308(a)(4) (information access management) is served too; the
 	// section is the one the PolicyReport's category and status show.
+	// Proposed: §164.312(a), access control (unique identification of each
+	// user and technology asset, separate privileged identities).
 	return Rule{Section: "§164.312(a)(1)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods run with dedicated, least-privilege identities"}
+		ProposedSection: "§164.312(a)",
+		Summary:         "ePHI pods run with dedicated, least-privilege identities"}
 }
 
 // Defaults implements Safeguard: Audit, no token mounted, no emergency group.

@@ -281,8 +281,11 @@ func (AuditLogging) Name() phiguardv1alpha1.SafeguardName { return phiguardv1alp
 
 // Rule implements Safeguard.
 func (AuditLogging) Rule() Rule {
+	// Proposed: §164.312(d), audit trail and system log controls (the
+	// proposal moves encryption to (b)).
 	return Rule{Section: "§164.312(b)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods carry the audit sidecar"}
+		ProposedSection: "§164.312(d)",
+		Summary:         "ePHI pods carry the audit sidecar"}
 }
 
 // Defaults implements Safeguard: Enforce, Fluent Bit (pinned by digest, as

@@ -80,8 +80,11 @@ func (Availability) Name() phiguardv1alpha1.SafeguardName { return phiguardv1alp
 
 // Rule implements Safeguard.
 func (Availability) Rule() Rule {
+	// Proposed: §164.308(a)(13), contingency plan (restore critical systems
+	// and data within 72 hours of their loss).
 	return Rule{Section: "§164.308(a)(7)(ii)(C)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI workloads keep running through the loss of a pod"}
+		ProposedSection: "§164.308(a)(13)",
+		Summary:         "ePHI workloads keep running through the loss of a pod"}
 }
 
 // Defaults implements Safeguard: Audit, at least two replicas.

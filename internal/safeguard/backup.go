@@ -102,8 +102,11 @@ func (BackupScheduling) Name() phiguardv1alpha1.SafeguardName {
 
 // Rule implements Safeguard.
 func (BackupScheduling) Rule() Rule {
+	// Proposed: §164.312(i), data backup and recovery (backups no more than
+	// 48 hours older than the ePHI they copy).
 	return Rule{Section: "§164.308(a)(7)(ii)(A)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI is backed up on a schedule and the last backup is fresh"}
+		ProposedSection: "§164.312(i)",
+		Summary:         "ePHI is backed up on a schedule and the last backup is fresh"}
 }
 
 // Defaults implements Safeguard: Enforce, nightly at 02:00, kept six years

@@ -48,8 +48,11 @@ func (EncryptionAtRest) Name() phiguardv1alpha1.SafeguardName {
 
 // Rule implements Safeguard.
 func (EncryptionAtRest) Rule() Rule {
+	// Proposed: §164.312(b), encryption and decryption, a standard of its own
+	// whose (b)(2) asks to encrypt all ePHI at rest and in transit.
 	return Rule{Section: "§164.312(a)(2)(iv)", Specification: phiguardv1alpha1.Addressable,
-		Summary: "ePHI volumes use encrypted StorageClasses"}
+		ProposedSection: "§164.312(b)",
+		Summary:         "ePHI volumes use encrypted StorageClasses"}
 }
 
 // Defaults implements Safeguard: Enforce.

@@ -35,8 +35,12 @@ func (Integrity) Name() phiguardv1alpha1.SafeguardName {
 
 // Rule implements Safeguard.
 func (Integrity) Rule() Rule {
+	// Proposed: §164.312(c), configuration management (systems kept to
+	// established secure baselines), which is what these checks are; the
+	// proposal's integrity standard, §164.312(e), is about ePHI itself.
 	return Rule{Section: "§164.312(c)(1)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods run immutable, unprivileged, digest-pinned containers"}
+		ProposedSection: "§164.312(c)",
+		Summary:         "ePHI pods run immutable, unprivileged, digest-pinned containers"}
 }
 
 // Defaults implements Safeguard: Audit, images pinned by digest.

@@ -54,8 +54,12 @@ func (NetworkIsolation) Name() phiguardv1alpha1.SafeguardName {
 
 // Rule implements Safeguard.
 func (NetworkIsolation) Rule() Rule {
+	// Proposed: §164.308(a)(10), information access management, whose
+	// network segmentation specification asks that systems be segmented to
+	// limit access to ePHI (see ruleset.go for the sources).
 	return Rule{Section: "§164.312(e)(1)", Specification: phiguardv1alpha1.Required,
-		Summary: "ePHI pods are isolated by default-deny NetworkPolicies"}
+		ProposedSection: "§164.308(a)(10)",
+		Summary:         "ePHI pods are isolated by default-deny NetworkPolicies"}
 }
 
 // Defaults implements Safeguard: Enforce, DNS and the workload's own pods allowed.

@@ -56,10 +56,17 @@ func (r Registry) Get(name phiguardv1alpha1.SafeguardName) Safeguard {
 	return nil
 }
 
-// Rule returns the HIPAA rule of a safeguard; the zero Rule for a name not registered.
+// Rule returns the HIPAA rule of a safeguard, as the Security Rule in force
+// (SecurityRule2013) states it; the zero Rule for a name not registered.
 func (r Registry) Rule(name phiguardv1alpha1.SafeguardName) Rule {
+	return r.RuleUnder(name, phiguardv1alpha1.RulesetSecurityRule2013)
+}
+
+// RuleUnder returns the HIPAA rule of a safeguard as ruleset rs states it
+// (see Rule.Under); the zero Rule for a name not registered.
+func (r Registry) RuleUnder(name phiguardv1alpha1.SafeguardName, rs phiguardv1alpha1.Ruleset) Rule {
 	if sg := r.Get(name); sg != nil {
-		return sg.Rule()
+		return sg.Rule().Under(rs)
 	}
 	return Rule{}
 }

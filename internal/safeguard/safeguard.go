@@ -25,14 +25,32 @@ import (
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
 
-// Rule is the HIPAA Security Rule specification a safeguard implements.
+// Rule is the HIPAA Security Rule specification a safeguard implements. A
+// safeguard's Rule method states it under both rulesets; Under picks one.
 type Rule struct {
-	// Section is the regulation's section, such as "§164.312(b)".
+	// Section is the regulation's section, such as "§164.312(b)": under the
+	// Security Rule in force (SecurityRule2013) as a safeguard states it, under
+	// the ruleset asked for in a Rule that Under returned.
 	Section string
-	// Specification is Required or Addressable.
+	// Specification is Required or Addressable, read the same way as Section.
 	Specification phiguardv1alpha1.Specification
+	// ProposedSection is the section of HHS's proposed update (ruleset
+	// ProposedRule2025, 90 FR 898) that covers what the safeguard checks. The
+	// proposal has no Addressable specifications: under it every safeguard
+	// is Required.
+	ProposedSection string
 	// Summary says in one line what the safeguard checks.
 	Summary string
+}
+
+// Under returns the rule as ruleset rs states it: Section and Specification
+// are those of rs (under ProposedRule2025, ProposedSection and Required).
+// An unknown or empty ruleset is the default, SecurityRule2013.
+func (r Rule) Under(rs phiguardv1alpha1.Ruleset) Rule {
+	if rs == phiguardv1alpha1.RulesetProposedRule2025 {
+		r.Section, r.Specification = r.ProposedSection, phiguardv1alpha1.Required
+	}
+	return r
 }
 
 // Result is what one safeguard observed (and, in Enforce mode, did).

@@ -10,8 +10,10 @@ import (
 )
 
 // Effective merges settings field by field: the workload's own win over the
-// policy's, which win over the built-in defaults. policy may be nil. It also
-// returns where each safeguard's mode came from.
+// policy's, which win over the built-in defaults. policy may be nil. A mode
+// below the policy's minimum runs at the minimum, and under the policy's
+// ruleset ProposedRule2025 an Off runs in Audit (the policy is then its
+// source). It also returns where each safeguard's mode came from.
 func (r Registry) Effective(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1alpha1.PHIPolicy) (
 	phiguardv1alpha1.SafeguardSettings, map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource, error) {
 	layers := []*phiguardv1alpha1.SafeguardSettings{workload}
@@ -55,6 +57,18 @@ func (r Registry) Effective(workload *phiguardv1alpha1.SafeguardSettings, policy
 		if out.Mode(name).Strength() < minimum.Strength() {
 			out.SetMode(name, minimum)
 			sources[name] = phiguardv1alpha1.SourcePolicy
+		}
+	}
+	// Under a ruleset that lets no safeguard be off (ProposedRule2025), Off
+	// runs in Audit: the decision behind it does not count, and the
+	// safeguard is judged (OffNotRecognised, DecisionNotRecognised).
+	// Admission refuses new ones; this covers workloads admitted before.
+	if ForbidsOff(policy.Ruleset()) {
+		for _, name := range r.Names() {
+			if out.Mode(name) == phiguardv1alpha1.ModeOff {
+				out.SetMode(name, phiguardv1alpha1.ModeAudit)
+				sources[name] = phiguardv1alpha1.SourcePolicy
+			}
 		}
 	}
 	return out, sources, nil

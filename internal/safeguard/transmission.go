@@ -105,8 +105,11 @@ func (TransmissionSecurity) Name() phiguardv1alpha1.SafeguardName {
 
 // Rule implements Safeguard.
 func (TransmissionSecurity) Rule() Rule {
+	// Proposed: §164.312(g), transmission security; the encryption in transit
+	// it checks is also asked by §164.312(b)(2).
 	return Rule{Section: "§164.312(e)(2)(ii)", Specification: phiguardv1alpha1.Addressable,
-		Summary: "traffic to ePHI pods is encrypted in transit"}
+		ProposedSection: "§164.312(g)",
+		Summary:         "traffic to ePHI pods is encrypted in transit"}
 }
 
 // Defaults implements Safeguard: Enforce.

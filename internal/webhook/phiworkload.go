@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/utils/clock"
@@ -29,8 +30,10 @@ import (
 // +kubebuilder:webhook:path=/validate-compliance-phiguard-io-v1alpha1-phiworkload,mutating=false,failurePolicy=fail,sideEffects=None,groups=compliance.phiguard.io,resources=phiworkloads,verbs=create;update,versions=v1alpha1,name=vphiworkload.phiguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // WorkloadValidator applies, at admission, the PHIPolicy's rules that the
-// CRD's own validation cannot know: exempt namespaces and minimum modes. The
-// reconciler applies the same rules to workloads admitted before them.
+// CRD's own validation cannot know: exempt namespaces, minimum modes, the
+// decisions' approvers and lifetime, and its ruleset (under ProposedRule2025
+// no safeguard may be turned off). The reconciler applies the same rules to
+// workloads admitted before them.
 type WorkloadValidator struct {
 	// Reader reads the PHIPolicy (the manager's cache).
 	Reader client.Reader
@@ -115,6 +118,45 @@ func (v *WorkloadValidator) belowMinimum(policy *phiguardv1alpha1.PHIPolicy, w *
 	return nil
 }
 
+// offUnderRuleset applies the PHIPolicy's ruleset to the safeguards the
+// workload turns off. Under one that lets none be off (ProposedRule2025) it
+// refuses a request that turns a safeguard off, or adds or changes the
+// decision of one that is off; one left as it was (admitted before the
+// ruleset) is warned about, as it no longer counts, so that an unrelated
+// change is not held hostage to it. Decisions of safeguards that are not off
+// turn nothing off and are not judged here.
+func (v *WorkloadValidator) offUnderRuleset(policy *phiguardv1alpha1.PHIPolicy, old, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
+	rs := policy.Ruleset()
+	if !safeguard.ForbidsOff(rs) {
+		return nil, nil
+	}
+	var refused []string
+	var warnings admission.Warnings
+	for _, name := range v.Registry.Names() {
+		if w.Spec.Mode(name) != phiguardv1alpha1.ModeOff {
+			continue
+		}
+		d, prev := w.Spec.Decision(name), old.Spec.Decision(name)
+		unchanged := old.Spec.Mode(name) == phiguardv1alpha1.ModeOff &&
+			(d == nil) == (prev == nil) && (d == nil || equality.Semantic.DeepEqual(*d, *prev))
+		if unchanged {
+			warnings = append(warnings, fmt.Sprintf("%s is off under a decision that %s does not recognise: it runs in Audit and is judged, and counts as it is found; set its mode to Audit or Enforce and remove the decision",
+				name, safeguard.RulesetCitation(rs)))
+			continue
+		}
+		if d != nil {
+			refused = append(refused, fmt.Sprintf("the decision for %s would turn it off", name))
+		} else {
+			refused = append(refused, fmt.Sprintf("%s would be turned off", name))
+		}
+	}
+	if len(refused) > 0 {
+		return nil, deny("%s, which PHIPolicy %s does not allow: under %s every safeguard is Required: no decision turns one off; set the mode to Audit or Enforce (or leave it empty to inherit) and remove the decision",
+			strings.Join(refused, "; "), phiguardv1alpha1.DefaultPolicyName, safeguard.RulesetCitation(rs))
+	}
+	return warnings, nil
+}
+
 // validate refuses what phiguard could never act on or what breaks the
 // PHIPolicy, naming the fix, and warns about what may not be meant.
 func (v *WorkloadValidator) validate(ctx context.Context, old, w *phiguardv1alpha1.PHIWorkload) (admission.Warnings, error) {
@@ -133,12 +175,17 @@ func (v *WorkloadValidator) validate(ctx context.Context, old, w *phiguardv1alph
 	if err := v.belowMinimum(policy, w); err != nil {
 		return nil, err
 	}
+	offWarnings, err := v.offUnderRuleset(policy, old, w)
+	if err != nil {
+		return nil, err
+	}
 	// The safeguards' own rules, on what the workload itself sets: a policy
 	// default the user did not write is not theirs to fix.
 	warnings, err := v.Registry.ValidateSpec(&w.Spec.SafeguardSettings)
 	if err != nil {
 		return nil, denial{err}
 	}
+	warnings = append(warnings, offWarnings...)
 	if b := w.Spec.Backup; b != nil && b.TTL != nil && b.TTL.Duration < policy.MinimumBackupTTL() {
 		return nil, deny("backup.ttl %s is shorter than the %s every backup of ePHI must be kept under PHIPolicy %s (spec.backup.minimumTTL, default %s): raise it, or leave it empty for the default of six years",
 			b.TTL.Duration, policy.MinimumBackupTTL(), phiguardv1alpha1.DefaultPolicyName, phiguardv1alpha1.DefaultMinimumBackupTTL)
@@ -147,7 +194,9 @@ func (v *WorkloadValidator) validate(ctx context.Context, old, w *phiguardv1alph
 		return nil, err
 	}
 	for _, d := range w.Spec.Decisions {
-		if !v.Clock.Now().Before(d.Expires.Time) {
+		// Under a ruleset that lets nothing be off, no decision counts,
+		// expired or not; offUnderRuleset has said so.
+		if !safeguard.ForbidsOff(policy.Ruleset()) && !v.Clock.Now().Before(d.Expires.Time) {
 			warnings = append(warnings, fmt.Sprintf("the decision for %s expired at %s: %s will count as NonCompliant until it is renewed",
 				d.Safeguard, d.Expires.UTC().Format(time.RFC3339), d.Safeguard))
 		}

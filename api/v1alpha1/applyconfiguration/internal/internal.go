@@ -410,6 +410,10 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: requireApprovalToUnlabel
       type:
         scalar: boolean
+    - name: ruleset
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.Ruleset
+      default: SecurityRule2013
     - name: storage
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.StoragePolicy
@@ -515,6 +519,8 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
 - name: com.github.phiguard.phiguard.api.v1alpha1.PlatformManagedEncryption
+  scalar: string
+- name: com.github.phiguard.phiguard.api.v1alpha1.Ruleset
   scalar: string
 - name: com.github.phiguard.phiguard.api.v1alpha1.SafeguardName
   scalar: string

@@ -19,7 +19,9 @@ import (
 // Decision documents why an Addressable safeguard is turned off for a workload.
 // HIPAA lets an organisation not implement an Addressable specification only when
 // it documents why; the decision is kept with the workload and expires so that it
-// is reviewed.
+// is reviewed. Under the PHIPolicy's ruleset ProposedRule2025 there is no
+// Addressable specification: a decision that turns a safeguard off is refused
+// at admission, and one admitted before does not count.
 type DecisionApplyConfiguration struct {
 	// safeguard is the safeguard this decision turns off.
 	Safeguard *apiv1alpha1.SafeguardName `json:"safeguard,omitempty"`

@@ -8,11 +8,31 @@ Licensed under the Apache License, Version 2.0.
 
 package v1alpha1
 
+import (
+	apiv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+)
+
 // PHIPolicySpecApplyConfiguration represents a declarative configuration of the PHIPolicySpec type for use
 // with apply.
 //
 // PHIPolicySpec holds the organisation's defaults.
+//
+// A default never turns a safeguard off. Under SecurityRule2013 the two
+// Addressable safeguards (EncryptedAtRest, TransmissionSecure) are turned off
+// only by a decision documented on each PHIWorkload; the Required ones carry
+// their own rule on their blocks. Under ProposedRule2025 every safeguard is
+// Required and nothing turns one off; the message says which applies.
 type PHIPolicySpecApplyConfiguration struct {
+	// ruleset is the version of the HIPAA Security Rule the safeguards are
+	// judged against, and whose sections status and reports cite:
+	// SecurityRule2013 (the default: 45 CFR Part 164 Subpart C as in force,
+	// last amended in 2013) or ProposedRule2025 (HHS's notice of proposed
+	// rulemaking published 2025-01-06, 90 FR 898; not final). Under
+	// ProposedRule2025 every safeguard is Required: a decision that turns one
+	// off is refused at admission, and one admitted before no longer counts
+	// (the safeguard runs in at least Audit and is judged, with reason
+	// DecisionNotRecognised).
+	Ruleset *apiv1alpha1.Ruleset `json:"ruleset,omitempty"`
 	// defaults are the safeguard settings every PHIWorkload inherits for the
 	// fields it leaves empty.
 	Defaults *SafeguardSettingsApplyConfiguration `json:"defaults,omitempty"`
@@ -41,6 +61,14 @@ type PHIPolicySpecApplyConfiguration struct {
 // apply.
 func PHIPolicySpec() *PHIPolicySpecApplyConfiguration {
 	return &PHIPolicySpecApplyConfiguration{}
+}
+
+// WithRuleset sets the Ruleset field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Ruleset field is set to the value of the last call.
+func (b *PHIPolicySpecApplyConfiguration) WithRuleset(value apiv1alpha1.Ruleset) *PHIPolicySpecApplyConfiguration {
+	b.Ruleset = &value
+	return b
 }
 
 // WithDefaults sets the Defaults field in the declarative configuration to the given value

@@ -28,7 +28,8 @@ type PHIWorkloadSpecApplyConfiguration struct {
 	// The safeguard blocks; empty fields come from the PHIPolicy named "default",
 	// then from built-in defaults.
 	SafeguardSettingsApplyConfiguration `json:""`
-	// decisions documents each Addressable safeguard that is turned off.
+	// decisions documents each Addressable safeguard that is turned off (none
+	// may be under the PHIPolicy's ruleset ProposedRule2025).
 	Decisions []DecisionApplyConfiguration `json:"decisions,omitempty"`
 }
 

@@ -20,9 +20,11 @@ import (
 type SafeguardStatusApplyConfiguration struct {
 	// name is the safeguard, also its condition type.
 	Name *apiv1alpha1.SafeguardName `json:"name,omitempty"`
-	// section is the HIPAA Security Rule section, such as "§164.312(b)".
+	// section is the HIPAA Security Rule section, such as "§164.312(b)", under
+	// the PHIPolicy's ruleset.
 	Section *string `json:"section,omitempty"`
-	// specification is Required or Addressable.
+	// specification is Required or Addressable, under the PHIPolicy's ruleset
+	// (always Required under ProposedRule2025).
 	Specification *apiv1alpha1.Specification `json:"specification,omitempty"`
 	// mode is the effective mode.
 	Mode *apiv1alpha1.Mode `json:"mode,omitempty"`
