@@ -169,6 +169,13 @@ func run(opts options) (err error) {
 	if _, err := os.Stdout.Write(pods); err != nil {
 		return fmt.Errorf("writing to stdout: %w", err)
 	}
+	inventory, err := renderInventory(ctx, cluster.Kubeconfig, sampleNamespace)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stdout.Write(inventory); err != nil {
+		return fmt.Errorf("writing to stdout: %w", err)
+	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {
 		return err
 	}
