@@ -11,6 +11,7 @@ package chart
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -195,6 +196,45 @@ func TestChartPrometheusRuleIsTheTestedFile(t *testing.T) {
 		return
 	}
 	t.Error("prometheusRule.enabled=true rendered no PrometheusRule")
+}
+
+// The dashboard ConfigMap carries the Grafana sidecar's label and holds
+// files/dashboard.json, the file hack/dashboardgen generates and tests,
+// unchanged; namespace, labels and annotations come from the values.
+func TestChartGrafanaDashboard(t *testing.T) {
+	objs, err := manifests.Decode(bytes.NewReader(render(t, "--set", "grafanaDashboard.enabled=true",
+		"--set", "grafanaDashboard.namespace=monitoring", "--set", "grafanaDashboard.annotations.grafana_folder=Compliance")),
+		"rendered manifests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(filepath.Join(root, "charts", "phiguard", "files", "dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "ConfigMap" || o.GetName() != "phiguard-grafana-dashboard" {
+			continue
+		}
+		if got := o.GetLabels()["grafana_dashboard"]; got != "1" {
+			t.Errorf("the dashboard ConfigMap's grafana_dashboard label is %q, not \"1\"", got)
+		}
+		if got := o.GetAnnotations()["grafana_folder"]; got != "Compliance" {
+			t.Errorf("grafanaDashboard.annotations did not reach the ConfigMap: %v", o.GetAnnotations())
+		}
+		if o.GetNamespace() != "monitoring" {
+			t.Errorf("the dashboard ConfigMap is in %q, not the namespace grafanaDashboard.namespace names", o.GetNamespace())
+		}
+		data, _, _ := unstructured.NestedString(o.Object, "data", "phiguard.json")
+		if !json.Valid([]byte(data)) {
+			t.Fatalf("the dashboard ConfigMap's phiguard.json is not valid JSON: %.200s", data)
+		}
+		if data+"\n" != string(file) {
+			t.Error("the dashboard ConfigMap's phiguard.json differs from files/dashboard.json")
+		}
+		return
+	}
+	t.Error("grafanaDashboard.enabled=true rendered no ConfigMap phiguard-grafana-dashboard")
 }
 
 func yamlOf(v map[string]any) (string, error) {
