@@ -82,6 +82,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	flags.StringVarP(&o.Output, "output", "o", OutputTable, "Output format: table, wide, json or yaml.")
 	root.AddCommand(
 		newStatusCommand(o),
+		newPreviewCommand(o),
 		newRiskCommand(o), newInventoryCommand(o),
 	)
 	return root
