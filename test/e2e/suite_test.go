@@ -41,6 +41,9 @@ var (
 	webhook *envtest.WebhookInstallOptions
 	manager *localcluster.Manager
 	probe   string // the manager's health probe address
+	// metricsAddr is where the manager serves its metrics, over HTTPS with
+	// authentication and authorisation, as installed.
+	metricsAddr string
 	// managerKubeconfig authenticates the manager as its ServiceAccount, with
 	// only the permissions config/rbac grants it.
 	managerKubeconfig string
@@ -91,6 +94,12 @@ var _ = BeforeSuite(func() {
 		}},
 	})).To(Succeed())
 
+	By("the PolicyReport API (wgpolicyk8s.io), which phiguard writes its reports in")
+	reportCRDs, err := testenv.PolicyReportCRDs()
+	Expect(err).NotTo(HaveOccurred())
+	_, err = envtest.InstallCRDs(cluster.Config, envtest.CRDInstallOptions{Paths: reportCRDs, ErrorIfPathMissing: true})
+	Expect(err).NotTo(HaveOccurred())
+
 	By("the Helm chart's objects, and a token of its ServiceAccount for the manager")
 	managerKubeconfig = serviceAccountKubeconfig()
 
@@ -118,14 +127,14 @@ var _ = AfterSuite(func() {
 func startManager() {
 	GinkgoHelper()
 	starts++
-	probe = freeAddress()
+	probe, metricsAddr = freeAddress(), freeAddress()
 	logPath := filepath.Join(cluster.WorkDir, fmt.Sprintf("manager-%d.log", starts))
 	var err error
 	manager, err = localcluster.StartManager(localcluster.ManagerOptions{
 		Binary: filepath.Join(root, "bin", "manager"), Kubeconfig: managerKubeconfig,
 		LogPath: logPath, Webhooks: webhook, ProbeAddress: probe,
 		// As installed: two replicas would elect a leader, and so does this one.
-		Args: []string{"--leader-elect"},
+		Args: []string{"--leader-elect", "--metrics-bind-address=" + metricsAddr},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	_, _ = fmt.Fprintf(GinkgoWriter, "manager started; its log: %s\n", logPath)

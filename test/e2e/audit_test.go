@@ -1,0 +1,257 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/policyreport"
+)
+
+// update rewrites the golden files of the plugin's outputs under testdata.
+var update = flag.Bool("update", false, "rewrite the golden files in test/e2e/testdata")
+
+// auditNamespace holds the workloads of the dashboards-and-auditors case.
+const auditNamespace = "e2e-audit"
+
+// plugin runs bin/kubectl-phiguard against the cluster as its administrator.
+func plugin(args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "kubectl-phiguard"),
+		append([]string{"--kubeconfig", cluster.Kubeconfig}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("kubectl phiguard %v: %w: %s", args, err, errOut.String())
+	}
+	return out.String(), nil
+}
+
+// volatile matches what changes from run to run in the plugin's output: the
+// random suffixes of pods and ReplicaSets, times, ages and UIDs.
+var volatile = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`), "<uid>"},
+	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "<time>"},
+	{regexp.MustCompile(`\b(intake|vault)-[0-9a-f]{8,10}-[0-9a-z]{5}\b`), "$1-<pod>"},
+	{regexp.MustCompile(`\b(intake|vault)-[0-9a-f]{8,10}\b`), "$1-<replicaset>"},
+}
+
+// normalize replaces what changes from run to run.
+func normalize(s string) string {
+	for _, v := range volatile {
+		s = v.re.ReplaceAllString(s, v.with)
+	}
+	return s
+}
+
+// expectGolden compares the normalized output with testdata/<name>.golden,
+// or rewrites the file when the suite runs with -update.
+func expectGolden(name, got string) {
+	GinkgoHelper()
+	got = normalize(got)
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		Expect(os.MkdirAll("testdata", 0o755)).To(Succeed())
+		Expect(os.WriteFile(path, []byte(got), 0o644)).To(Succeed())
+		return
+	}
+	want, err := os.ReadFile(path)
+	Expect(err).NotTo(HaveOccurred(), "run `go test -tags e2e ./test/e2e -args -update` to create %s", path)
+	Expect(got).To(Equal(string(want)), "%s (accept a change with -update)", path)
+}
+
+// scrape GETs the manager's /metrics over HTTPS with a bearer token ("" for none).
+func scrape(token string) (int, string) {
+	GinkgoHelper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+metricsAddr+"/metrics", nil)
+	Expect(err).NotTo(HaveOccurred())
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	// The manager serves metrics with a certificate it generated itself,
+	// as it does in a cluster when no certificate is mounted: Prometheus
+	// scrapes it with insecureSkipVerify there too (the chart's ServiceMonitor).
+	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
+	resp, err := httpClient.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	return resp.StatusCode, string(body)
+}
+
+// serviceAccountToken creates a ServiceAccount and returns a token of it.
+func serviceAccountToken(ns, name string) string {
+	GinkgoHelper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	Expect(k8s.Create(ctx, sa)).To(Succeed())
+	token := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptrTo(int64(3600))}}
+	Expect(k8s.SubResource("token").Create(ctx, sa, token)).To(Succeed())
+	return token.Status.Token
+}
+
+// settled waits until the workload's status describes its spec and says Ready.
+func settled(key types.NamespacedName) *phiguardv1alpha1.PHIWorkload {
+	GinkgoHelper()
+	var w *phiguardv1alpha1.PHIWorkload
+	Eventually(func(g Gomega) {
+		w = get(g, key)
+		g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation))
+		g.Expect(meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition)).NotTo(BeNil())
+		g.Expect(meta.IsStatusConditionTrue(w.Status.Conditions, phiguardv1alpha1.ReconcilingCondition)).To(BeFalse())
+	}, timeout, poll).Should(Succeed())
+	return w
+}
+
+var _ = Describe("what dashboards and auditors read", Ordered, func() {
+	var vault, intake types.NamespacedName
+
+	BeforeAll(func() {
+		ns := newNamespace(auditNamespace)
+		w := workload(ns, "vault", "vault")
+		w.Spec.Availability = &phiguardv1alpha1.AvailabilitySpec{Mode: phiguardv1alpha1.ModeEnforce}
+		vault = client.ObjectKeyFromObject(w)
+		Expect(k8s.Create(ctx, w)).To(Succeed())
+		compliantApp(ns, "vault")
+		completeBackup(w)
+		Eventually(func(g Gomega) {
+			g.Expect(meta.IsStatusConditionTrue(get(g, vault).Status.Conditions, phiguardv1alpha1.ReadyCondition)).To(BeTrue())
+		}, timeout, poll).Should(Succeed())
+
+		i := workload(ns, "intake", "intake")
+		intake = client.ObjectKeyFromObject(i)
+		Expect(k8s.Create(ctx, i)).To(Succeed())
+		Expect(k8s.Create(ctx, deployment(ns, "intake", 1, nil))).To(Succeed())
+		completeBackup(i)
+		Eventually(func(g Gomega) {
+			w := get(g, intake)
+			g.Expect(w.Status.MatchedPods).To(Equal(int32(1)))
+			g.Expect(w.Status.Score).To(Equal("4/8"))
+		}, timeout, poll).Should(Succeed())
+		settled(vault)
+		settled(intake)
+	})
+
+	It("writes one PolicyReport for the namespace and a ClusterPolicyReport whose results match the status", func() {
+		gvk := schema.GroupVersionKind{Group: "wgpolicyk8s.io", Version: "v1alpha2", Kind: "PolicyReport"}
+		Eventually(func(g Gomega) {
+			report := &unstructured.Unstructured{}
+			report.SetGroupVersionKind(gvk)
+			g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: auditNamespace, Name: policyreport.Policy}, report)).To(Succeed())
+			results, _, err := unstructured.NestedSlice(report.Object, "results")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(results).To(HaveLen(16), "one result per workload and safeguard")
+			var want policyreport.Summary
+			for _, key := range []types.NamespacedName{vault, intake} {
+				want = addSummary(want, policyreport.Summarize(policyreport.WorkloadResults(get(g, key))))
+			}
+			g.Expect(want).To(Equal(policyreport.Summary{Pass: 12, Fail: 4}))
+			summary, _, err := unstructured.NestedMap(report.Object, "summary")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(summary).To(Equal(map[string]any{
+				"pass": int64(want.Pass), "fail": int64(want.Fail), "warn": int64(want.Warn),
+				"error": int64(want.Error), "skip": int64(want.Skip),
+			}))
+			for _, r := range results {
+				res := r.(map[string]any)
+				g.Expect(res["policy"]).To(Equal(policyreport.Policy))
+				resources := res["resources"].([]any)
+				g.Expect(resources).NotTo(BeEmpty())
+				owner := resources[0].(map[string]any)
+				if owner["name"] == "vault" {
+					g.Expect(res["result"]).To(Equal("pass"), "vault's %s", res["rule"])
+				}
+				if owner["name"] == "intake" && res["rule"] == string(phiguardv1alpha1.AccessControlled) {
+					g.Expect(res["result"]).To(Equal("fail"))
+					g.Expect(res["category"]).To(Equal("§164.312(a)(1)"))
+				}
+			}
+
+			cluster := &unstructured.Unstructured{}
+			cluster.SetGroupVersionKind(gvk.GroupVersion().WithKind("ClusterPolicyReport"))
+			g.Expect(k8s.Get(ctx, types.NamespacedName{Name: policyreport.Policy}, cluster)).To(Succeed())
+			clusterResults, _, err := unstructured.NestedSlice(cluster.Object, "results")
+			g.Expect(err).NotTo(HaveOccurred())
+			var ours []string
+			for _, r := range clusterResults {
+				res := r.(map[string]any)
+				for _, o := range res["resources"].([]any) {
+					if o.(map[string]any)["namespace"] == auditNamespace {
+						ours = append(ours, fmt.Sprintf("%s=%s", o.(map[string]any)["name"], res["result"]))
+					}
+				}
+			}
+			g.Expect(ours).To(ConsistOf("vault=pass", "intake=fail"))
+		}, timeout, poll).Should(Succeed())
+	})
+
+	It("serves its metrics only to callers the chart's metrics-reader role is bound to", func() {
+		code, _ := scrape("")
+		Expect(code).To(Equal(http.StatusUnauthorized), "no token")
+		stranger := serviceAccountToken(auditNamespace, "stranger")
+		code, _ = scrape(stranger)
+		Expect(code).To(Equal(http.StatusForbidden), "a token without the role")
+
+		reader := serviceAccountToken(auditNamespace, "prometheus")
+		Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "e2e-prometheus-metrics"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "phiguard-metrics-reader"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: auditNamespace, Name: "prometheus"}},
+		})).To(Succeed())
+		Eventually(func(g Gomega) {
+			code, body := scrape(reader)
+			g.Expect(code).To(Equal(http.StatusOK))
+			for _, line := range []string{
+				`phiguard_workload_compliant{namespace="e2e-audit",workload="vault"} 1`,
+				`phiguard_workload_compliant{namespace="e2e-audit",workload="intake"} 0`,
+				`phiguard_workload_score_ratio{namespace="e2e-audit",workload="intake"} 0.5`,
+				`phiguard_safeguard_status{namespace="e2e-audit",safeguard="AccessControlled",status="False",workload="intake"} 1`,
+				`phiguard_safeguard_status{namespace="e2e-audit",safeguard="AccessControlled",status="True",workload="intake"} 0`,
+				`phiguard_safeguard_status{namespace="e2e-audit",safeguard="AccessControlled",status="True",workload="vault"} 1`,
+			} {
+				g.Expect(strings.Split(body, "\n")).To(ContainElement(line))
+			}
+			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_admission_decisions_total\{result="allowed",webhook="[^"]+"\} [1-9]`))
+			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_backup_last_success_timestamp_seconds\{namespace="e2e-audit",workload="vault"\} \d`))
+		}, timeout, poll).Should(Succeed())
+	})
+
+	It("prints the compliance table with kubectl phiguard status", func() {
+		for _, o := range []string{"table", "wide"} {
+			out, err := plugin("status", "-n", auditNamespace, "-o", o)
+			Expect(err).NotTo(HaveOccurred())
+			expectGolden("status-"+o, out)
+		}
+	})
+})
+
+func addSummary(a, b policyreport.Summary) policyreport.Summary {
+	return policyreport.Summary{Pass: a.Pass + b.Pass, Fail: a.Fail + b.Fail, Warn: a.Warn + b.Warn,
+		Error: a.Error + b.Error, Skip: a.Skip + b.Skip}
+}
