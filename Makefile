@@ -120,6 +120,28 @@ promtool: ## Build promtool from the Prometheus module into bin/ (cached), for t
 build: ## Build the manager binary.
 	go build -o $(BIN)/manager ./cmd
 
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-phiguard: with bin/ on the PATH, run `kubectl phiguard`.
+	go build -o $(BIN)/kubectl-phiguard ./cmd/kubectl-phiguard
+
+# A release of the plugin for krew: one archive per platform of
+# plugins/phiguard.yaml, and that manifest with the release's tag and each
+# archive's sha256 in place of its placeholders, all in bin/dist.
+PLUGIN_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+.PHONY: plugin-dist
+plugin-dist: ## Build the plugin's krew archives and manifest into bin/dist, for release VERSION=vX.Y.Z.
+	@[[ "$(VERSION)" =~ ^v[0-9]+[.][0-9]+[.][0-9]+ ]] || { echo "set VERSION to the release tag, such as VERSION=v0.1.0" >&2; exit 1; }
+	rm -rf $(BIN)/dist && mkdir -p $(BIN)/dist
+	sed -e 's/v0[.]0[.]0-release/$(VERSION)/g' plugins/phiguard.yaml > $(BIN)/dist/phiguard.yaml
+	for p in $(PLUGIN_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; archive=$(BIN)/dist/kubectl-phiguard_$${os}_$${arch}.tar.gz; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -o $(BIN)/dist/$$os-$$arch/kubectl-phiguard ./cmd/kubectl-phiguard; \
+		tar -C $(BIN)/dist/$$os-$$arch -czf $$archive kubectl-phiguard; \
+		sum=$$(sha256sum $$archive | cut -d' ' -f1); \
+		sed -e "s/release-sha256-$$os-$$arch/$$sum/" $(BIN)/dist/phiguard.yaml > $(BIN)/dist/phiguard.yaml.new; \
+		mv $(BIN)/dist/phiguard.yaml.new $(BIN)/dist/phiguard.yaml; \
+	done
+
 ##@ Run
 
 .PHONY: test

@@ -83,6 +83,8 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.AddCommand(
 		newStatusCommand(o),
 		newPreviewCommand(o),
+		newExplainCommand(o),
+		newDecisionsCommand(o),
 		newRiskCommand(o), newInventoryCommand(o),
 	)
 	return root
