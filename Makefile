@@ -126,13 +126,14 @@ plugin: ## Build the kubectl plugin into bin/kubectl-phiguard: with bin/ on the 
 
 # A release of the plugin for krew: one archive per platform of
 # plugins/phiguard.yaml, and that manifest with the release's tag and each
-# archive's sha256 in place of its placeholders, all in bin/dist.
+# archive's sha256 in place of its placeholders (and without the comment
+# that explains them), all in bin/dist.
 PLUGIN_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 .PHONY: plugin-dist
 plugin-dist: ## Build the plugin's krew archives and manifest into bin/dist, for release VERSION=vX.Y.Z.
 	@[[ "$(VERSION)" =~ ^v[0-9]+[.][0-9]+[.][0-9]+ ]] || { echo "set VERSION to the release tag, such as VERSION=v0.1.0" >&2; exit 1; }
 	rm -rf $(BIN)/dist && mkdir -p $(BIN)/dist
-	sed -e 's/v0[.]0[.]0-release/$(VERSION)/g' plugins/phiguard.yaml > $(BIN)/dist/phiguard.yaml
+	sed -e '/^#/d' -e 's/v0[.]0[.]0-release/$(VERSION)/g' plugins/phiguard.yaml > $(BIN)/dist/phiguard.yaml
 	for p in $(PLUGIN_PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; archive=$(BIN)/dist/kubectl-phiguard_$${os}_$${arch}.tar.gz; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -o $(BIN)/dist/$$os-$$arch/kubectl-phiguard ./cmd/kubectl-phiguard; \

@@ -118,7 +118,7 @@ func TestPluginDistFillsThePlaceholders(t *testing.T) {
 		t.Errorf("%s does not hold the version placeholder %s", manifestPath, versionPlaceholder)
 	}
 	for _, want := range []string{
-		`s/v0[.]0[.]0-release/$(VERSION)/g`,
+		`-e 's/v0[.]0[.]0-release/$(VERSION)/g' plugins/phiguard.yaml`,
 		`"s/release-sha256-$$os-$$arch/$$sum/"`,
 		"PLUGIN_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64\n",
 	} {
