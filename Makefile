@@ -169,7 +169,7 @@ cluster-down: ## Stop the local cluster and delete its data.
 	go run ./hack/cluster down
 
 .PHONY: e2e
-e2e: cluster-tools build $(BIN)/helm ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
+e2e: cluster-tools build plugin $(BIN)/helm ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
 	go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v 2>&1 | grep -v -E '^\s*$$'
 
 .PHONY: demo

@@ -272,13 +272,20 @@ var fixes = map[string]func(in fixInput) string{
 		if m := submatch(`availability\.minReplicas (\d+)`, in.message); m != nil {
 			least = m[1]
 		}
+		// Only the replica finding names owners with their replicas
+		// ("Deployment records (1 replica)"); the message's other findings
+		// name them too ("(all 1 selected pods on node ...)").
 		var cmds []string
 		for _, m := range regexp.MustCompile(`(Deployment|StatefulSet) (\S+) \(([^)]*)\)`).FindAllStringSubmatch(in.message, -1) {
+			cmd := in.kubectl("scale %s/%s --replicas=%s", strings.ToLower(m[1]), m[2], least)
 			if hpa := submatch(`HorizontalPodAutoscaler (\S+)$`, m[3]); hpa != nil {
-				cmds = append(cmds, in.kubectl("patch hpa %s --type merge -p '{\"spec\":{\"minReplicas\":%s}}'", hpa[1], least))
+				cmd = in.kubectl("patch hpa %s --type merge -p '{\"spec\":{\"minReplicas\":%s}}'", hpa[1], least)
+			} else if !regexp.MustCompile(`^\d+ replicas?\b`).MatchString(m[3]) {
 				continue
 			}
-			cmds = append(cmds, in.kubectl("scale %s/%s --replicas=%s", strings.ToLower(m[1]), m[2], least))
+			if !slices.Contains(cmds, cmd) {
+				cmds = append(cmds, cmd)
+			}
 		}
 		if len(cmds) == 0 {
 			cmds = append(cmds, in.kubectl("scale deployment/<name> --replicas=%s", least))
@@ -437,10 +444,26 @@ func fixFor(holds bool, reason string, in fixInput) string {
 	if holds && !slices.Contains(fixedEvenWhenHolding, reason) {
 		return ""
 	}
-	if f := fixes[reason]; f != nil {
-		return f(in)
+	f := fixes[reason]
+	if f == nil {
+		return ""
 	}
-	return ""
+	fix := f(in)
+	for _, also := range alsoFound {
+		if also.reason != reason && strings.Contains(in.message, also.marker) {
+			fix += "; also " + fixes[also.reason](in)
+		}
+	}
+	return fix
+}
+
+// alsoFound are findings a condition's message can hold besides the one its
+// reason names (Available reports every finding, under the first one's
+// reason), each recognised by a marker in the safeguard's message: their
+// fixes follow the reason's own.
+var alsoFound = []struct{ reason, marker string }{
+	{phiguardv1alpha1.ReasonNoDisruptionBudget, "covered by no PodDisruptionBudget"},
+	{phiguardv1alpha1.ReasonPodsOnOneNode, "every selected pod on one node"},
 }
 
 // managerLogs is the command that shows phiguard's manager's log, as the

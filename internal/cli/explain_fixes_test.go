@@ -203,6 +203,23 @@ func TestFixes(t *testing.T) {
 				"(spec.replicas, or the HorizontalPodAutoscaler's minReplicas), or the next apply undoes it",
 		},
 		{
+			name:   "too few replicas with the other findings: one scale per owner, then the budget's and the spread's fixes",
+			reason: phiguardv1alpha1.ReasonTooFewReplicas,
+			in: fixInput{safeguard: phiguardv1alpha1.Available, mode: phiguardv1alpha1.ModeAudit, message: "1 owner runs below " +
+				"availability.minReplicas 2: Deployment intake (1 replica); raise spec.replicas (or the HorizontalPodAutoscaler's " +
+				"minReplicas) to at least 2; 1 of 1 selected pods are covered by no PodDisruptionBudget, so a node drain may evict " +
+				"them all at once: intake-1; add a PodDisruptionBudget (maxUnavailable: 1) selecting them, or set availability.mode " +
+				"to Enforce for phiguard to generate one; 1 owner runs every selected pod on one node, so losing that node loses " +
+				"them all: Deployment intake (all 1 selected pods on node node-000000); spread them with a topologySpreadConstraint"},
+			want: "run at least 2 replicas: kubectl -n clinic scale deployment/intake --replicas=2; and set the same in the manifests " +
+				"(spec.replicas, or the HorizontalPodAutoscaler's minReplicas), or the next apply undoes it; also let phiguard keep " +
+				`PodDisruptionBudget phiguard-records: kubectl -n clinic patch phiw records --type merge -p '{"spec":{"availability":{"mode":"Enforce"}}}'; ` +
+				"or create one: kubectl -n clinic create pdb records --max-unavailable=1 --selector='app=records'; also spread each " +
+				"owner's pods: add to its pod template topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, " +
+				"whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: <the pods' labels>}}] (or a podAntiAffinity on " +
+				"kubernetes.io/hostname); where the template declares one already, delete one pod so that the scheduler places it again",
+		},
+		{
 			name:   "decision not recognised: mode and decision changed in one JSON patch",
 			reason: phiguardv1alpha1.ReasonDecisionNotRecognised,
 			in:     fixInput{safeguard: phiguardv1alpha1.EncryptedAtRest},
@@ -265,7 +282,7 @@ func TestFixes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.in.workload = fixWorkload()
-			if got := fixes[tt.reason](tt.in); got != tt.want {
+			if got := fixFor(false, tt.reason, tt.in); got != tt.want {
 				t.Errorf("fix of %s:\n got %s\nwant %s", tt.reason, got, tt.want)
 			}
 		})

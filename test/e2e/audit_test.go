@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -26,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/policyreport"
@@ -58,8 +61,12 @@ var volatile = []struct {
 }{
 	{regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`), "<uid>"},
 	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "<time>"},
-	{regexp.MustCompile(`\b(intake|vault)-[0-9a-f]{8,10}-[0-9a-z]{5}\b`), "$1-<pod>"},
-	{regexp.MustCompile(`\b(intake|vault)-[0-9a-f]{8,10}\b`), "$1-<replicaset>"},
+	{regexp.MustCompile(`\b(intake|vault)-[0-9a-z]{8,10}-[0-9a-z]{5}\b`), "$1-<pod>"},
+	{regexp.MustCompile(`\b(intake|vault)-[0-9a-z]{8,10}\b`), "$1-<replicaset>"},
+	// The simulated Node the scheduler picked.
+	{regexp.MustCompile(`\bnode-\d{6}\b`), "node-<n>"},
+	// How long until a decision expires: "9d23h", "10d".
+	{regexp.MustCompile(`\b\d+d(\d+h)?(\d+m)?\b`), "<duration>"},
 }
 
 // normalize replaces what changes from run to run.
@@ -145,6 +152,15 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 		}, timeout, poll).Should(Succeed())
 
 		i := workload(ns, "intake", "intake")
+		// Its TLS is a mesh's, under a decision that expires within 30 days.
+		i.Spec.TransmissionSecurity = &phiguardv1alpha1.TransmissionSecuritySpec{Mode: phiguardv1alpha1.ModeOff}
+		i.Spec.Decisions = []phiguardv1alpha1.Decision{{
+			Safeguard: phiguardv1alpha1.TransmissionSecure, Kind: phiguardv1alpha1.DecisionAlternative,
+			AlternativeMeasure: "the clinic's mesh terminates mTLS in front of every pod",
+			Justification:      "TLS is provided by the mesh, so the application does not terminate it itself",
+			ApprovedBy:         "security-officer@clinic.example",
+			Expires:            metav1.NewTime(time.Now().Add(10 * 24 * time.Hour).Truncate(time.Second)),
+		}}
 		intake = client.ObjectKeyFromObject(i)
 		Expect(k8s.Create(ctx, i)).To(Succeed())
 		Expect(k8s.Create(ctx, deployment(ns, "intake", 1, nil))).To(Succeed())
@@ -152,7 +168,7 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 		Eventually(func(g Gomega) {
 			w := get(g, intake)
 			g.Expect(w.Status.MatchedPods).To(Equal(int32(1)))
-			g.Expect(w.Status.Score).To(Equal("4/8"))
+			g.Expect(w.Status.Score).To(Equal("5/8"))
 		}, timeout, poll).Should(Succeed())
 		settled(vault)
 		settled(intake)
@@ -171,7 +187,7 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 			for _, key := range []types.NamespacedName{vault, intake} {
 				want = addSummary(want, policyreport.Summarize(policyreport.WorkloadResults(get(g, key))))
 			}
-			g.Expect(want).To(Equal(policyreport.Summary{Pass: 12, Fail: 4}))
+			g.Expect(want).To(Equal(policyreport.Summary{Pass: 12, Warn: 1, Fail: 3}))
 			summary, _, err := unstructured.NestedMap(report.Object, "summary")
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(summary).To(Equal(map[string]any{
@@ -190,6 +206,10 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 				if owner["name"] == "intake" && res["rule"] == string(phiguardv1alpha1.AccessControlled) {
 					g.Expect(res["result"]).To(Equal("fail"))
 					g.Expect(res["category"]).To(Equal("§164.312(a)(1)"))
+				}
+				if owner["name"] == "intake" && res["rule"] == string(phiguardv1alpha1.TransmissionSecure) {
+					g.Expect(res["result"]).To(Equal("warn"), "off under a documented decision")
+					g.Expect(res["properties"]).To(HaveKeyWithValue(policyreport.PropertyDecisionApprovedBy, "security-officer@clinic.example"))
 				}
 			}
 
@@ -230,7 +250,7 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 			for _, line := range []string{
 				`phiguard_workload_compliant{namespace="e2e-audit",workload="vault"} 1`,
 				`phiguard_workload_compliant{namespace="e2e-audit",workload="intake"} 0`,
-				`phiguard_workload_score_ratio{namespace="e2e-audit",workload="intake"} 0.5`,
+				`phiguard_workload_score_ratio{namespace="e2e-audit",workload="intake"} 0.625`,
 				`phiguard_safeguard_status{namespace="e2e-audit",safeguard="AccessControlled",status="False",workload="intake"} 1`,
 				`phiguard_safeguard_status{namespace="e2e-audit",safeguard="AccessControlled",status="True",workload="intake"} 0`,
 				`phiguard_safeguard_status{namespace="e2e-audit",safeguard="AccessControlled",status="True",workload="vault"} 1`,
@@ -239,15 +259,52 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 			}
 			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_admission_decisions_total\{result="allowed",webhook="[^"]+"\} [1-9]`))
 			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_backup_last_success_timestamp_seconds\{namespace="e2e-audit",workload="vault"\} \d`))
+			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_decision_expiry_timestamp_seconds\{[^}]*namespace="e2e-audit"[^}]*safeguard="TransmissionSecure"[^}]*workload="intake"[^}]*\} \d`))
 		}, timeout, poll).Should(Succeed())
 	})
 
-	It("prints the compliance table with kubectl phiguard status", func() {
-		for _, o := range []string{"table", "wide"} {
-			out, err := plugin("status", "-n", auditNamespace, "-o", o)
+	It("answers every kubectl phiguard command about them, as the golden outputs say", func() {
+		for _, tc := range []struct {
+			golden string
+			args   []string
+		}{
+			{"status", []string{"status"}},
+			{"status-wide", []string{"status", "-o", "wide"}},
+			{"explain-intake", []string{"explain", "intake"}},
+			{"explain-vault", []string{"explain", "vault"}},
+			{"decisions-wide", []string{"decisions", "-o", "wide"}},
+			{"risk", []string{"risk"}},
+			{"inventory", []string{"inventory"}},
+			{"inventory-mermaid", []string{"inventory", "--diagram", "mermaid"}},
+		} {
+			out, err := plugin(append(tc.args, "-n", auditNamespace)...)
 			Expect(err).NotTo(HaveOccurred())
-			expectGolden("status-"+o, out)
+			expectGolden(tc.golden, out)
 		}
+
+		By("preview: what Enforce would do to intake as it is stored, written nowhere")
+		stored := get(Default, intake)
+		manifest, err := yaml.Marshal(&phiguardv1alpha1.PHIWorkload{
+			TypeMeta:   metav1.TypeMeta{APIVersion: phiguardv1alpha1.GroupVersion.String(), Kind: "PHIWorkload"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: stored.Namespace, Name: stored.Name},
+			Spec:       stored.Spec,
+		})
+		Expect(err).NotTo(HaveOccurred())
+		file := filepath.Join(cluster.WorkDir, "intake.yaml")
+		Expect(os.WriteFile(file, manifest, 0o600)).To(Succeed())
+		var before appsv1.DeploymentList
+		Expect(k8s.List(ctx, &before, client.InNamespace(auditNamespace))).To(Succeed())
+		out, err := plugin("preview", file)
+		Expect(err).NotTo(HaveOccurred())
+		expectGolden("preview-intake", out)
+		var after appsv1.DeploymentList
+		Expect(k8s.List(ctx, &after, client.InNamespace(auditNamespace))).To(Succeed())
+		Expect(after.Items).To(HaveLen(len(before.Items)))
+		for i := range after.Items {
+			Expect(after.Items[i].ResourceVersion).To(Equal(before.Items[i].ResourceVersion), "preview writes nothing")
+		}
+		w := get(Default, intake)
+		Expect(w.Spec.Decisions).To(HaveLen(1), "preview leaves the stored PHIWorkload as it is")
 	})
 })
 
