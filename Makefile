@@ -180,4 +180,4 @@ demo: cluster-tools build ## Start the full local cluster, the manager and the s
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the cached control plane).
-	rm -rf $(BIN)/manager $(BIN)/demo $(BIN)/cover.out $(BIN)/cluster
+	rm -rf $(BIN)/manager $(BIN)/kubectl-phiguard $(BIN)/dist $(BIN)/demo $(BIN)/cover.out $(BIN)/cluster
