@@ -141,6 +141,10 @@ func run(opts options) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, stopManager(mgr)) }()
+	// The apiserver calls its webhooks for every sample: they must serve first.
+	if err := mgr.WaitReady(ctx, opts.timeout); err != nil {
+		return err
+	}
 
 	samples := filepath.Join(opts.root, "config", "samples")
 	fmt.Printf("Applying the samples in %s (server-side apply, field manager %s)\n", out.rel(samples), fieldOwner)

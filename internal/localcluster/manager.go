@@ -2,8 +2,11 @@ package localcluster
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 type Manager struct {
 	cmd     *exec.Cmd
 	logPath string
+	probe   string        // host:port of the health and readiness probes
 	done    chan struct{} // closed once the process has exited
 	err     error         // the exit status; read it only after done is closed
 	// reported is set once ExitError has described an unexpected exit, so that
@@ -37,7 +41,7 @@ type ManagerOptions struct {
 	// Webhooks are where the apiserver calls the webhooks, and their certificates.
 	Webhooks *envtest.WebhookInstallOptions
 	// ProbeAddress is where the health and readiness probes bind
-	// (default 127.0.0.1:0, an unknown free port).
+	// (default: a free port on 127.0.0.1).
 	ProbeAddress string
 	// Args are more flags.
 	Args []string
@@ -54,7 +58,10 @@ func StartManager(o ManagerOptions) (*Manager, error) {
 	}
 	probe := o.ProbeAddress
 	if probe == "" {
-		probe = "127.0.0.1:0"
+		if probe, err = freeAddress(); err != nil {
+			_ = logFile.Close()
+			return nil, err
+		}
 	}
 	wh := o.Webhooks
 	args := append([]string{
@@ -80,13 +87,56 @@ func StartManager(o ManagerOptions) (*Manager, error) {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("starting the manager %s: %w", o.Binary, err)
 	}
-	m := &Manager{cmd: cmd, logPath: o.LogPath, done: make(chan struct{})}
+	m := &Manager{cmd: cmd, logPath: o.LogPath, probe: probe, done: make(chan struct{})}
 	go func() {
 		m.err = cmd.Wait()
 		_ = logFile.Close()
 		close(m.done)
 	}()
 	return m, nil
+}
+
+// WaitReady waits until the manager's readiness probe answers 200 (its
+// webhook server serves, so the apiserver's calls to it succeed), for at most
+// timeout. It fails at once, with the end of the log, when the manager exits.
+func (m *Manager) WaitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := "http://" + m.probe + "/readyz"
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("probing the manager: %w", err)
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-m.done:
+			return m.ExitError()
+		case <-ctx.Done():
+			return fmt.Errorf("the manager was not ready (%s) within %s; its log: %s", url, timeout, m.logPath)
+		case <-tick.C:
+		}
+	}
+}
+
+// freeAddress returns a loopback address with a port nothing listens on.
+func freeAddress() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	return addr, nil
 }
 
 // Exited is closed when the manager has exited.
