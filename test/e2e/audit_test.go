@@ -228,6 +228,7 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 				}
 			}
 			g.Expect(ours).To(ConsistOf("vault=pass", "intake=fail"))
+			keep("policyreport.yaml", report.Object)
 		}, timeout, poll).Should(Succeed())
 	})
 
@@ -257,6 +258,7 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 			} {
 				g.Expect(strings.Split(body, "\n")).To(ContainElement(line))
 			}
+			keep("metrics.txt", body)
 			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_admission_decisions_total\{result="allowed",webhook="[^"]+"\} [1-9]`))
 			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_backup_last_success_timestamp_seconds\{namespace="e2e-audit",workload="vault"\} \d`))
 			g.Expect(body).To(MatchRegexp(`(?m)^phiguard_decision_expiry_timestamp_seconds\{[^}]*namespace="e2e-audit"[^}]*safeguard="TransmissionSecure"[^}]*workload="intake"[^}]*\} \d`))
@@ -307,6 +309,22 @@ var _ = Describe("what dashboards and auditors read", Ordered, func() {
 		Expect(w.Spec.Decisions).To(HaveLen(1), "preview leaves the stored PHIWorkload as it is")
 	})
 })
+
+// keep writes what a case read to the cluster's directory (bin/cluster/<name>),
+// for a reader of the suite's results: a YAML object or a text.
+func keep(name string, v any) {
+	GinkgoHelper()
+	b, ok := v.([]byte)
+	if text, isText := v.(string); isText {
+		b, ok = []byte(text), true
+	}
+	if !ok {
+		var err error
+		b, err = yaml.Marshal(v)
+		Expect(err).NotTo(HaveOccurred())
+	}
+	Expect(os.WriteFile(filepath.Join(cluster.WorkDir, name), b, 0o600)).To(Succeed())
+}
 
 func addSummary(a, b policyreport.Summary) policyreport.Summary {
 	return policyreport.Summary{Pass: a.Pass + b.Pass, Fail: a.Fail + b.Fail, Warn: a.Warn + b.Warn,
