@@ -76,13 +76,26 @@ func (c *Compliance) Record(w *phiguardv1alpha1.PHIWorkload, status *phiguardv1a
 		expiries:   map[phiguardv1alpha1.SafeguardName]metav1.Time{},
 	}
 	for _, d := range status.Decisions {
-		if spec := w.Spec.Decision(d.Safeguard); spec != nil {
+		if spec := w.Spec.Decision(d.Safeguard); spec != nil && !notRecognised(status, d.Safeguard) {
 			s.expiries[d.Safeguard] = spec.Expires
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.workloads[types.NamespacedName{Namespace: w.Namespace, Name: w.Name}] = s
+}
+
+// notRecognised says whether the status reports a safeguard's decision as
+// not counting (the PHIPolicy's ruleset makes every safeguard Required): such
+// a decision has no expiry to watch, and its series would raise the
+// expiring-decision alert for nothing.
+func notRecognised(status *phiguardv1alpha1.PHIWorkloadStatus, name phiguardv1alpha1.SafeguardName) bool {
+	for _, sg := range status.Safeguards {
+		if sg.Name == name {
+			return sg.Reason == phiguardv1alpha1.ReasonDecisionNotRecognised
+		}
+	}
+	return false
 }
 
 // Forget removes every series of a workload that is gone.

@@ -74,6 +74,17 @@ phiguard_workload_score_ratio{namespace="ns",workload="records"} 0.5
 phiguard_workload_compliant{namespace="ns",workload="records"} 1
 `), "phiguard_workload_compliant")).To(Succeed())
 
+	// Under a ruleset that recognises no decision, the decision's expiry is
+	// not a series: nothing depends on it.
+	w.Spec.Decisions = []phiguardv1alpha1.Decision{{Safeguard: "TransmissionSecure", Expires: expires}}
+	c.Record(w, &phiguardv1alpha1.PHIWorkloadStatus{
+		Compliance: phiguardv1alpha1.NonCompliant,
+		Safeguards: []phiguardv1alpha1.SafeguardStatus{{Name: "TransmissionSecure", Status: metav1.ConditionFalse,
+			Reason: phiguardv1alpha1.ReasonDecisionNotRecognised}},
+		Decisions: []phiguardv1alpha1.DecisionStatus{{Safeguard: "TransmissionSecure"}},
+	})
+	g.Expect(testutil.CollectAndCount(c, "phiguard_decision_expiry_timestamp_seconds")).To(Equal(0))
+
 	c.Forget(types.NamespacedName{Namespace: "ns", Name: "records"})
 	g.Expect(testutil.CollectAndCount(c)).To(Equal(0))
 }
