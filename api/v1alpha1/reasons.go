@@ -36,7 +36,8 @@ const (
 // reason with status False, and each safeguard not evaluated is Unknown with it.
 const (
 	// ReasonInvalidSchedule: backup.schedule passed the API's pattern check but
-	// is not a schedule a cron parser accepts (a field out of range, say).
+	// is not a schedule a cron parser accepts (a field out of range, say), or
+	// one that never runs (February 30th).
 	ReasonInvalidSchedule = "InvalidSchedule"
 	// ReasonInvalidSelector: spec.selector cannot be turned into a label selector.
 	ReasonInvalidSelector = "InvalidSelector"

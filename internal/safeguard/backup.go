@@ -123,15 +123,22 @@ func (BackupScheduling) Defaults(s *phiguardv1alpha1.SafeguardSettings) {
 }
 
 // ValidateSpec implements SpecValidator: what the CRD's patterns cannot see,
-// a cron field out of range and a zero duration.
+// a cron field out of range, a schedule that never runs (such as February
+// 30th) and a zero duration.
 func (BackupScheduling) ValidateSpec(settings *phiguardv1alpha1.SafeguardSettings) ([]string, error) {
 	spec := settings.Backup
 	if spec == nil {
 		return nil, nil
 	}
 	if spec.Schedule != "" {
-		if _, err := cron.ParseStandard(spec.Schedule); err != nil {
+		sched, err := cron.ParseStandard(spec.Schedule)
+		if err != nil {
 			return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", spec.Schedule, err)
+		}
+		// The parser finds no run within five years of a time given (a
+		// February 29th within four): from 1970, none means never.
+		if sched.Next(time.Unix(0, 0).UTC()).IsZero() {
+			return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q never runs: no date matches all its fields; give one that does, such as \"0 2 * * *\"", spec.Schedule)
 		}
 	}
 	for _, d := range []struct {

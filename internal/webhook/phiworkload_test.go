@@ -9,6 +9,8 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -101,6 +103,21 @@ var _ = Describe("PHIWorkload admission", Ordered, func() {
 			{"a zero rpo", func(w *phiguardv1alpha1.PHIWorkload) {
 				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{RPO: &metav1.Duration{}}
 			}, "backup.rpo is 0s: give a positive duration such as 720h, or leave it empty for the default"},
+			{"a schedule that never runs", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.Backup = &phiguardv1alpha1.BackupSpec{Schedule: "0 0 30 2 *"}
+			}, `backup.schedule "0 0 30 2 *" never runs: no date matches all its fields; give one that does, such as "0 2 * * *"`},
+			{"a peer's selector the NetworkPolicy API refuses", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.NetworkIsolation = &phiguardv1alpha1.NetworkIsolationSpec{Ingress: []phiguardv1alpha1.NetworkIngressRule{{From: []phiguardv1alpha1.NetworkPeer{
+					{PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpIn}}}}}}}}
+			}, "networkIsolation.ingress[0].from[0].podSelector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'; " +
+				"correct it: the NetworkPolicy phiguard generates would be refused by the apiserver"},
+			{"a port name and a CIDR the NetworkPolicy API refuses", func(w *phiguardv1alpha1.PHIWorkload) {
+				w.Spec.NetworkIsolation = &phiguardv1alpha1.NetworkIsolationSpec{Egress: []phiguardv1alpha1.NetworkEgressRule{{
+					To:    []phiguardv1alpha1.NetworkPeer{{IPBlock: &phiguardv1alpha1.IPBlock{CIDR: "10.1.2.3/16"}}},
+					Ports: []phiguardv1alpha1.NetworkPort{{Port: ptr.To(intstr.FromString("web--tls"))}}}}}
+			}, `[networkIsolation.egress[0].to[0].ipBlock.cidr: Invalid value: "10.1.2.3/16": must not have bits set beyond the prefix length, ` +
+				`networkIsolation.egress[0].ports[0].port: Invalid value: "web--tls": must not contain consecutive hyphens]; ` +
+				"correct it: the NetworkPolicy phiguard generates would be refused by the apiserver"},
 		}
 		for _, tc := range cases {
 			w := newPHIWorkload(ns, phiguardv1alpha1.SafeguardSettings{})
