@@ -160,6 +160,13 @@ scale: controlplane ## Run the scale harness large and print its figures (see te
 bench: ## Run the Go benchmarks (pure functions on the reconcile path).
 	go test ./internal/... -run '^$$' -bench . -benchmem
 
+# Each target runs for FUZZTIME; go test fuzzes one target at a time. Their
+# seed corpora (and the inputs fuzzing found) also run as tests in make test.
+FUZZTIME ?= 60s
+.PHONY: fuzz
+fuzz: ## Run each Go native fuzz target (test/fuzz) for FUZZTIME (default 60s); print executions and failures per target.
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
 .PHONY: cluster-up
 cluster-up: cluster-tools ## Start the full local cluster (kubeconfig in bin/cluster/phiguard/kubeconfig) with phiguard's CRDs.
 	go run ./hack/cluster up
