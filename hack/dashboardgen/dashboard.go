@@ -34,10 +34,18 @@ var datasource = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.To
 // ns is the label matcher of the namespace variable (multi-valued, All = .*).
 const ns = `namespace=~"$namespace"`
 
+// Field properties the panels override.
+const (
+	propUnit       = "unit"
+	propThresholds = "thresholds"
+)
+
 // Dashboard builds phiguard's Grafana dashboard: compliance by namespace and
 // safeguard, the workloads and safeguards that fail, documented decisions
 // and their expiry, the age of each workload's last backup, the admission
 // webhooks' decisions, latency and errors, and the manager's reconciles.
+//
+//nolint:staticcheck // SA1019: the SDK prefers its v2 schema, but Grafana's dashboard sidecar and Grafana before 12 load this classic JSON model.
 func Dashboard() (dashboard.Dashboard, error) {
 	d, err := dashboard.NewDashboardBuilder("phiguard: HIPAA safeguards").
 		Uid(UID).
@@ -255,8 +263,8 @@ func failingWorkloads() *table.PanelBuilder {
 		Transformations(append([]dashboard.DataTransformerConfig{{Id: "merge", Options: map[string]any{}}},
 			columns("namespace", "Namespace", "workload", "Workload", "Value #A", "Score", "Value #B", "False", "Value #C", "Unknown")...)).
 		OverrideByName("Score", []dashboard.DynamicConfigValue{
-			{Id: "unit", Value: "percentunit"}, coloured,
-			{Id: "thresholds", Value: thresholds("red", from(0.75, "orange"), from(1, "green"))},
+			{Id: propUnit, Value: "percentunit"}, coloured,
+			{Id: propThresholds, Value: thresholds("red", from(0.75, "orange"), from(1, "green"))},
 		}).
 		SortBy([]cog.Builder[common.TableSortByFieldState]{
 			common.NewTableSortByFieldStateBuilder().DisplayName("Score"),
@@ -291,8 +299,8 @@ func decisionsExpiring() *table.PanelBuilder {
 		WithTarget(query("A", `sort(phiguard_decision_expiry_timestamp_seconds{`+ns+`} - time())`)).
 		Transformations(columns("namespace", "Namespace", "workload", "Workload", "safeguard", "Safeguard", "Value", "Expires in")).
 		OverrideByName("Expires in", []dashboard.DynamicConfigValue{
-			{Id: "unit", Value: "s"}, coloured,
-			{Id: "thresholds", Value: thresholds("red", from(0, "orange"), from(14*day, "green"))},
+			{Id: propUnit, Value: "s"}, coloured,
+			{Id: propThresholds, Value: thresholds("red", from(0, "orange"), from(14*day, "green"))},
 		}).
 		SortBy([]cog.Builder[common.TableSortByFieldState]{
 			common.NewTableSortByFieldStateBuilder().DisplayName("Expires in"),
@@ -307,8 +315,8 @@ func backupAge() *table.PanelBuilder {
 		WithTarget(query("A", `sort_desc(time() - phiguard_backup_last_success_timestamp_seconds{`+ns+`})`)).
 		Transformations(columns("namespace", "Namespace", "workload", "Workload", "Value", "Age")).
 		OverrideByName("Age", []dashboard.DynamicConfigValue{
-			{Id: "unit", Value: "s"}, coloured,
-			{Id: "thresholds", Value: thresholds("green", from(25*hour, "orange"), from(26*hour, "red"))},
+			{Id: propUnit, Value: "s"}, coloured,
+			{Id: propThresholds, Value: thresholds("green", from(25*hour, "orange"), from(26*hour, "red"))},
 		}).
 		SortBy([]cog.Builder[common.TableSortByFieldState]{
 			common.NewTableSortByFieldStateBuilder().DisplayName("Age").Desc(true),

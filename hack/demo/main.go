@@ -27,6 +27,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -163,22 +164,8 @@ func run(opts options) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := showAdmission(ctx, c); err != nil {
+	if err := showSettled(ctx, c, cluster.Kubeconfig); err != nil {
 		return err
-	}
-	pods, err := renderPods(ctx, c, sampleNamespace)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stdout.Write(pods); err != nil {
-		return fmt.Errorf("writing to stdout: %w", err)
-	}
-	inventory, err := renderInventory(ctx, cluster.Kubeconfig, sampleNamespace)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stdout.Write(inventory); err != nil {
-		return fmt.Errorf("writing to stdout: %w", err)
 	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {
 		return err
@@ -187,6 +174,29 @@ func run(opts options) (err error) {
 		return nil
 	}
 	return w.watch(ctx)
+}
+
+// showSettled prints what the settled samples show beyond the table: what
+// admission refuses, the pods with their sidecars, and the samples'
+// inventory with the map of their allowed network flows.
+func showSettled(ctx context.Context, c client.Client, kubeconfig string) error {
+	if err := showAdmission(ctx, c); err != nil {
+		return err
+	}
+	pods, err := renderPods(ctx, c, sampleNamespace)
+	if err != nil {
+		return err
+	}
+	inventory, err := renderInventory(ctx, kubeconfig, sampleNamespace)
+	if err != nil {
+		return err
+	}
+	for _, b := range [][]byte{pods, inventory} {
+		if _, err := os.Stdout.Write(b); err != nil {
+			return fmt.Errorf("writing to stdout: %w", err)
+		}
+	}
+	return nil
 }
 
 // preparePaths creates bin/demo and returns the files in it.

@@ -134,15 +134,19 @@ func (o *Options) Print(result any, render func(w io.Writer, wide bool) error) e
 		if err != nil {
 			return fmt.Errorf("encoding the result as JSON: %w", err)
 		}
-		_, err = fmt.Fprintf(o.Out, "%s\n", b)
-		return err
+		if _, err := fmt.Fprintf(o.Out, "%s\n", b); err != nil {
+			return fmt.Errorf("writing the result: %w", err)
+		}
+		return nil
 	case OutputYAML:
 		b, err := yaml.Marshal(result)
 		if err != nil {
 			return fmt.Errorf("encoding the result as YAML: %w", err)
 		}
-		_, err = o.Out.Write(b)
-		return err
+		if _, err := o.Out.Write(b); err != nil {
+			return fmt.Errorf("writing the result: %w", err)
+		}
+		return nil
 	case OutputTable, OutputWide, "":
 		return render(o.Out, o.Output == OutputWide)
 	}

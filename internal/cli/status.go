@@ -57,8 +57,10 @@ func newStatusCommand(o *Options) *cobra.Command {
 			}
 			return o.Print(statusResult(list.Items), func(w io.Writer, wide bool) error {
 				if len(list.Items) == 0 {
-					_, err := fmt.Fprintln(w, noWorkloads(ns))
-					return err
+					if _, err := fmt.Fprintln(w, noWorkloads(ns)); err != nil {
+						return fmt.Errorf("writing the table: %w", err)
+					}
+					return nil
 				}
 				if wide {
 					return report.WideTable(w, list.Items)

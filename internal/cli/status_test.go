@@ -26,7 +26,7 @@ func createNamespace(t *testing.T, name string) string {
 // createWorkload creates a PHIWorkload selecting app=name and writes the
 // status a manager would have written: every safeguard True except those in
 // failing, which are False with the given reason.
-func createWorkload(t *testing.T, ns, name string, pods int32, failing map[phiguardv1alpha1.SafeguardName]string) *phiguardv1alpha1.PHIWorkload {
+func createWorkload(t *testing.T, ns, name string, pods int32, failing map[phiguardv1alpha1.SafeguardName]string) {
 	t.Helper()
 	w := &phiguardv1alpha1.PHIWorkload{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -68,7 +68,6 @@ func createWorkload(t *testing.T, ns, name string, pods int32, failing map[phigu
 	if err := k8sClient.Status().Update(t.Context(), w); err != nil {
 		t.Fatalf("writing the status of %s/%s: %v", ns, name, err)
 	}
-	return w
 }
 
 func TestStatus(t *testing.T) {

@@ -16,28 +16,9 @@ import (
 // source). It also returns where each safeguard's mode came from.
 func (r Registry) Effective(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1alpha1.PHIPolicy) (
 	phiguardv1alpha1.SafeguardSettings, map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource, error) {
-	layers := []*phiguardv1alpha1.SafeguardSettings{workload}
-	if policy != nil {
-		layers = append(layers, &policy.Spec.Defaults)
-	}
-	// A JSON merge patch (RFC 7386) of each layer onto the one below is exactly a
-	// field-by-field merge: every field is optional and omitted when unset.
-	merged, err := json.Marshal(r.Defaults())
+	out, err := r.merge(workload, policy)
 	if err != nil {
-		return phiguardv1alpha1.SafeguardSettings{}, nil, fmt.Errorf("encoding built-in defaults: %w", err)
-	}
-	for i := len(layers) - 1; i >= 0; i-- {
-		patch, err := json.Marshal(layers[i])
-		if err != nil {
-			return phiguardv1alpha1.SafeguardSettings{}, nil, fmt.Errorf("encoding settings: %w", err)
-		}
-		if merged, err = jsonpatch.MergePatch(merged, patch); err != nil {
-			return phiguardv1alpha1.SafeguardSettings{}, nil, fmt.Errorf("merging settings: %w", err)
-		}
-	}
-	var out phiguardv1alpha1.SafeguardSettings
-	if err := json.Unmarshal(merged, &out); err != nil {
-		return phiguardv1alpha1.SafeguardSettings{}, nil, fmt.Errorf("decoding merged settings: %w", err)
+		return phiguardv1alpha1.SafeguardSettings{}, nil, err
 	}
 
 	sources := make(map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource, len(r))
@@ -72,6 +53,36 @@ func (r Registry) Effective(workload *phiguardv1alpha1.SafeguardSettings, policy
 		}
 	}
 	return out, sources, nil
+}
+
+// merge merges the workload's settings over the policy's defaults (when
+// there is a policy) over the built-in defaults.
+func (r Registry) merge(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1alpha1.PHIPolicy) (
+	phiguardv1alpha1.SafeguardSettings, error) {
+	layers := []*phiguardv1alpha1.SafeguardSettings{workload}
+	if policy != nil {
+		layers = append(layers, &policy.Spec.Defaults)
+	}
+	// A JSON merge patch (RFC 7386) of each layer onto the one below is exactly a
+	// field-by-field merge: every field is optional and omitted when unset.
+	merged, err := json.Marshal(r.Defaults())
+	if err != nil {
+		return phiguardv1alpha1.SafeguardSettings{}, fmt.Errorf("encoding built-in defaults: %w", err)
+	}
+	for i := len(layers) - 1; i >= 0; i-- {
+		patch, err := json.Marshal(layers[i])
+		if err != nil {
+			return phiguardv1alpha1.SafeguardSettings{}, fmt.Errorf("encoding settings: %w", err)
+		}
+		if merged, err = jsonpatch.MergePatch(merged, patch); err != nil {
+			return phiguardv1alpha1.SafeguardSettings{}, fmt.Errorf("merging settings: %w", err)
+		}
+	}
+	var out phiguardv1alpha1.SafeguardSettings
+	if err := json.Unmarshal(merged, &out); err != nil {
+		return phiguardv1alpha1.SafeguardSettings{}, fmt.Errorf("decoding merged settings: %w", err)
+	}
+	return out, nil
 }
 
 // MinimumModes returns the PHIPolicy's minimum mode per safeguard; empty

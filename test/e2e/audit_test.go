@@ -104,7 +104,7 @@ func scrape(token string) (int, string) {
 	// The manager serves metrics with a certificate it generated itself,
 	// as it does in a cluster when no certificate is mounted: Prometheus
 	// scrapes it with insecureSkipVerify there too (the chart's ServiceMonitor).
-	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
+	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := httpClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = resp.Body.Close() }()
@@ -124,16 +124,14 @@ func serviceAccountToken(ns, name string) string {
 }
 
 // settled waits until the workload's status describes its spec and says Ready.
-func settled(key types.NamespacedName) *phiguardv1alpha1.PHIWorkload {
+func settled(key types.NamespacedName) {
 	GinkgoHelper()
-	var w *phiguardv1alpha1.PHIWorkload
 	Eventually(func(g Gomega) {
-		w = get(g, key)
+		w := get(g, key)
 		g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation))
 		g.Expect(meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition)).NotTo(BeNil())
 		g.Expect(meta.IsStatusConditionTrue(w.Status.Conditions, phiguardv1alpha1.ReconcilingCondition)).To(BeFalse())
 	}, timeout, poll).Should(Succeed())
-	return w
 }
 
 var _ = Describe("what dashboards and auditors read", Ordered, func() {
