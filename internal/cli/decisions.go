@@ -97,8 +97,10 @@ func newDecisionsCommand(o *Options) *cobra.Command {
 			sortDecisions(rows)
 			return o.Print(DecisionsResult{Decisions: nonNil(rows)}, func(w io.Writer, wide bool) error {
 				if len(rows) == 0 {
-					_, err := fmt.Fprintln(w, noDecisions(ns))
-					return err
+					if _, err := fmt.Fprintln(w, noDecisions(ns)); err != nil {
+						return fmt.Errorf("writing the result: %w", err)
+					}
+					return nil
 				}
 				return renderDecisionTable(w, rows, now, decisionColumns{workload: true, wide: wide})
 			})
@@ -166,11 +168,12 @@ func renderDecisionTable(w io.Writer, rows []DecisionRow, now time.Time, cols de
 		out[0] = cols.indent + out[0]
 		return out
 	}
-	head := line([]string{"NAMESPACE", "WORKLOAD"}, "SAFEGUARD", "KIND", "MODE", "APPROVED BY", "RECORDED BY", "EXPIRES", "IN", "JUDGED")
+	head := line([]string{"NAMESPACE", columnWorkload}, "SAFEGUARD", "KIND", "MODE", "APPROVED BY", "RECORDED BY", "EXPIRES", "IN", "JUDGED")
 	if cols.wide {
 		head = append(head, "JUSTIFICATION", "ALTERNATIVE MEASURE")
 	}
-	table := [][]string{head}
+	table := make([][]string, 0, 1+len(rows))
+	table = append(table, head)
 	for _, r := range rows {
 		row := line([]string{r.Namespace, r.Workload}, string(r.Safeguard), string(r.Kind), report.OrNone(string(r.Mode)),
 			report.OrNone(r.ApprovedBy), report.OrNone(r.RecordedBy), formatTime(r.Expires), expiresIn(r.Expires.Time, now),

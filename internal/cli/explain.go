@@ -271,8 +271,10 @@ func renderExplain(out io.Writer, res *ExplainResult, now time.Time, wide bool) 
 			return err
 		}
 	}
-	_, err := out.Write(b.Bytes())
-	return err
+	if _, err := out.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("writing the explanation: %w", err)
+	}
+	return nil
 }
 
 // writeCondition writes "Label Status (Reason) message" and its fix.

@@ -63,7 +63,7 @@ var fixes = map[string]func(in fixInput) string{
 	// The spec cannot be acted on (Stalled, and each safeguard not evaluated).
 	phiguardv1alpha1.ReasonInvalidSchedule: func(in fixInput) string {
 		return "give backup.schedule a five-field cron expression: " +
-			in.patchWorkload(map[string]any{"backup": map[string]any{"schedule": "0 2 * * *"}}) +
+			in.patchBackup("schedule", "0 2 * * *") +
 			" (or set it to null for the built-in schedule, or correct the PHIPolicy's spec.defaults.backup.schedule when it comes from there)"
 	},
 	phiguardv1alpha1.ReasonInvalidSelector: func(in fixInput) string {
@@ -76,7 +76,7 @@ var fixes = map[string]func(in fixInput) string{
 			field = m[1]
 		}
 		return fmt.Sprintf("give backup.%s a positive duration such as 720h, or remove it for the built-in default: %s",
-			field, in.patchWorkload(map[string]any{"backup": map[string]any{field: nil}}))
+			field, in.patchBackup(field, nil))
 	},
 	phiguardv1alpha1.ReasonNamespaceExempt: func(in fixInput) string {
 		return fmt.Sprintf("namespace %s is exempt from phiguard (built in, or in PHIPolicy spec.exemptNamespaces): move the PHIWorkload "+
@@ -116,7 +116,7 @@ var fixes = map[string]func(in fixInput) string{
 		if strings.Contains(in.message, "namespace") && strings.Contains(in.message, "does not exist") {
 			return fmt.Sprintf("Velero's CRDs are installed but not its namespace: install Velero there, or point backup.veleroNamespace "+
 				"at where it runs (kubectl get deployments -A -l component=velero finds it): %s",
-				in.patchWorkload(map[string]any{"backup": map[string]any{"veleroNamespace": "<namespace>"}}))
+				in.patchBackup("veleroNamespace", "<namespace>"))
 		}
 		return apiFix(optionalapi.Velero, in)
 	},
@@ -197,11 +197,11 @@ var fixes = map[string]func(in fixInput) string{
 		if m := submatch(`BackupStorageLocation (\S+) does not exist`, in.message); m != nil {
 			return fmt.Sprintf("create BackupStorageLocation %s (velero backup-location create %s --provider ... --bucket ...), or name one that "+
 				"exists (%s): %s", m[1], m[1], in.velero("backup-location get"),
-				in.patchWorkload(map[string]any{"backup": map[string]any{"storageLocation": "<location>"}}))
+				in.patchBackup("storageLocation", locationPlaceholder))
 		}
 		return fmt.Sprintf("mark a BackupStorageLocation default (%s; %s), or name one in backup.storageLocation: %s",
-			in.velero("backup-location get"), in.velero("backup-location set <location> --default"),
-			in.patchWorkload(map[string]any{"backup": map[string]any{"storageLocation": "<location>"}}))
+			in.velero("backup-location get"), in.velero("backup-location set %s --default", locationPlaceholder),
+			in.patchBackup("storageLocation", locationPlaceholder))
 	},
 	phiguardv1alpha1.ReasonStorageLocationUnavailable: func(in fixInput) string {
 		loc := in.location()
@@ -242,7 +242,7 @@ var fixes = map[string]func(in fixInput) string{
 		}
 		out += fmt.Sprintf("re-create the pods the message names so that they get it: %s for each of their owners, or let phiguard "+
 			"restart them: %s", in.kubectl("rollout restart deployment/<name>"),
-			in.patchWorkload(map[string]any{"auditLogging": map[string]any{"mode": phiguardv1alpha1.ModeEnforce, "restartNonCompliant": true}}))
+			in.patchWorkload(map[string]any{"auditLogging": map[string]any{modeField: phiguardv1alpha1.ModeEnforce, "restartNonCompliant": true}}))
 		if strings.Contains(in.message, "opted out") {
 			out += fmt.Sprintf("; a pod annotated %s=false never gets it: remove the annotation from its template",
 				safeguard.AuditOptOutAnnotation)
@@ -488,13 +488,33 @@ func (in fixInput) patchWorkload(spec map[string]any) string {
 	return in.kubectl("patch phiw %s --type merge -p %s", in.workload.Name, shellQuote(mustJSON(map[string]any{"spec": spec})))
 }
 
+// patchBackup is the command that sets the field of the workload's backup
+// block to value (null removes it).
+func (in fixInput) patchBackup(field string, value any) string {
+	return in.patchWorkload(map[string]any{"backup": map[string]any{field: value}})
+}
+
+// modeField is the JSON name of the mode of each safeguard's block in the
+// PHIWorkload spec.
+const modeField = "mode"
+
+// locationPlaceholder stands for a BackupStorageLocation the user names.
+const locationPlaceholder = "<location>"
+
+// jsonPatchOp is one operation of a JSON patch (RFC 6902).
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
 // setMode is the command that sets the safeguard's mode on the workload.
 func (in fixInput) setMode(mode phiguardv1alpha1.Mode) string {
 	field := settingsField(in.safeguard)
 	if field == "" {
 		return fmt.Sprintf("set %s's mode to %s (%s)", in.safeguard, mode, in.editWorkload())
 	}
-	return in.patchWorkload(map[string]any{field: map[string]any{"mode": mode}})
+	return in.patchWorkload(map[string]any{field: map[string]any{modeField: mode}})
 }
 
 // turnOn is the command that sets the safeguard's mode and removes its
@@ -507,11 +527,11 @@ func (in fixInput) turnOn(mode phiguardv1alpha1.Mode) string {
 		return in.setMode(mode)
 	}
 	// Adding a member replaces it: the block is added whole only when unset.
-	set := map[string]any{"op": "add", "path": "/spec/" + field + "/mode", "value": mode}
+	set := jsonPatchOp{Op: "add", Path: "/spec/" + field + "/" + modeField, Value: mode}
 	if !hasBlock(&in.workload.Spec.SafeguardSettings, in.safeguard) {
-		set = map[string]any{"op": "add", "path": "/spec/" + field, "value": map[string]any{"mode": mode}}
+		set = jsonPatchOp{Op: "add", Path: "/spec/" + field, Value: map[string]any{modeField: mode}}
 	}
-	ops := []map[string]any{set, {"op": "remove", "path": fmt.Sprintf("/spec/decisions/%d", i)}}
+	ops := []jsonPatchOp{set, {Op: "remove", Path: fmt.Sprintf("/spec/decisions/%d", i)}}
 	return in.kubectl("patch phiw %s --type json -p %s", in.workload.Name, shellQuote(mustJSON(ops)))
 }
 
@@ -577,7 +597,7 @@ func (in fixInput) location() string {
 	if m := submatch(`BackupStorageLocation (\S+?)[\s,;]`, in.message); m != nil {
 		return m[1]
 	}
-	return "<location>"
+	return locationPlaceholder
 }
 
 // serviceAccount is the first ServiceAccount the message names, or "".

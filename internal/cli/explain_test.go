@@ -137,7 +137,7 @@ func TestExplain(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("decoding %s: %v", out, err)
 		}
-		var got []string
+		got := make([]string, 0, len(res.Safeguards))
 		for _, s := range res.Safeguards {
 			got = append(got, fmt.Sprintf("%s %s %s %s fix=%t", s.Name, s.Section, s.Mode, s.Reason, s.Fix != ""))
 		}
@@ -172,8 +172,7 @@ func TestExplainStalled(t *testing.T) {
 		},
 	}
 	msg := `backup.schedule "0 25 * * *" is not a valid cron schedule: end of range (25) above maximum (23): 25`
-	var safeguards []explainedSafeguard
-	for _, s := range []struct {
+	defaults := []struct {
 		name    phiguardv1alpha1.SafeguardName
 		section string
 		spec    phiguardv1alpha1.Specification
@@ -187,7 +186,9 @@ func TestExplainStalled(t *testing.T) {
 		{phiguardv1alpha1.AccessControlled, "§164.312(a)(1)", phiguardv1alpha1.Required, phiguardv1alpha1.ModeAudit},
 		{phiguardv1alpha1.IntegrityProtected, "§164.312(c)(1)", phiguardv1alpha1.Required, phiguardv1alpha1.ModeAudit},
 		{phiguardv1alpha1.Available, "§164.308(a)(7)(ii)(C)", phiguardv1alpha1.Required, phiguardv1alpha1.ModeAudit},
-	} {
+	}
+	safeguards := make([]explainedSafeguard, 0, len(defaults))
+	for _, s := range defaults {
 		safeguards = append(safeguards, explainedSafeguard{s.name, s.section, s.spec, s.mode, phiguardv1alpha1.SourceDefault,
 			metav1.ConditionUnknown, phiguardv1alpha1.ReasonInvalidSchedule, "not evaluated: " + msg})
 	}

@@ -254,8 +254,9 @@ func podOwner(p *corev1.Pod, s *safeguard.Scope) string {
 // audit sidecar) included, with the digest each runs.
 func podImages(p *corev1.Pod) []InventoryImage {
 	statuses := slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses)
-	var out []InventoryImage
-	for _, c := range slices.Concat(p.Spec.InitContainers, p.Spec.Containers) {
+	containers := slices.Concat(p.Spec.InitContainers, p.Spec.Containers)
+	out := make([]InventoryImage, 0, len(containers))
+	for _, c := range containers {
 		img := InventoryImage{Container: c.Name, Image: c.Image}
 		if _, digest, ok := strings.Cut(c.Image, "@"); ok {
 			img.Digest, img.Pinned = digest, true
@@ -275,8 +276,9 @@ func podImages(p *corev1.Pod) []InventoryImage {
 func volumesOf(s *safeguard.Scope) []InventoryVolume {
 	claims, classes := safeguard.Claims.Get(s), safeguard.StorageClasses.Get(s)
 	opts := safeguard.StorageOptions(s.Policy)
-	out := []InventoryVolume{}
-	for _, name := range safeguard.ClaimNames(s.Pods) {
+	names := safeguard.ClaimNames(s.Pods)
+	out := make([]InventoryVolume, 0, len(names))
+	for _, name := range names {
 		v := InventoryVolume{Claim: name, Reason: "the claim does not exist"}
 		if i := slices.IndexFunc(claims, func(c corev1.PersistentVolumeClaim) bool { return c.Name == name }); i >= 0 {
 			class, verdict := storageclass.Judge(&claims[i].Spec, classes, opts)
@@ -375,8 +377,10 @@ func backupOf(w *phiguardv1alpha1.PHIWorkload, s *safeguard.Scope) InventoryBack
 // the allowed flows.
 func renderInventory(out io.Writer, res *InventoryResult) error {
 	if len(res.Workloads) == 0 {
-		_, err := fmt.Fprintln(out, noWorkloads(res.Namespace))
-		return err
+		if _, err := fmt.Fprintln(out, noWorkloads(res.Namespace)); err != nil {
+			return fmt.Errorf("writing the inventory: %w", err)
+		}
+		return nil
 	}
 	var workloads, images, volumes, exposure, backups [][]string
 	for i := range res.Workloads {
@@ -407,11 +411,11 @@ func renderInventory(out io.Writer, res *InventoryResult) error {
 		}
 	}
 	return writeTextSections(out, []textSection{
-		{"PHIWorkloads", []string{"WORKLOAD", "COVERS", "COMPLIANCE", "RUN BY", "PODS", "SERVICE ACCOUNTS"}, workloads},
-		{"Images", []string{"WORKLOAD", "CONTAINER", "IMAGE", "DIGEST"}, images},
-		{"Volumes", []string{"WORKLOAD", "CLAIM", "STORAGECLASS", "ENCRYPTED", "WHY"}, volumes},
-		{"Services and Ingresses", []string{"WORKLOAD", "KIND", "NAME", "EXPOSES"}, exposure},
-		{"Backups", []string{"WORKLOAD", "SCHEDULE", "CRON", "LOCATION", "PROVIDER", "BUCKET", "PROBLEM"}, backups},
+		{"PHIWorkloads", []string{columnWorkload, "COVERS", "COMPLIANCE", "RUN BY", "PODS", "SERVICE ACCOUNTS"}, workloads},
+		{"Images", []string{columnWorkload, "CONTAINER", "IMAGE", "DIGEST"}, images},
+		{"Volumes", []string{columnWorkload, "CLAIM", "STORAGECLASS", "ENCRYPTED", "WHY"}, volumes},
+		{"Services and Ingresses", []string{columnWorkload, "KIND", "NAME", "EXPOSES"}, exposure},
+		{"Backups", []string{columnWorkload, "SCHEDULE", "CRON", "LOCATION", "PROVIDER", "BUCKET", "PROBLEM"}, backups},
 		{"Allowed network flows (ingress: the destination's rules admit it; egress: the source's)",
 			[]string{"FROM", "TO", "DIRECTION", "PORTS", "POLICIES"}, flowRows(&res.Network)},
 	})
@@ -435,6 +439,10 @@ func flowRows(nm *NetworkMap) [][]string {
 	return rows
 }
 
+// columnWorkload heads the column naming each row's PHIWorkload in the
+// decisions and inventory tables.
+const columnWorkload = "WORKLOAD"
+
 // textSection is a titled table of a text output.
 type textSection struct {
 	title  string
@@ -455,7 +463,7 @@ func writeTextSections(out io.Writer, sections []textSection) error {
 			sep, first = "", false
 		}
 		if _, err := fmt.Fprintf(out, "%s%s\n", sep, s.title); err != nil {
-			return err
+			return fmt.Errorf("writing the %s title: %w", s.title, err)
 		}
 		if err := report.Rows(out, s.header, s.rows); err != nil {
 			return err

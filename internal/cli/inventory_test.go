@@ -30,14 +30,7 @@ func TestInventory(t *testing.T) {
 	}
 
 	t.Run("json is the result", func(t *testing.T) {
-		out, err := run(t, "inventory", "-n", w.clinic, "-o", "json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res cli.InventoryResult
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			t.Fatalf("decoding %s: %v", out, err)
-		}
+		res := runJSON[cli.InventoryResult](t, "inventory", "-n", w.clinic, "-o", "json")
 		if len(res.Workloads) != 2 || res.Workloads[1].Name != "records" || len(res.Workloads[1].Pods) != 2 ||
 			res.Workloads[1].Backup.StorageLocation != "clinic-backups" {
 			t.Errorf("unexpected workloads: %+v", res.Workloads)
@@ -52,6 +45,20 @@ func TestInventory(t *testing.T) {
 			t.Errorf("no edge from the web namespace's frontend pods to records on TCP/https: %+v", res.Network.Edges)
 		}
 	})
+}
+
+// runJSON runs the command, which prints JSON, and decodes what it prints.
+func runJSON[T any](t *testing.T, args ...string) T {
+	t.Helper()
+	var res T
+	out, err := run(t, args...)
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("decoding %s: %v", out, err)
+	}
+	return res
 }
 
 func TestInventoryErrors(t *testing.T) {

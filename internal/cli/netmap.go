@@ -378,8 +378,10 @@ func writeMermaid(out io.Writer, nm *NetworkMap) error {
 		}
 		fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", ids[e.From], arrow, mermaidText.Replace(edgeLabel(e)), ids[e.To])
 	}
-	_, err := io.WriteString(out, b.String())
-	return err
+	if _, err := io.WriteString(out, b.String()); err != nil {
+		return fmt.Errorf("writing the Mermaid map: %w", err)
+	}
+	return nil
 }
 
 // mermaidText keeps a label inside its quotes.
@@ -406,8 +408,10 @@ func writeDOT(out io.Writer, nm *NetworkMap) error {
 		fmt.Fprintf(&b, "  %s -> %s [label=%s%s];\n", dotQuote(e.From), dotQuote(e.To), dotQuote(edgeLabel(e)), style)
 	}
 	b.WriteString("}\n")
-	_, err := io.WriteString(out, b.String())
-	return err
+	if _, err := io.WriteString(out, b.String()); err != nil {
+		return fmt.Errorf("writing the Graphviz map: %w", err)
+	}
+	return nil
 }
 
 // dotQuote writes s as a DOT quoted string.

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -161,7 +162,7 @@ func newPreviewCommand(o *Options) *cobra.Command {
 // readWorkload reads the one PHIWorkload of a file (- : standard input), in
 // the namespace it names, or -n's (or the context's) when it names none.
 func readWorkload(o *Options, file string) (*unstructured.Unstructured, error) {
-	var in io.Reader = o.In
+	in := o.In
 	source := "standard input"
 	if file != "-" {
 		f, err := os.Open(file) //nolint:gosec // G304: the file the user names
@@ -454,23 +455,9 @@ func (r *previewRun) keptObjects(ctx context.Context, s *safeguard.Scope, w *phi
 			continue // two watches of one kind
 		}
 		seen[gvk.String()] = true
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		owned := client.MatchingLabels{phiguardv1alpha1.ManagedByLabel: phiguardv1alpha1.ManagedByValue, phiguardv1alpha1.WorkloadLabel: w.Name}
-		err = r.live.List(ctx, list, owned)
-		if namespaced, nerr := r.live.IsObjectNamespaced(watch.Object); apierrors.IsForbidden(err) && nerr == nil && namespaced {
-			// Allowed in the workload's namespace only: look there.
-			err = r.live.List(ctx, list, owned, client.InNamespace(w.Namespace))
-		}
-		switch {
-		case meta.IsNoMatchError(err):
-			continue // not served: nothing of the kind to keep
-		case apierrors.IsForbidden(err):
-			r.res.Warnings = append(r.res.Warnings, fmt.Sprintf(
-				"you may not list %ss, so those phiguard keeps unchanged for the workload are not shown: %v", gvk.Kind, err))
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("listing the %ss phiguard keeps for %s/%s: %w", gvk.Kind, w.Namespace, w.Name, err)
+		list, err := r.listOwned(ctx, gvk, watch.Object, w)
+		if err != nil {
+			return nil, err
 		}
 		for i := range list.Items {
 			item := &list.Items[i]
@@ -484,6 +471,33 @@ func (r *previewRun) keptObjects(ctx context.Context, s *safeguard.Scope, w *phi
 		}
 	}
 	return out, nil
+}
+
+// listOwned lists the objects of kind gvk (obj's) that carry phiguard's
+// labels for the workload w: in every namespace, or in w's alone when the
+// user may list them only there. The list is empty when the kind is not
+// served, or when the user may not list it, which adds a warning.
+func (r *previewRun) listOwned(ctx context.Context, gvk schema.GroupVersionKind, obj client.Object,
+	w *phiguardv1alpha1.PHIWorkload) (*metav1.PartialObjectMetadataList, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	owned := client.MatchingLabels{phiguardv1alpha1.ManagedByLabel: phiguardv1alpha1.ManagedByValue, phiguardv1alpha1.WorkloadLabel: w.Name}
+	err := r.live.List(ctx, list, owned)
+	if namespaced, nerr := r.live.IsObjectNamespaced(obj); apierrors.IsForbidden(err) && nerr == nil && namespaced {
+		// Allowed in the workload's namespace only: look there.
+		err = r.live.List(ctx, list, owned, client.InNamespace(w.Namespace))
+	}
+	switch {
+	case meta.IsNoMatchError(err):
+		return &metav1.PartialObjectMetadataList{}, nil // not served: nothing of the kind to keep
+	case apierrors.IsForbidden(err):
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf(
+			"you may not list %ss, so those phiguard keeps unchanged for the workload are not shown: %v", gvk.Kind, err))
+		return &metav1.PartialObjectMetadataList{}, nil
+	case err != nil:
+		return nil, fmt.Errorf("listing the %ss phiguard keeps for %s/%s: %w", gvk.Kind, w.Namespace, w.Name, err)
+	}
+	return list, nil
 }
 
 // render writes the result as text: the objects, the changes, what admission
@@ -511,7 +525,7 @@ func (res *PreviewResult) render(w io.Writer, wide bool) error {
 	if wide {
 		p.line("")
 		p.line("Safeguards (as phiguard would report them after this run):")
-		var rows [][]string
+		rows := make([][]string, 0, len(res.Safeguards))
 		for _, s := range res.Safeguards {
 			rows = append(rows, []string{string(s.Name), string(s.Mode), string(s.Status), s.Reason})
 		}
@@ -530,7 +544,7 @@ func (res *PreviewResult) render(w io.Writer, wide bool) error {
 // renderObjects writes the objects' table, then the changes of each
 // changed object: "+" a field added, "-" one removed, "~" one changed.
 func (res *PreviewResult) renderObjects(p *textWriter) {
-	var rows [][]string
+	rows := make([][]string, 0, len(res.Objects))
 	for _, o := range res.Objects {
 		name := o.Name
 		if o.Subresource != "" {

@@ -236,17 +236,9 @@ func (p *admissionPreview) judge(ctx context.Context, obj, old *unstructured.Uns
 	if err != nil {
 		return nil, err
 	}
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-		UID:  "preview",
-		Kind: metav1.GroupVersionKind(obj.GroupVersionKind()), Resource: metav1.GroupVersionResource(gvr),
-		Name: obj.GetName(), Namespace: obj.GetNamespace(), Operation: admissionv1.Operation(op),
-		UserInfo: p.user, DryRun: ptr.To(true),
-	}}
-	req.RequestKind, req.RequestResource = &req.Kind, &req.Resource
-	if old != nil {
-		if req.OldObject.Raw, err = requestObject(old); err != nil {
-			return nil, err
-		}
+	req, err := p.request(obj, old, gvr, op)
+	if err != nil {
+		return nil, err
 	}
 	var out []AdmissionFinding
 	finding := func(r webhookRoute, result, msg string) {
@@ -266,15 +258,8 @@ func (p *admissionPreview) judge(ctx context.Context, obj, old *unstructured.Uns
 		case !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusForbidden:
 			finding(r, AdmissionRefused, resp.Result.Message)
 		case !resp.Allowed:
-			msg := "the webhook could not decide"
-			if resp.Result != nil {
-				msg += ": " + resp.Result.Message
-			}
-			if r.failurePolicy == admissionregistrationv1.Ignore {
-				finding(r, AdmissionWarned, msg+" (failurePolicy Ignore: admitted)")
-			} else {
-				finding(r, AdmissionRefused, msg+" (failurePolicy Fail: refused)")
-			}
+			result, msg := undecided(r, resp)
+			finding(r, result, msg)
 		case r.mutating && len(resp.Patches) > 0:
 			if raw, err = applyPatch(raw, resp.Patch); err != nil {
 				return nil, fmt.Errorf("applying the changes of webhook %s to %s %s: %w", r.name, obj.GetKind(), obj.GetName(), err)
@@ -283,6 +268,41 @@ func (p *admissionPreview) judge(ctx context.Context, obj, old *unstructured.Uns
 		}
 	}
 	return out, nil
+}
+
+// request is the admission request, without its object, the apiserver would
+// send for obj (of resource gvr) under op, carrying old, when set, as the
+// object it updates.
+func (p *admissionPreview) request(obj, old *unstructured.Unstructured, gvr schema.GroupVersionResource,
+	op admissionregistrationv1.OperationType) (admission.Request, error) {
+	kind, resource := metav1.GroupVersionKind(obj.GroupVersionKind()), metav1.GroupVersionResource(gvr)
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:  "preview",
+		Kind: kind, Resource: resource, RequestKind: &kind, RequestResource: &resource,
+		Name: obj.GetName(), Namespace: obj.GetNamespace(), Operation: admissionv1.Operation(op),
+		UserInfo: p.user, DryRun: ptr.To(true),
+	}}
+	if old != nil {
+		var err error
+		if req.OldObject.Raw, err = requestObject(old); err != nil {
+			return admission.Request{}, err
+		}
+	}
+	return req, nil
+}
+
+// undecided is the result and message of a webhook route r that neither
+// admitted nor refused, as the apiserver applies its failurePolicy: Ignore
+// admits (a warning here), Fail refuses.
+func undecided(r webhookRoute, resp admission.Response) (result, msg string) {
+	msg = "the webhook could not decide"
+	if resp.Result != nil {
+		msg += ": " + resp.Result.Message
+	}
+	if r.failurePolicy == admissionregistrationv1.Ignore {
+		return AdmissionWarned, msg + " (failurePolicy Ignore: admitted)"
+	}
+	return AdmissionRefused, msg + " (failurePolicy Fail: refused)"
 }
 
 // requestObject is obj as a create or update request would carry it: without

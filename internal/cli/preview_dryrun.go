@@ -114,7 +114,7 @@ func (r *writeRecorder) object(ctx context.Context, c client.Client, obj client.
 		return err
 	}
 	if err := do(); err != nil {
-		return err //nolint:wrapcheck // the write's own error, as the caller would get it without the preview
+		return err // the write's own error, as the caller would get it without the preview
 	}
 	after, err := asUnstructured(obj, gvk)
 	if err != nil {
@@ -135,7 +135,7 @@ func (r *writeRecorder) deletion(ctx context.Context, c client.Client, obj clien
 		return err
 	}
 	if err := do(); err != nil {
-		return err //nolint:wrapcheck // the write's own error, as the caller would get it without the preview
+		return err // the write's own error, as the caller would get it without the preview
 	}
 	r.result(ref, nil)
 	return nil
@@ -153,7 +153,7 @@ func (r *writeRecorder) apply(ctx context.Context, ac runtime.ApplyConfiguration
 		return err
 	}
 	if err := do(); err != nil {
-		return err //nolint:wrapcheck // the write's own error, as the caller would get it without the preview
+		return err // the write's own error, as the caller would get it without the preview
 	}
 	after, err := applyConfigurationObject(ac)
 	if err != nil {
@@ -251,22 +251,23 @@ type FieldChange struct {
 	New  any    `json:"new,omitempty"`
 }
 
-// serverFields are the fields the apiserver keeps on every object, which
-// change with each write and say nothing of what the write does; status is
-// not what phiguard writes to the objects it keeps.
-var serverFields = [][]string{
-	{"metadata", "managedFields"}, {"metadata", "resourceVersion"}, {"metadata", "generation"},
-	{"metadata", "uid"}, {"metadata", "creationTimestamp"}, {"metadata", "selfLink"}, {"status"},
-}
+// serverMetadata are the metadata fields the apiserver keeps on every object,
+// which change with each write and say nothing of what the write does.
+var serverMetadata = []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink"}
 
-// withoutServerFields returns a copy of obj without serverFields.
+// withoutServerFields returns a copy of obj without serverMetadata (nor
+// metadata, when nothing else is left of it) and without status, which is
+// not what phiguard writes to the objects it keeps.
 func withoutServerFields(obj *unstructured.Unstructured) map[string]any {
 	out := obj.DeepCopy().Object
-	for _, f := range serverFields {
-		unstructured.RemoveNestedField(out, f...)
-	}
-	if md, ok := out["metadata"].(map[string]any); ok && len(md) == 0 {
-		delete(out, "metadata")
+	delete(out, "status")
+	if md, ok := out["metadata"].(map[string]any); ok {
+		for _, f := range serverMetadata {
+			delete(md, f)
+		}
+		if len(md) == 0 {
+			delete(out, "metadata")
+		}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestWebhookRoutesMatchTheRegisteredHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var configured, served []string
+	var configured []string
 	for _, r := range routes {
 		if !slices.Contains(configured, r.path) {
 			configured = append(configured, r.path)
@@ -40,11 +41,8 @@ func TestWebhookRoutesMatchTheRegisteredHandlers(t *testing.T) {
 			t.Errorf("webhook %s is configured at %s, where no handler is registered", r.name, r.path)
 		}
 	}
-	for path := range server.hooks {
-		served = append(served, path)
-	}
+	served := slices.Sorted(maps.Keys(server.hooks))
 	slices.Sort(configured)
-	slices.Sort(served)
 	if !slices.Equal(configured, served) {
 		t.Errorf("configured webhook paths %v, registered handlers %v", configured, served)
 	}

@@ -417,7 +417,7 @@ func podsWithoutSidecar(workloads []*ephiWorkload) []PodWithoutSidecar {
 			byPod[k].Workloads = append(byPod[k].Workloads, w.Name)
 		}
 	}
-	out := []PodWithoutSidecar{}
+	out := make([]PodWithoutSidecar, 0, len(byPod))
 	for _, k := range sortedMapKeys(byPod) {
 		out = append(out, *byPod[k])
 	}
@@ -454,7 +454,7 @@ func unencryptedClasses(workloads []*ephiWorkload) []UnencryptedClass {
 			uc.Workloads = append(uc.Workloads, w.key())
 		}
 	}
-	out := []UnencryptedClass{}
+	out := make([]UnencryptedClass, 0, len(byClass))
 	for _, k := range sortedMapKeys(byClass) {
 		uc := byClass[k]
 		uc.Claims, uc.Workloads = sortedUnique(uc.Claims), sortedUnique(uc.Workloads)
@@ -495,8 +495,10 @@ func renderRisk(out io.Writer, res *RiskResult) error {
 	} {
 		section(md, res)
 	}
-	_, err := io.WriteString(out, md.String())
-	return err
+	if _, err := io.WriteString(out, md.String()); err != nil {
+		return fmt.Errorf("writing the risk analysis: %w", err)
+	}
+	return nil
 }
 
 func riskScopeSection(md *mdWriter, res *RiskResult) {

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -25,14 +24,7 @@ func TestRisk(t *testing.T) {
 	}
 
 	t.Run("json is the result", func(t *testing.T) {
-		out, err := run(t, "risk", "-n", w.clinic, "--at", at, "-o", "json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res cli.RiskResult
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			t.Fatalf("decoding %s: %v", out, err)
-		}
+		res := runJSON[cli.RiskResult](t, "risk", "-n", w.clinic, "--at", at, "-o", "json")
 		if len(res.Decisions) != 2 || !res.Decisions[0].Expired || res.Decisions[1].Expired ||
 			len(res.UnencryptedStorageClasses) != 1 || res.UnencryptedStorageClasses[0].StorageClass != w.plain {
 			t.Errorf("unexpected result: %+v", res)
@@ -40,14 +32,7 @@ func TestRisk(t *testing.T) {
 	})
 
 	t.Run("a later time finds more expired", func(t *testing.T) {
-		out, err := run(t, "risk", "-n", w.clinic, "--at", "2030-01-20T00:00:00Z", "-o", "json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res cli.RiskResult
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			t.Fatalf("decoding %s: %v", out, err)
-		}
+		res := runJSON[cli.RiskResult](t, "risk", "-n", w.clinic, "--at", "2030-01-20T00:00:00Z", "-o", "json")
 		if len(res.Decisions) != 2 || !res.Decisions[0].Expired || !res.Decisions[1].Expired {
 			t.Errorf("want both decisions expired, got %+v", res.Decisions)
 		}
