@@ -114,37 +114,7 @@ func loadRoutes(mapper meta.RESTMapper) ([]route, error) {
 	if err != nil {
 		return nil, err
 	}
-	var routes []route
-	add := func(name string, mutating bool, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations) error {
-		if cc.Service == nil || cc.Service.Path == nil {
-			return fmt.Errorf("webhook %s has no service path", name)
-		}
-		for _, rule := range rules {
-			// A rule names every combination of its groups, versions and
-			// resources; only those that exist reach the webhook.
-			n := len(routes)
-			for _, g := range rule.APIGroups {
-				for _, v := range rule.APIVersions {
-					for _, res := range rule.Resources {
-						for _, op := range rule.Operations {
-							r, err := newRoute(mapper, name, *cc.Service.Path, mutating, schema.GroupVersionResource{Group: g, Version: v, Resource: res}, op)
-							if meta.IsNoMatchError(err) {
-								continue
-							}
-							if err != nil {
-								return err
-							}
-							routes = append(routes, r)
-						}
-					}
-				}
-			}
-			if len(routes) == n {
-				return fmt.Errorf("webhook %s has a rule that matches no resource the scheme knows: %+v", name, rule)
-			}
-		}
-		return nil
-	}
+	t := &routeTable{mapper: mapper}
 	for _, u := range objs {
 		switch u.GetKind() {
 		case "MutatingWebhookConfiguration":
@@ -153,7 +123,7 @@ func loadRoutes(mapper meta.RESTMapper) ([]route, error) {
 				return nil, fmt.Errorf("decoding %s: %w", u.GetName(), err)
 			}
 			for _, w := range c.Webhooks {
-				if err := add(w.Name, true, w.ClientConfig, w.Rules); err != nil {
+				if err := t.add(w.Name, true, w.ClientConfig, w.Rules); err != nil {
 					return nil, err
 				}
 			}
@@ -163,27 +133,72 @@ func loadRoutes(mapper meta.RESTMapper) ([]route, error) {
 				return nil, fmt.Errorf("decoding %s: %w", u.GetName(), err)
 			}
 			for _, w := range c.Webhooks {
-				if err := add(w.Name, false, w.ClientConfig, w.Rules); err != nil {
+				if err := t.add(w.Name, false, w.ClientConfig, w.Rules); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	return routes, nil
+	return t.routes, nil
+}
+
+// routeTable collects the routes of the webhook configurations.
+type routeTable struct {
+	mapper meta.RESTMapper
+	routes []route
+}
+
+// add lists the routes of one webhook's rules.
+func (t *routeTable) add(name string, mutating bool, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations) error {
+	if cc.Service == nil || cc.Service.Path == nil {
+		return fmt.Errorf("webhook %s has no service path", name)
+	}
+	for _, rule := range rules {
+		n := len(t.routes)
+		if err := t.addRule(name, *cc.Service.Path, mutating, rule); err != nil {
+			return err
+		}
+		if len(t.routes) == n {
+			return fmt.Errorf("webhook %s has a rule that matches no resource the scheme knows: %+v", name, rule)
+		}
+	}
+	return nil
+}
+
+// addRule lists the routes of one rule: every combination of its groups,
+// versions, resources and operations; only those that exist reach the webhook.
+func (t *routeTable) addRule(name, path string, mutating bool, rule admissionregistrationv1.RuleWithOperations) error {
+	for _, g := range rule.APIGroups {
+		for _, v := range rule.APIVersions {
+			for _, res := range rule.Resources {
+				for _, op := range rule.Operations {
+					r, err := newRoute(t.mapper, name, path, mutating, schema.GroupVersionResource{Group: g, Version: v, Resource: res}, op)
+					if meta.IsNoMatchError(err) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					t.routes = append(t.routes, r)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // newRoute resolves one resource of a rule; a wildcard is an error, as the
 // harness would not know what to send.
-func newRoute(mapper meta.RESTMapper, webhook, path string, mutating bool, gvr schema.GroupVersionResource,
+func newRoute(mapper meta.RESTMapper, hook, path string, mutating bool, gvr schema.GroupVersionResource,
 	op admissionregistrationv1.OperationType) (route, error) {
 	if strings.Contains(gvr.Group+gvr.Version+gvr.Resource, "*") || op == admissionregistrationv1.OperationAll {
-		return route{}, fmt.Errorf("webhook %s has a wildcard rule (%s, %s): list what it receives", webhook, gvr, op)
+		return route{}, fmt.Errorf("webhook %s has a wildcard rule (%s, %s): list what it receives", hook, gvr, op)
 	}
 	main, sub, _ := strings.Cut(gvr.Resource, "/")
 	gvr.Resource = main
 	kind, err := mapper.KindFor(gvr)
 	if err != nil {
-		return route{}, fmt.Errorf("webhook %s: the kind of %s: %w", webhook, gvr, err) // wraps a NoMatchError
+		return route{}, fmt.Errorf("webhook %s: the kind of %s: %w", hook, gvr, err) // wraps a NoMatchError
 	}
 	if kind.Group != gvr.Group || kind.Version != gvr.Version {
 		// The mapper reads an empty group as any group; the apiserver does not.
@@ -191,16 +206,16 @@ func newRoute(mapper meta.RESTMapper, webhook, path string, mutating bool, gvr s
 	}
 	mapping, err := mapper.RESTMapping(kind.GroupKind(), kind.Version)
 	if err != nil {
-		return route{}, fmt.Errorf("webhook %s: the scope of %s: %w", webhook, kind, err)
+		return route{}, fmt.Errorf("webhook %s: the scope of %s: %w", hook, kind, err)
 	}
 	if op == admissionregistrationv1.Connect {
 		options, ok := connectKinds[sub]
 		if !ok {
-			return route{}, fmt.Errorf("webhook %s: which options does a CONNECT to %s/%s carry?", webhook, main, sub)
+			return route{}, fmt.Errorf("webhook %s: which options does a CONNECT to %s/%s carry?", hook, main, sub)
 		}
 		kind = corev1.SchemeGroupVersion.WithKind(options)
 	}
-	return route{webhook: webhook, path: path, mutating: mutating, resource: gvr, subresource: sub, kind: kind,
+	return route{webhook: hook, path: path, mutating: mutating, resource: gvr, subresource: sub, kind: kind,
 		namespaced: mapping.Scope.Name() == meta.RESTScopeNameNamespace, operation: admissionv1.Operation(op)}, nil
 }
 

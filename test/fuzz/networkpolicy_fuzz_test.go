@@ -112,6 +112,15 @@ func checkIsolates(t *testing.T, w *phiguardv1alpha1.PHIWorkload, spec *phiguard
 		t.Fatalf("pod with labels %v is not isolated both ways (ingress %t, egress %t) by the NetworkPolicy of %s",
 			podLabels, ev.Ingress.Isolated, ev.Egress.Isolated, specJSON(w))
 	}
+	checkNotABypass(t, w, np, pod, ev)
+	checkClosed(t, w, spec, ev)
+	checkDeclaredAllowed(t, w, spec, ev)
+}
+
+// checkNotABypass checks that each rule phiguard's own policy admits is
+// covered by its declared rules: the policy never counts as a bypass of itself.
+func checkNotABypass(t *testing.T, w *phiguardv1alpha1.PHIWorkload, np *networkingv1.NetworkPolicy, pod *corev1.Pod, ev netpol.Pod) {
+	t.Helper()
 	for dir, d := range map[networkingv1.PolicyType]netpol.Direction{networkingv1.PolicyTypeIngress: ev.Ingress, networkingv1.PolicyTypeEgress: ev.Egress} {
 		declared := netpol.Rules(np, dir)
 		dst := pod
@@ -126,6 +135,12 @@ func checkIsolates(t *testing.T, w *phiguardv1alpha1.PHIWorkload, spec *phiguard
 		}
 	}
 
+}
+
+// checkClosed checks that with nothing declared in a direction, nothing
+// from outside the workload gets through.
+func checkClosed(t *testing.T, w *phiguardv1alpha1.PHIWorkload, spec *phiguardv1alpha1.NetworkIsolationSpec, ev netpol.Pod) {
+	t.Helper()
 	outsider := netpol.Endpoint{Namespace: "elsewhere", NamespaceLabels: map[string]string{"unrelated": "x"},
 		Labels: map[string]string{"unrelated": "x"}, IP: netip.MustParseAddr("192.0.2.1")}
 	if !ptr.Deref(spec.AllowSameWorkload, true) && len(spec.Ingress) == 0 && ev.Ingress.Allows(outsider, nil, corev1.ProtocolTCP, 443) {
@@ -135,6 +150,11 @@ func checkIsolates(t *testing.T, w *phiguardv1alpha1.PHIWorkload, spec *phiguard
 		ev.Egress.Allows(outsider, nil, corev1.ProtocolTCP, 443) {
 		t.Fatalf("with no egress declared, the NetworkPolicy of %s lets a connection out", specJSON(w))
 	}
+}
+
+// checkDeclaredAllowed checks that every declared peer gets through.
+func checkDeclaredAllowed(t *testing.T, w *phiguardv1alpha1.PHIWorkload, spec *phiguardv1alpha1.NetworkIsolationSpec, ev netpol.Pod) {
+	t.Helper()
 	for i, r := range spec.Ingress {
 		for j := range r.From {
 			checkAllowed(t, w, ev.Ingress, fmt.Sprintf("ingress[%d].from[%d]", i, j), &r.From[j], r.Ports, true)
@@ -407,9 +427,11 @@ func generateCIDR(c *consumer) (netip.Prefix, string) {
 	}
 }
 
+// generatePorts makes up to two ports, valid or not.
 func generatePorts(c *consumer) []phiguardv1alpha1.NetworkPort {
-	var out []phiguardv1alpha1.NetworkPort
-	for range c.intn(3) {
+	n := c.intn(3)
+	out := make([]phiguardv1alpha1.NetworkPort, 0, n)
+	for range n {
 		p := phiguardv1alpha1.NetworkPort{Protocol: pick[corev1.Protocol](c, "", corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP, "ICMP", "tcp")}
 		switch c.intn(4) {
 		case 0:
@@ -430,8 +452,8 @@ func generatePorts(c *consumer) []phiguardv1alpha1.NetworkPort {
 	return out
 }
 
-// networkPolicySeeds make typical specs, as generateWorkload reads them
-// (TestNetworkPolicySeedsAreAdmitted checks that each is admitted):
+// networkPolicySeeds make typical specs, as generateWorkload reads them;
+// TestNetworkPolicySeedsAreAdmitted checks that each is admitted.
 var networkPolicySeeds = [][]byte{
 	// records, namespace-wide, every setting at its default.
 	{},

@@ -88,8 +88,25 @@ func checkEffective(t *testing.T, registry safeguard.Registry, modePaths map[str
 	}
 	builtIn := registry.Defaults()
 
+	checkFields(t, in, modePaths, workload, &policyDefaults, &builtIn, &effective)
+	checkModes(t, in, registry, workload, &policyDefaults, &builtIn, policy, &effective, sources)
+
+	again, _, err := registry.Effective(&effective, policy)
+	if err != nil {
+		t.Fatalf("merging the merged settings of %s: %v", in, err)
+	}
+	if asJSON(again) != asJSON(effective) {
+		t.Fatalf("merging is not idempotent for %s:\n once  %s\n twice %s", in, asJSON(effective), asJSON(again))
+	}
+}
+
+// checkFields checks every merged field but the modes, by the layers' JSON
+// leaves: the workload's over the policy's over the built-in defaults.
+func checkFields(t *testing.T, in string, modePaths map[string]bool,
+	workload, policyDefaults, builtIn, effective *phiguardv1alpha1.SafeguardSettings) {
+	t.Helper()
 	// Every field but the modes, by the layers' JSON leaves.
-	layers := []map[string]string{leaves(t, workload), leaves(t, &policyDefaults), leaves(t, &builtIn)}
+	layers := []map[string]string{leaves(t, workload), leaves(t, policyDefaults), leaves(t, builtIn)}
 	want := map[string]string{}
 	for _, layer := range layers {
 		for path, v := range layer {
@@ -98,7 +115,7 @@ func checkEffective(t *testing.T, registry safeguard.Registry, modePaths map[str
 			}
 		}
 	}
-	got := leaves(t, &effective)
+	got := leaves(t, effective)
 	for path := range modePaths {
 		delete(want, path)
 		delete(got, path)
@@ -106,7 +123,15 @@ func checkEffective(t *testing.T, registry safeguard.Registry, modePaths map[str
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("merging %s:\n got  %s\n want %s", in, asJSON(sorted(got)), asJSON(sorted(want)))
 	}
+}
 
+// checkModes checks each safeguard's mode and where it came from: the
+// workload's over the policy's over the built-in one, raised to the policy's
+// minimum, and Off run in Audit under a ruleset that lets none be off.
+func checkModes(t *testing.T, in string, registry safeguard.Registry, workload, policyDefaults, builtIn *phiguardv1alpha1.SafeguardSettings,
+	policy *phiguardv1alpha1.PHIPolicy, effective *phiguardv1alpha1.SafeguardSettings,
+	sources map[phiguardv1alpha1.SafeguardName]phiguardv1alpha1.SettingSource) {
+	t.Helper()
 	// The modes.
 	minimums := safeguard.MinimumModes(policy)
 	for _, name := range registry.Names() {
@@ -133,14 +158,6 @@ func checkEffective(t *testing.T, registry safeguard.Registry, modePaths map[str
 		if minimum, ok := minimums[name]; ok && effective.Mode(name).Strength() < minimum.Strength() {
 			t.Fatalf("merging %s: %s runs in %s, below the minimum %s", in, name, effective.Mode(name), minimum)
 		}
-	}
-
-	again, _, err := registry.Effective(&effective, policy)
-	if err != nil {
-		t.Fatalf("merging the merged settings of %s: %v", in, err)
-	}
-	if asJSON(again) != asJSON(effective) {
-		t.Fatalf("merging is not idempotent for %s:\n once  %s\n twice %s", in, asJSON(effective), asJSON(again))
 	}
 }
 
