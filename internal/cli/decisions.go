@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/report"
@@ -77,22 +76,14 @@ func newDecisionsCommand(o *Options) *cobra.Command {
 			if err := o.CheckOutput(OutputTable, OutputWide, OutputJSON, OutputYAML); err != nil {
 				return err
 			}
-			c, err := o.Client()
+			items, ns, err := o.ListWorkloads(cmd.Context())
 			if err != nil {
 				return err
-			}
-			ns, err := o.ListNamespace()
-			if err != nil {
-				return err
-			}
-			var list phiguardv1alpha1.PHIWorkloadList
-			if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
-				return fmt.Errorf("listing PHIWorkloads: %w", err)
 			}
 			now := time.Now()
 			var rows []DecisionRow
-			for i := range list.Items {
-				rows = append(rows, decisionRows(&list.Items[i], now)...)
+			for i := range items {
+				rows = append(rows, decisionRows(&items[i], now)...)
 			}
 			sortDecisions(rows)
 			return o.Print(DecisionsResult{Decisions: nonNil(rows)}, func(w io.Writer, wide bool) error {

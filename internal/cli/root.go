@@ -10,6 +10,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	phischeme "github.com/phiguard/phiguard/internal/scheme"
 )
 
@@ -115,6 +117,24 @@ func (o *Options) ListNamespace() (string, error) {
 		return "", nil
 	}
 	return o.Namespace()
+}
+
+// ListWorkloads lists the PHIWorkloads of the namespace ListNamespace gives
+// (every namespace with -A) and returns that namespace ("" for all).
+func (o *Options) ListWorkloads(ctx context.Context) ([]phiguardv1alpha1.PHIWorkload, string, error) {
+	c, err := o.Client()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := o.ListNamespace()
+	if err != nil {
+		return nil, "", err
+	}
+	var list phiguardv1alpha1.PHIWorkloadList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, "", fmt.Errorf("listing PHIWorkloads: %w", err)
+	}
+	return list.Items, ns, nil
 }
 
 // CheckOutput fails unless -o is one of allowed.

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/report"
@@ -43,29 +42,21 @@ func newStatusCommand(o *Options) *cobra.Command {
 			if err := o.CheckOutput(OutputTable, OutputWide, OutputJSON, OutputYAML); err != nil {
 				return err
 			}
-			c, err := o.Client()
+			items, ns, err := o.ListWorkloads(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ns, err := o.ListNamespace()
-			if err != nil {
-				return err
-			}
-			var list phiguardv1alpha1.PHIWorkloadList
-			if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
-				return fmt.Errorf("listing PHIWorkloads: %w", err)
-			}
-			return o.Print(statusResult(list.Items), func(w io.Writer, wide bool) error {
-				if len(list.Items) == 0 {
+			return o.Print(statusResult(items), func(w io.Writer, wide bool) error {
+				if len(items) == 0 {
 					if _, err := fmt.Fprintln(w, noWorkloads(ns)); err != nil {
 						return fmt.Errorf("writing the table: %w", err)
 					}
 					return nil
 				}
 				if wide {
-					return report.WideTable(w, list.Items)
+					return report.WideTable(w, items)
 				}
-				return report.Table(w, list.Items)
+				return report.Table(w, items)
 			})
 		},
 	}
