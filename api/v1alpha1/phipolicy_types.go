@@ -168,7 +168,7 @@ type BackupPolicy struct {
 	// shorter one is refused at admission. Default 2160h (90 days).
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="backup.minimumTTL must be a duration such as \"2160h\" (units h, m, s)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]+)?(ns|us|ms|s|m|h)){1,3}$')",message="backup.minimumTTL must be a duration such as \"2160h\" (units h, m, s; at most three parts of at most 99999 each)"
 	MinimumTTL *metav1.Duration `json:"minimumTTL,omitempty"`
 }
 
@@ -189,7 +189,7 @@ type DecisionPolicy struct {
 	// (one year).
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="decisions.maxLifetime must be a duration such as \"8760h\" (units h, m, s)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]+)?(ns|us|ms|s|m|h)){1,3}$')",message="decisions.maxLifetime must be a duration such as \"8760h\" (units h, m, s; at most three parts of at most 99999 each)"
 	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
 }
 

@@ -256,14 +256,14 @@ type BackupSpec struct {
 	// Built-in default: 52560h (six years).
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="backup.ttl must be a duration such as \"52560h\" or \"720h30m\" (units h, m, s)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]+)?(ns|us|ms|s|m|h)){1,3}$')",message="backup.ttl must be a duration such as \"52560h\" or \"720h30m\" (units h, m, s; at most three parts of at most 99999 each)"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 
 	// rpo (recovery point objective) is the greatest age the last successful
 	// backup may have before the safeguard fails. Built-in default: 25h.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="backup.rpo must be a duration such as \"25h\" or \"90m\" (units h, m, s)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]+)?(ns|us|ms|s|m|h)){1,3}$')",message="backup.rpo must be a duration such as \"25h\" or \"90m\" (units h, m, s; at most three parts of at most 99999 each)"
 	RPO *metav1.Duration `json:"rpo,omitempty"`
 
 	// storageLocation is the Velero BackupStorageLocation to write to.
