@@ -262,7 +262,7 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 		}
 		events = removed
 		// Judged without phiguard's own, which were just deleted.
-		others := slices.DeleteFunc(slices.Clone(velero.Schedules), func(sc velerov1.Schedule) bool { return ownSchedule(&sc, s.Workload) })
+		others := slices.DeleteFunc(slices.Clone(velero.Schedules), func(sc velerov1.Schedule) bool { return Keeps(&sc, s.Workload) })
 		if sched = coveringSchedule(s.Workload, others); sched == nil {
 			return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonScheduleMissing, Events: events,
 				Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
@@ -389,21 +389,13 @@ func DesiredSchedule(w *phiguardv1alpha1.PHIWorkload, spec *phiguardv1alpha1.Bac
 	}
 }
 
-// ownSchedule says whether a Schedule is the one phiguard keeps for w.
-func ownSchedule(sc *velerov1.Schedule, w *phiguardv1alpha1.PHIWorkload) bool {
-	want := ScheduleLabels(w)
-	return sc.Labels[phiguardv1alpha1.WorkloadLabel] == want[phiguardv1alpha1.WorkloadLabel] &&
-		sc.Labels[workloadNamespaceLabel] == want[workloadNamespaceLabel] &&
-		sc.Labels[phiguardv1alpha1.ManagedByLabel] == phiguardv1alpha1.ManagedByValue
-}
-
 // removeSchedules deletes phiguard's Schedules for the workload. Their
 // backups are left alone.
 func removeSchedules(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload, schedules []velerov1.Schedule) ([]Event, error) {
 	var events []Event
 	for i := range schedules {
 		sc := &schedules[i]
-		if !ownSchedule(sc, w) {
+		if !Keeps(sc, w) {
 			continue
 		}
 		if err := c.Delete(ctx, sc, client.Preconditions{UID: &sc.UID}); err != nil && !apierrors.IsNotFound(err) {

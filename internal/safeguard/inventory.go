@@ -87,7 +87,7 @@ func WorkloadBackup(w *phiguardv1alpha1.PHIWorkload, v *Velero) (sched *velerov1
 	case v.NamespaceMissing:
 		return nil, nil, "Velero's CRDs are installed but its namespace does not exist"
 	}
-	if i := slices.IndexFunc(v.Schedules, func(sc velerov1.Schedule) bool { return ownSchedule(&sc, w) }); i >= 0 {
+	if i := slices.IndexFunc(v.Schedules, func(sc velerov1.Schedule) bool { return Keeps(&sc, w) }); i >= 0 {
 		sched = &v.Schedules[i]
 	} else if sched = coveringSchedule(w, v.Schedules); sched == nil {
 		return nil, nil, "no Velero Schedule backs up namespace " + w.Namespace + " with the workload's pods"

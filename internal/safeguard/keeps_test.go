@@ -33,6 +33,8 @@ func TestKeeps(t *testing.T) {
 		{"another namespace, a workload of its name elsewhere", obj("velero", ScheduleLabels(&phiguardv1alpha1.PHIWorkload{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "billing", Name: "records"}})), false},
 		{"another namespace, without its namespace", obj("velero", ownedLabels(w)), false},
+		{"its namespace, labelled with its namespace and not controlled (a Schedule where Velero runs in the workload's namespace)",
+			obj("clinic", ScheduleLabels(w)), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Keeps(tc.obj, w); got != tc.want {
