@@ -170,6 +170,27 @@ type BackupPolicy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]+)?(ns|us|ms|s|m|h)){1,3}$')",message="backup.minimumTTL must be a duration such as \"2160h\" (units h, m, s; at most three parts of at most 99999 each)"
 	MinimumTTL *metav1.Duration `json:"minimumTTL,omitempty"`
+
+	// locationCredentials names a Secret in phiguard's own namespace holding
+	// read-only credentials for the S3 bucket of Velero's
+	// BackupStorageLocations (keys accessKeyID and secretAccessKey; optional
+	// sessionToken). With them phiguard reads each bucket's versioning and
+	// Object Lock configuration (s3:GetBucketVersioning,
+	// s3:GetBucketObjectLockConfiguration) and fails BackupScheduled with
+	// StorageLocationMutable when a backup could be deleted or overwritten
+	// before its ttl. Without them immutability is not checked, and the
+	// condition's message says so.
+	// +optional
+	LocationCredentials *SecretName `json:"locationCredentials,omitempty"`
+}
+
+// SecretName names a Secret in phiguard's own namespace.
+type SecretName struct {
+	// name is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
 }
 
 // DefaultMaxDecisionLifetime is how far ahead a decision may expire when the

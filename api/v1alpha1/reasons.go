@@ -162,12 +162,25 @@ const (
 	// the location's provider encrypts at rest.
 	ReasonStorageEncryptionUnknown = "StorageEncryptionUnknown"
 
+	// ReasonStorageLocationMutable (False): the location's bucket lets a
+	// backup be deleted or overwritten before its ttl (no versioning, no
+	// Object Lock in compliance mode, or a retention shorter than the ttl).
+	ReasonStorageLocationMutable = "StorageLocationMutable"
+	// ReasonRestoreVerified (True): the backup is fresh and the latest restore
+	// drill brought the workload's objects back.
+	ReasonRestoreVerified = "RestoreVerified"
+	// ReasonRestoreFailed (False): the latest restore drill failed, did not
+	// finish in time, or left objects missing.
+	ReasonRestoreFailed = "RestoreFailed"
+
 	// ReasonScheduleCreated (Normal Event): the Schedule was created.
 	ReasonScheduleCreated = "ScheduleCreated"
 	// ReasonScheduleUpdated (Normal Event): the Schedule was changed to follow the spec.
 	ReasonScheduleUpdated = "ScheduleUpdated"
 	// ReasonScheduleRemoved (Normal Event): the Schedule was deleted; its backups stay.
 	ReasonScheduleRemoved = "ScheduleRemoved"
+	// ReasonRestoreDrillStarted (Normal Event): a restore drill began.
+	ReasonRestoreDrillStarted = "RestoreDrillStarted"
 )
 
 // Reasons of the AuditLogging condition and its Events.

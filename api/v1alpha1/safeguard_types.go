@@ -278,6 +278,20 @@ type BackupSpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	VeleroNamespace string `json:"veleroNamespace,omitempty"`
 
+	// restoreTest is when phiguard proves that the backups can be brought
+	// back (§164.308(a)(7)(ii)(B), disaster recovery; (D), testing and
+	// revision): a restore drill restores the latest Completed backup into a
+	// scratch namespace (phiguard-drill-<hash>), checks that the workload's
+	// Deployments, StatefulSets, Services, ConfigMaps and claims came back,
+	// records the result and deletes the scratch namespace. A cron expression
+	// or descriptor, as schedule; the first drill runs as soon as a backup has
+	// completed. Empty (the built-in default) runs no drills; a PHIPolicy can
+	// set it for every workload in defaults.backup.restoreTest.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|@every [0-9]+(ns|us|ms|s|m|h)([0-9]+(ns|us|ms|s|m|h))*|[0-9A-Za-z*/,?-]+( +[0-9A-Za-z*/,?-]+){4})$')",message="backup.restoreTest must be a five-field cron expression such as \"0 3 * * 0\" or a descriptor such as \"@weekly\" or \"@every 24h\""
+	RestoreTest string `json:"restoreTest,omitempty"`
+
 	// volumes says how volume data is backed up: Snapshot (the storage
 	// provider's snapshots) or FileSystem (Velero's file-system backup, for
 	// storage without snapshots). Built-in default: Snapshot.

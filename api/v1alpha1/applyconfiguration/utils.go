@@ -82,6 +82,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.SafeguardSettingsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SafeguardStatus"):
 		return &apiv1alpha1.SafeguardStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SecretName"):
+		return &apiv1alpha1.SecretNameApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("StoragePolicy"):
 		return &apiv1alpha1.StoragePolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("TransmissionSecuritySpec"):

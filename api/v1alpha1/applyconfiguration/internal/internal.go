@@ -165,6 +165,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: acceptProviderDefaultEncryption
       type:
         scalar: boolean
+    - name: locationCredentials
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.SecretName
     - name: minimumTTL
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
@@ -174,6 +177,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: mode
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.Mode
+    - name: restoreTest
+      type:
+        scalar: string
     - name: rpo
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
@@ -575,6 +581,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: status
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.ConditionStatus
+- name: com.github.phiguard.phiguard.api.v1alpha1.SecretName
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
 - name: com.github.phiguard.phiguard.api.v1alpha1.SettingSource
   scalar: string
 - name: com.github.phiguard.phiguard.api.v1alpha1.Specification

@@ -27,6 +27,16 @@ type BackupPolicyApplyConfiguration struct {
 	// minimumTTL is the shortest backup.ttl a PHIWorkload may ask for; a
 	// shorter one is refused at admission. Default 2160h (90 days).
 	MinimumTTL *v1.Duration `json:"minimumTTL,omitempty"`
+	// locationCredentials names a Secret in phiguard's own namespace holding
+	// read-only credentials for the S3 bucket of Velero's
+	// BackupStorageLocations (keys accessKeyID and secretAccessKey; optional
+	// sessionToken). With them phiguard reads each bucket's versioning and
+	// Object Lock configuration (s3:GetBucketVersioning,
+	// s3:GetBucketObjectLockConfiguration) and fails BackupScheduled with
+	// StorageLocationMutable when a backup could be deleted or overwritten
+	// before its ttl. Without them immutability is not checked, and the
+	// condition's message says so.
+	LocationCredentials *SecretNameApplyConfiguration `json:"locationCredentials,omitempty"`
 }
 
 // BackupPolicyApplyConfiguration constructs a declarative configuration of the BackupPolicy type for use with
@@ -48,5 +58,13 @@ func (b *BackupPolicyApplyConfiguration) WithAcceptProviderDefaultEncryption(val
 // If called multiple times, the MinimumTTL field is set to the value of the last call.
 func (b *BackupPolicyApplyConfiguration) WithMinimumTTL(value v1.Duration) *BackupPolicyApplyConfiguration {
 	b.MinimumTTL = &value
+	return b
+}
+
+// WithLocationCredentials sets the LocationCredentials field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LocationCredentials field is set to the value of the last call.
+func (b *BackupPolicyApplyConfiguration) WithLocationCredentials(value *SecretNameApplyConfiguration) *BackupPolicyApplyConfiguration {
+	b.LocationCredentials = value
 	return b
 }

@@ -37,6 +37,16 @@ type BackupSpecApplyConfiguration struct {
 	// veleroNamespace is the namespace Velero runs in and reads Schedules from.
 	// Built-in default: velero.
 	VeleroNamespace *string `json:"veleroNamespace,omitempty"`
+	// restoreTest is when phiguard proves that the backups can be brought
+	// back (§164.308(a)(7)(ii)(B), disaster recovery; (D), testing and
+	// revision): a restore drill restores the latest Completed backup into a
+	// scratch namespace (phiguard-drill-<hash>), checks that the workload's
+	// Deployments, StatefulSets, Services, ConfigMaps and claims came back,
+	// records the result and deletes the scratch namespace. A cron expression
+	// or descriptor, as schedule; the first drill runs as soon as a backup has
+	// completed. Empty (the built-in default) runs no drills; a PHIPolicy can
+	// set it for every workload in defaults.backup.restoreTest.
+	RestoreTest *string `json:"restoreTest,omitempty"`
 	// volumes says how volume data is backed up: Snapshot (the storage
 	// provider's snapshots) or FileSystem (Velero's file-system backup, for
 	// storage without snapshots). Built-in default: Snapshot.
@@ -94,6 +104,14 @@ func (b *BackupSpecApplyConfiguration) WithStorageLocation(value string) *Backup
 // If called multiple times, the VeleroNamespace field is set to the value of the last call.
 func (b *BackupSpecApplyConfiguration) WithVeleroNamespace(value string) *BackupSpecApplyConfiguration {
 	b.VeleroNamespace = &value
+	return b
+}
+
+// WithRestoreTest sets the RestoreTest field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RestoreTest field is set to the value of the last call.
+func (b *BackupSpecApplyConfiguration) WithRestoreTest(value string) *BackupSpecApplyConfiguration {
+	b.RestoreTest = &value
 	return b
 }
 
