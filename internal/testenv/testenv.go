@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -93,22 +94,28 @@ func NewWithWebhooks() (*envtest.Environment, error) {
 	return env, nil
 }
 
-// VeleroCRDs returns the paths of Velero's own CRD manifests for the kinds
-// phiguard uses, from the Velero module in the module cache (the version
-// go.mod requires), for envtest to install.
+// VeleroCRDs returns the paths of Velero's own CRD manifests (every
+// velero.io kind: the Velero server on the local cluster needs them all, and
+// phiguard reads Schedules, Backups, BackupStorageLocations and Restores),
+// from the Velero module in the module cache (the version go.mod requires),
+// for envtest to install.
 func VeleroCRDs() ([]string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/vmware-tanzu/velero").Output()
+	dir, err := moduleDir("github.com/vmware-tanzu/velero")
 	if err != nil {
-		return nil, fmt.Errorf("locating the Velero module (go list -m): %w", err)
+		return nil, err
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "v1", "bases")
 	var paths []string
-	for _, kind := range []string{"schedules", "backups", "backupstoragelocations"} {
-		p := filepath.Join(dir, "velero.io_"+kind+".yaml")
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("a CRD manifest of the Velero module is missing: %w", err)
+	for _, version := range []string{"v1", "v2alpha1"} {
+		found, err := filepath.Glob(filepath.Join(dir, "config", "crd", version, "bases", "velero.io_*.yaml"))
+		if err != nil {
+			return nil, fmt.Errorf("listing Velero's CRD manifests: %w", err)
 		}
-		paths = append(paths, p)
+		paths = append(paths, found...)
+	}
+	for _, kind := range []string{"schedules", "backups", "backupstoragelocations", "restores"} {
+		if !slices.Contains(paths, filepath.Join(dir, "config", "crd", "v1", "bases", "velero.io_"+kind+".yaml")) {
+			return nil, fmt.Errorf("the Velero module at %s has no CRD manifest for %s", dir, kind)
+		}
 	}
 	return paths, nil
 }
