@@ -141,6 +141,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The same safeguards, now with the manager's uncached reader, which
+	// exists only once the manager does (restore drills read through it).
+	registry = safeguard.New(safeguard.Options{BackupMetrics: backupMetrics, APIReader: mgr.GetAPIReader()})
 	if f.enableWebhooks && f.webhookCertSource == certSourceRotate {
 		if _, err := certs.Rotate(mgr, certs.Options{
 			Namespace: f.namespace, Secret: f.webhookSecret, Service: f.webhookService, CertDir: f.webhookCertDir,

@@ -166,6 +166,17 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 			"%s is labelled %s=true, but namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): its pods are not covered",
 			desc, phiguardv1alpha1.EPHILabel, key.Namespace, phiguardv1alpha1.DefaultPolicyName)}, nil
 	}
+	// A restore drill's scratch namespace holds restored copies of another
+	// namespace's objects, labels included: they are checked and deleted
+	// with the namespace, never covered.
+	var ns corev1.Namespace
+	if err := r.Get(ctx, types.NamespacedName{Name: key.Namespace}, &ns); client.IgnoreNotFound(err) != nil {
+		return verdict{}, fmt.Errorf("reading namespace %s: %w", key.Namespace, err)
+	} else if err == nil && safeguard.IsDrillNamespace(&ns) {
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, message: fmt.Sprintf(
+			"%s is labelled %s=true, but namespace %s is the scratch namespace of a restore drill of PHIWorkload %s: what is restored there is not covered, and goes with the namespace when the drill ends",
+			desc, phiguardv1alpha1.EPHILabel, key.Namespace, safeguard.DrillOf(&ns))}, nil
+	}
 	target, ok, why := r.Source.target(obj)
 	if !ok {
 		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, warning: true,

@@ -45,17 +45,26 @@ type Velero struct {
 
 // BackupMetrics are the backup safeguard's Prometheus metrics.
 type BackupMetrics struct {
-	lastSuccess *prometheus.GaugeVec
+	lastSuccess         *prometheus.GaugeVec
+	lastRestoreVerified *prometheus.GaugeVec
 }
 
 // NewBackupMetrics creates and registers the metrics.
 func NewBackupMetrics(reg prometheus.Registerer) (*BackupMetrics, error) {
-	m := &BackupMetrics{lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "phiguard_backup_last_success_timestamp_seconds",
-		Help: "Completion time of the last successful Velero backup of a PHIWorkload, in Unix seconds.",
-	}, []string{"namespace", "workload"})}
-	if err := reg.Register(m.lastSuccess); err != nil {
-		return nil, fmt.Errorf("registering backup metrics: %w", err)
+	m := &BackupMetrics{
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "phiguard_backup_last_success_timestamp_seconds",
+			Help: "Completion time of the last successful Velero backup of a PHIWorkload, in Unix seconds.",
+		}, []string{"namespace", "workload"}),
+		lastRestoreVerified: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "phiguard_backup_last_restore_verified_timestamp_seconds",
+			Help: "End of the last restore drill of a PHIWorkload whose restored objects were all verified, in Unix seconds.",
+		}, []string{"namespace", "workload"}),
+	}
+	for _, c := range []prometheus.Collector{m.lastSuccess, m.lastRestoreVerified} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering backup metrics: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -66,9 +75,16 @@ func (m *BackupMetrics) set(w *phiguardv1alpha1.PHIWorkload, t time.Time) {
 	}
 }
 
+func (m *BackupMetrics) setRestoreVerified(w *phiguardv1alpha1.PHIWorkload, t time.Time) {
+	if m != nil {
+		m.lastRestoreVerified.WithLabelValues(w.Namespace, w.Name).Set(float64(t.Unix()))
+	}
+}
+
 func (m *BackupMetrics) forget(w *phiguardv1alpha1.PHIWorkload) {
 	if m != nil {
 		m.lastSuccess.DeleteLabelValues(w.Namespace, w.Name)
+		m.lastRestoreVerified.DeleteLabelValues(w.Namespace, w.Name)
 	}
 }
 
@@ -80,9 +96,16 @@ func (m *BackupMetrics) forget(w *phiguardv1alpha1.PHIWorkload) {
 // by Finalize. It never sets useOwnerReferencesInBackup, with which garbage
 // collection would take backups with their schedule: nothing phiguard does
 // deletes a backup.
+//
+// With backup.restoreTest set it also runs restore drills (backup_drill.go).
 type BackupScheduling struct {
-	// Metrics, when set, exports the time of the last successful backup.
+	// Metrics, when set, exports the time of the last successful backup and
+	// of the last verified restore drill.
 	Metrics *BackupMetrics
+	// APIReader reads what a restore drill checks, uncached (the manager's
+	// APIReader): the workload's ConfigMaps, among others, are not in the
+	// cache. Nil: the scope's Client reads them.
+	APIReader client.Reader
 }
 
 // What BackupScheduling reads, writes and watches. Schedules are written in
@@ -130,15 +153,20 @@ func (BackupScheduling) ValidateSpec(settings *phiguardv1alpha1.SafeguardSetting
 	if spec == nil {
 		return nil, nil
 	}
-	if spec.Schedule != "" {
-		sched, err := cron.ParseStandard(spec.Schedule)
+	for _, c := range []struct{ field, value, example string }{
+		{"schedule", spec.Schedule, "0 2 * * *"}, {"restoreTest", spec.RestoreTest, "0 3 * * 0"},
+	} {
+		if c.value == "" {
+			continue
+		}
+		sched, err := cron.ParseStandard(c.value)
 		if err != nil {
-			return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q is not a valid cron schedule: %v", spec.Schedule, err)
+			return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.%s %q is not a valid cron schedule: %v", c.field, c.value, err)
 		}
 		// The parser finds no run within five years of a time given (a
 		// February 29th within four): from 1970, none means never.
 		if sched.Next(time.Unix(0, 0).UTC()).IsZero() {
-			return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.schedule %q never runs: no date matches all its fields; give one that does, such as \"0 2 * * *\"", spec.Schedule)
+			return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.%s %q never runs: no date matches all its fields; give one that does, such as %q", c.field, c.value, c.example)
 		}
 	}
 	for _, d := range []struct {
@@ -153,7 +181,7 @@ func (BackupScheduling) ValidateSpec(settings *phiguardv1alpha1.SafeguardSetting
 }
 
 // Inputs implements Reader.
-func (BackupScheduling) Inputs() []Input { return []Input{VeleroObjects} }
+func (BackupScheduling) Inputs() []Input { return []Input{VeleroObjects, DrillObjects} }
 
 // Watches implements Watcher: Velero's objects, once its API is served.
 func (BackupScheduling) Watches() []Watch {
@@ -163,12 +191,18 @@ func (BackupScheduling) Watches() []Watch {
 				return workloadOfSchedule(obj)
 			}},
 		{Object: &velerov1.Backup{}, API: optionalapi.Velero, Map: workloadsForBackup},
+		// Restore drills, labelled for their workload as the Schedule is.
+		{Object: &velerov1.Restore{}, API: optionalapi.Velero,
+			Map: func(_ context.Context, _ Workloads, obj client.Object) []reconcile.Request {
+				return workloadOfSchedule(obj)
+			}},
 		{Object: &velerov1.BackupStorageLocation{}, API: optionalapi.Velero,
 			Map: func(ctx context.Context, w Workloads, _ client.Object) []reconcile.Request { return w.In(ctx, "") }},
 	}
 }
 
-// workloadOfSchedule maps one of phiguard's Schedules to its workload by labels.
+// workloadOfSchedule maps one of phiguard's Schedules (or drill Restores) to
+// its workload by labels.
 func workloadOfSchedule(s client.Object) []reconcile.Request {
 	ns, name := s.GetLabels()[workloadNamespaceLabel], s.GetLabels()[phiguardv1alpha1.WorkloadLabel]
 	if ns == "" || name == "" {
@@ -263,13 +297,22 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 		events = removed
 		// Judged without phiguard's own, which were just deleted.
 		others := slices.DeleteFunc(slices.Clone(velero.Schedules), func(sc velerov1.Schedule) bool { return Keeps(&sc, s.Workload) })
-		if sched = coveringSchedule(s.Workload, others); sched == nil {
-			return Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonScheduleMissing, Events: events,
-				Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
-					spec.VeleroNamespace, s.Workload.Namespace)}
-		}
+		sched = coveringSchedule(s.Workload, others)
 	}
-	r := b.judge(s, velero, sched)
+	drills, drillEvents, err := b.drills(ctx, s, velero, sched)
+	events = append(events, drillEvents...)
+	if err != nil {
+		return Result{Err: err, Events: events}
+	}
+	var r Result
+	if sched == nil {
+		r = Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonScheduleMissing,
+			Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
+				spec.VeleroNamespace, s.Workload.Namespace)}
+	} else {
+		r = b.judge(s, velero, sched)
+	}
+	r = b.judgeDrills(s, drills, r)
 	r.Events = append(events, r.Events...)
 	return r
 }
@@ -409,10 +452,14 @@ func removeSchedules(ctx context.Context, c client.Client, w *phiguardv1alpha1.P
 }
 
 // Finalize deletes phiguard's Schedules for a workload that is going away,
-// wherever they are, and forgets its metrics. Backups stay. With Velero not
-// installed there is nothing to delete.
+// wherever they are, and its restore drill's scratch namespace, and forgets
+// its metrics. Backups and drill Restores stay. With Velero not installed
+// there is no Schedule to delete.
 func (b BackupScheduling) Finalize(ctx context.Context, c client.Client, w *phiguardv1alpha1.PHIWorkload) ([]Event, error) {
 	b.Metrics.forget(w)
+	if _, err := deleteDrillNamespace(ctx, c, b.reader(c), w); err != nil {
+		return nil, err
+	}
 	var list velerov1.ScheduleList
 	err := c.List(ctx, &list, client.MatchingLabels{phiguardv1alpha1.WorkloadLabel: w.Name, workloadNamespaceLabel: w.Namespace})
 	if meta.IsNoMatchError(err) {

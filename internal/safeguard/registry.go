@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/optionalapi"
@@ -20,6 +21,9 @@ type Registry []Safeguard
 type Options struct {
 	// BackupMetrics, when set, exports the time of each workload's last backup.
 	BackupMetrics *BackupMetrics
+	// APIReader reads, uncached, what a restore drill checks (the manager's
+	// APIReader); see BackupScheduling.APIReader.
+	APIReader client.Reader
 }
 
 // New returns every safeguard phiguard has, in evaluation order: one line
@@ -28,7 +32,7 @@ func New(opts Options) Registry {
 	return Registry{
 		NetworkIsolation{},
 		EncryptionAtRest{},
-		BackupScheduling{Metrics: opts.BackupMetrics},
+		BackupScheduling{Metrics: opts.BackupMetrics, APIReader: opts.APIReader},
 		AuditLogging{},
 		TransmissionSecurity{},
 		AccessControl{},

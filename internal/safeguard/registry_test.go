@@ -46,12 +46,12 @@ func TestRegistryListsEverySafeguardWithItsRuleInOrder(t *testing.T) {
 func TestRegistryCollectsInputsWatchesAPIsAndFinalizersOnce(t *testing.T) {
 	g := NewWithT(t)
 	reg := New(Options{})
-	g.Expect(reg.Inputs()).To(Equal([]Input{NetworkPolicies, Claims, StorageClasses, VeleroObjects,
+	g.Expect(reg.Inputs()).To(Equal([]Input{NetworkPolicies, Claims, StorageClasses, VeleroObjects, DrillObjects,
 		Ingresses, Services, WorkloadNamespace, GatewayRoutes, PeerAuthentications,
 		ServiceAccounts, NamespacePods, ClusterRoles, ClusterRoleBindings, NamespacedRBAC,
 		ReplicaSets, Deployments, StatefulSets, Autoscalers, DisruptionBudgets}))
 	g.Expect(reg.APIs()).To(Equal([]*optionalapi.API{optionalapi.Velero, optionalapi.GatewayAPI, optionalapi.Istio}))
-	g.Expect(reg.Watches()).To(HaveLen(25)) // NetworkPolicy; claim, class; Schedule, Backup, location; Ingress, Service, Namespace, HTTPRoute, GRPCRoute, Gateway, PeerAuthentication; ServiceAccount, pod, RoleBinding, Role, ClusterRole, ClusterRoleBinding; Deployment, StatefulSet, ReplicaSet, autoscaler, budget, pod scheduled
+	g.Expect(reg.Watches()).To(HaveLen(26)) // NetworkPolicy; claim, class; Schedule, Backup, location, Restore; Ingress, Service, Namespace, HTTPRoute, GRPCRoute, Gateway, PeerAuthentication; ServiceAccount, pod, RoleBinding, Role, ClusterRole, ClusterRoleBinding; Deployment, StatefulSet, ReplicaSet, autoscaler, budget, pod scheduled
 	g.Expect(reg.Finalizers()).To(HaveLen(1))
 	g.Expect(reg.Finalizers()[0]).To(BeAssignableToTypeOf(BackupScheduling{}))
 
