@@ -112,6 +112,14 @@ cluster-tools: controlplane ## Also build kube-scheduler, kwok/kwokctl and kubec
 	hack/build-kwok.sh
 	hack/build-kubectl.sh
 
+.PHONY: objectstore
+objectstore: ## Build versitygw, the S3-compatible object store, into bin/backup (cached), for the tests of the immutability check.
+	hack/build-backup.sh versitygw
+
+.PHONY: backup-tools
+backup-tools: ## Build the Velero server, velero-plugin-for-aws and versitygw into bin/backup (cached), for real backups on the local cluster.
+	hack/build-backup.sh velero velero-plugin-for-aws versitygw
+
 .PHONY: promtool
 promtool: ## Build promtool from the Prometheus module into bin/ (cached), for the alert rule tests (test/alerts).
 	hack/build-promtool.sh
@@ -146,7 +154,7 @@ plugin-dist: ## Build the plugin's krew archives and manifest into bin/dist, for
 ##@ Run
 
 .PHONY: test
-test: controlplane promtool ## Run every test: unit tests, the envtest suites on the real control plane, promtool's alert rule tests, the dashboard's.
+test: controlplane promtool objectstore ## Run every test: unit tests, the envtest suites on the real control plane, promtool's alert rule tests, the dashboard's.
 	go test ./... -coverprofile $(BIN)/cover.out
 
 .PHONY: scale
@@ -176,11 +184,11 @@ cluster-down: ## Stop the local cluster and delete its data.
 	go run ./hack/cluster down
 
 .PHONY: e2e
-e2e: cluster-tools build plugin $(BIN)/helm ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
+e2e: cluster-tools backup-tools build plugin $(BIN)/helm ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
 	go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v 2>&1 | grep -v -E '^\s*$$'
 
 .PHONY: demo
-demo: cluster-tools build ## Start the full local cluster, the manager and the samples; print the live compliance table.
+demo: cluster-tools backup-tools build ## Start the full local cluster, the manager and the samples; print the live compliance table.
 	@# A built binary, not go run: go run reports Ctrl-C as a failure even when the demo stops cleanly.
 	go build -o $(BIN)/demo/demo ./hack/demo
 	$(BIN)/demo/demo -manager $(BIN)/manager

@@ -10,8 +10,11 @@ import (
 	"os"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -22,6 +25,7 @@ import (
 	"github.com/phiguard/phiguard/internal/certs"
 	"github.com/phiguard/phiguard/internal/controller"
 	"github.com/phiguard/phiguard/internal/metrics"
+	"github.com/phiguard/phiguard/internal/objectlock"
 	"github.com/phiguard/phiguard/internal/policyreport"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	phischeme "github.com/phiguard/phiguard/internal/scheme"
@@ -132,18 +136,22 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	registry := safeguard.New(safeguard.Options{BackupMetrics: backupMetrics})
 	compliance, err := metrics.NewCompliance(crmetrics.Registry)
 	if err != nil {
 		return err
 	}
-	mgr, err := newManager(ctx, f, registry)
+	mgr, err := newManager(ctx, f)
 	if err != nil {
 		return err
 	}
-	// The same safeguards, now with the manager's uncached reader, which
-	// exists only once the manager does (restore drills read through it).
-	registry = safeguard.New(safeguard.Options{BackupMetrics: backupMetrics, APIReader: mgr.GetAPIReader()})
+	registry := safeguard.New(safeguard.Options{
+		BackupMetrics: backupMetrics,
+		// Restore drills read what they check uncached.
+		APIReader: mgr.GetAPIReader(),
+		// A bucket's immutability is judged at most every ten minutes.
+		Locations: objectlock.NewChecker(clock.RealClock{}, 10*time.Minute),
+		Namespace: f.namespace,
+	})
 	if f.enableWebhooks && f.webhookCertSource == certSourceRotate {
 		if _, err := certs.Rotate(mgr, certs.Options{
 			Namespace: f.namespace, Secret: f.webhookSecret, Service: f.webhookService, CertDir: f.webhookCertDir,
@@ -179,12 +187,13 @@ const gracefulShutdown = 20 * time.Second
 
 // newManager creates the manager: metrics over authenticated HTTPS, leader
 // election in its namespace, and the webhook server with HTTP/2 off.
-func newManager(ctx context.Context, f *flags, registry safeguard.Registry) (ctrl.Manager, error) {
+func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
 	scheme, err := phischeme.New()
 	if err != nil {
 		return nil, err
 	}
-	if err := registry.AddToScheme(scheme); err != nil {
+	// The kinds every safeguard reads, whatever its options.
+	if err := safeguard.New(safeguard.Options{}).AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	// HTTP/2 is off: it is exposed to the HTTP/2 rapid reset and stream
@@ -225,6 +234,12 @@ func newManager(ctx context.Context, f *flags, registry safeguard.Registry) (ctr
 		LeaderElectionReleaseOnCancel: true, // the process exits right after the manager stops
 		GracefulShutdownTimeout:       &shutdown,
 		WebhookServer:                 webhookServer,
+		// Secrets are read in phiguard's own namespace only (the webhook
+		// certificate, PHIPolicy backup.locationCredentials): its RBAC
+		// allows no more.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{f.namespace: {}}},
+		}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -248,6 +248,15 @@ func (p *PHIPolicy) DecisionApprovers() *Approvers {
 	return p.Spec.Decisions.Approvers
 }
 
+// LocationCredentials is the policy's backup.locationCredentials; nil
+// without a policy or without them.
+func (p *PHIPolicy) LocationCredentials() *SecretName {
+	if p == nil || p.Spec.Backup == nil {
+		return nil
+	}
+	return p.Spec.Backup.LocationCredentials
+}
+
 // MinimumBackupTTL is the policy's backup.minimumTTL, or the default.
 func (p *PHIPolicy) MinimumBackupTTL() time.Duration {
 	if p != nil && p.Spec.Backup != nil && p.Spec.Backup.MinimumTTL != nil {

@@ -166,6 +166,11 @@ const (
 	// backup be deleted or overwritten before its ttl (no versioning, no
 	// Object Lock in compliance mode, or a retention shorter than the ttl).
 	ReasonStorageLocationMutable = "StorageLocationMutable"
+	// ReasonStorageImmutabilityUnknown (Unknown): PHIPolicy
+	// backup.locationCredentials asks phiguard to check the location's
+	// bucket, and it cannot: the Secret is missing or unreadable, or the
+	// bucket cannot be read with it.
+	ReasonStorageImmutabilityUnknown = "StorageImmutabilityUnknown"
 	// ReasonRestoreVerified (True): the backup is fresh and the latest restore
 	// drill brought the workload's objects back.
 	ReasonRestoreVerified = "RestoreVerified"

@@ -6,7 +6,7 @@
 // config/samples and shows the compliance table until every sample
 // PHIWorkload has settled.
 //
-//	go run ./hack/demo [-manager bin/manager] [-timeout 60s] [-refresh 2s]
+//	go run ./hack/demo [-manager bin/manager] [-timeout 120s] [-refresh 2s]
 //
 // With DEMO_EXIT=1 it stops once the samples have settled; otherwise it keeps
 // refreshing the table until interrupted (Ctrl-C or SIGTERM). Either way it
@@ -87,7 +87,7 @@ func parseOptions(args []string) (options, error) {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	fs.StringVar(&opts.manager, "manager", filepath.Join(root, "bin", "manager"),
 		"Manager binary to run (build it with `go build -o bin/manager ./cmd`).")
-	fs.DurationVar(&opts.timeout, "timeout", 60*time.Second,
+	fs.DurationVar(&opts.timeout, "timeout", 120*time.Second,
 		"How long the samples may take to settle before the demo fails.")
 	fs.DurationVar(&opts.refresh, "refresh", 2*time.Second, "How often the compliance table is redrawn.")
 	_ = fs.Parse(args) // ExitOnError: a bad flag exits with the usage
@@ -125,6 +125,11 @@ func run(opts options) (err error) {
 		return fmt.Errorf("starting the local cluster (its log: %s): %w", out.rel(p.clusterLog), err)
 	}
 	fmt.Printf("  up in %s, two simulated Nodes; phiguard's and Velero's CRDs installed\n", time.Since(start).Round(100*time.Millisecond))
+	backups, err := startBackups(ctx, cluster, opts.root)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopBackups(backups)) }()
 	wh, err := localcluster.InstallWebhooks(cluster.Config, opts.root)
 	if err != nil {
 		return err
@@ -153,9 +158,7 @@ func run(opts options) (err error) {
 	if err != nil {
 		return err
 	}
-	// Two workloads in clinic: patient-records, and svc-intake, which
-	// phiguard generates for the labelled intake Service.
-	if err := standInForVelero(ctx, c, sampleNamespace, 2, opts.timeout); err != nil {
+	if err := configureBackupPolicy(ctx, c, backups); err != nil {
 		return err
 	}
 	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh,
@@ -165,6 +168,9 @@ func run(opts options) (err error) {
 		return err
 	}
 	if err := showSettled(ctx, c, cluster.Kubeconfig); err != nil {
+		return err
+	}
+	if err := showBackups(ctx, os.Stdout, c, backups, sampleNamespace); err != nil {
 		return err
 	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {
@@ -218,6 +224,14 @@ func stopManager(m *localcluster.Manager) error {
 	fmt.Println("Stopping the manager ...")
 	if err := m.Stop(managerStopTimeout); err != nil {
 		return fmt.Errorf("stopping the manager: %w", err)
+	}
+	return nil
+}
+
+func stopBackups(b *localcluster.Backups) error {
+	fmt.Println("Stopping Velero and the object store ...")
+	if err := b.Stop(managerStopTimeout); err != nil {
+		return fmt.Errorf("stopping Velero and the object store: %w", err)
 	}
 	return nil
 }

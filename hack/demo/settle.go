@@ -58,6 +58,30 @@ func notReady(list []phiguardv1alpha1.PHIWorkload, ready []types.NamespacedName)
 	return out
 }
 
+// notDrilled says, for each of the workloads in ready, whether its backups
+// are not yet proven: the demo's PHIPolicy runs a restore drill as soon as
+// a backup has completed, and BackupScheduled says RestoreVerified once one
+// passed.
+func notDrilled(list []phiguardv1alpha1.PHIWorkload, ready []types.NamespacedName) []string {
+	var out []string
+	for _, key := range ready {
+		for i := range list {
+			w := &list[i]
+			if w.Namespace != key.Namespace || w.Name != key.Name {
+				continue
+			}
+			if c := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.BackupScheduled)); c == nil || c.Reason != phiguardv1alpha1.ReasonRestoreVerified {
+				why := "no BackupScheduled condition"
+				if c != nil {
+					why = c.Reason + ": " + c.Message
+				}
+				out = append(out, fmt.Sprintf("%s: no restore drill verified yet (%s)", key, why))
+			}
+		}
+	}
+	return out
+}
+
 // notSettled says what the workload's status lacks, or "" when it has settled.
 func notSettled(w *phiguardv1alpha1.PHIWorkload) string {
 	var why []string

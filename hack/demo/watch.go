@@ -133,6 +133,7 @@ func (w *watcher) waitSettled(ctx context.Context, timeout time.Duration) ([]phi
 			return nil, err
 		}
 		pending := append(unsettled(list, w.expected), notReady(list, w.ready)...)
+		pending = append(pending, notDrilled(list, w.ready)...)
 		elapsed := time.Since(start).Round(time.Second)
 		title := fmt.Sprintf("phiguard demo: waiting for the PHIWorkloads to settle (%s of %s)", elapsed, timeout)
 		if len(pending) == 0 {

@@ -106,6 +106,11 @@ type BackupScheduling struct {
 	// APIReader): the workload's ConfigMaps, among others, are not in the
 	// cache. Nil: the scope's Client reads them.
 	APIReader client.Reader
+	// Locations, when set, judges whether a location's bucket is immutable,
+	// with the credentials PHIPolicy backup.locationCredentials names.
+	Locations LocationChecker
+	// Namespace is phiguard's own namespace, where that Secret lives.
+	Namespace string
 }
 
 // What BackupScheduling reads, writes and watches. Schedules are written in
@@ -310,7 +315,7 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 			Message: fmt.Sprintf("no Velero Schedule in %s backs up namespace %s with the workload's pods; set backup.mode to Enforce for phiguard to keep one",
 				spec.VeleroNamespace, s.Workload.Namespace)}
 	} else {
-		r = b.judge(s, velero, sched)
+		r = b.judge(ctx, s, velero, sched)
 	}
 	r = b.judgeDrills(s, drills, r)
 	r.Events = append(events, r.Events...)
@@ -318,7 +323,7 @@ func (b BackupScheduling) Reconcile(ctx context.Context, s *Scope) Result {
 }
 
 // judge checks the storage location, then the freshness of the schedule's backups.
-func (b BackupScheduling) judge(s *Scope, velero *Velero, sched *velerov1.Schedule) Result {
+func (b BackupScheduling) judge(ctx context.Context, s *Scope, velero *Velero, sched *velerov1.Schedule) Result {
 	bsl, why := storageLocation(velero.StorageLocations, sched.Spec.Template.StorageLocation)
 	switch {
 	case bsl == nil:
@@ -333,17 +338,9 @@ func (b BackupScheduling) judge(s *Scope, velero *Velero, sched *velerov1.Schedu
 		b.Metrics.set(s.Workload, last.Status.CompletionTimestamp.Time)
 	}
 	enc := storageEncryption(bsl, s.Policy.AcceptsProviderDefaultEncryption())
-	r.Message += "; storage: " + enc.message
-	// Backups in a store that does not encrypt fail the safeguard whatever
-	// their age; a store phiguard cannot judge keeps a fresh backup from
-	// counting as held.
-	switch {
-	case enc.status == metav1.ConditionFalse && r.Status != metav1.ConditionFalse:
-		r.Status, r.Reason, r.RequeueAfter = metav1.ConditionFalse, enc.reason, 0
-	case enc.status == metav1.ConditionUnknown && r.Status == metav1.ConditionTrue:
-		r.Status, r.Reason = metav1.ConditionUnknown, enc.reason
-	}
-	return r
+	enc.message = "storage: " + enc.message
+	r = enc.overlay(r)
+	return b.immutability(ctx, s, bsl).overlay(r)
 }
 
 // ensureSchedule applies phiguard's Schedule when what is stored differs in a
@@ -593,28 +590,21 @@ func storageLocation(locations []velerov1.BackupStorageLocation, name string) (*
 	return nil, "Velero has no default BackupStorageLocation: mark one default (spec.default: true) or name one in backup.storageLocation"
 }
 
-// encryption is phiguard's verdict on a location's encryption at rest.
-type encryption struct {
-	status  metav1.ConditionStatus
-	reason  string
-	message string
-}
-
 // storageEncryption judges whether the location's provider config declares
 // encryption at rest, for the providers phiguard knows. A location that
 // declares none is encrypted only by the provider's default, which counts
 // when the PHIPolicy accepts it (backup.acceptProviderDefaultEncryption);
 // an unknown provider cannot be judged.
-func storageEncryption(bsl *velerov1.BackupStorageLocation, acceptDefault bool) encryption {
+func storageEncryption(bsl *velerov1.BackupStorageLocation, acceptDefault bool) locationVerdict {
 	cfg := bsl.Spec.Config
-	declared := func(format string, args ...any) encryption {
-		return encryption{status: metav1.ConditionTrue, message: fmt.Sprintf(format, args...)}
+	declared := func(format string, args ...any) locationVerdict {
+		return locationVerdict{status: metav1.ConditionTrue, message: fmt.Sprintf(format, args...)}
 	}
-	providerDefault := func(what, how string) encryption {
+	providerDefault := func(what, how string) locationVerdict {
 		if acceptDefault {
 			return declared("BackupStorageLocation %s declares no encryption and relies on %s, which PHIPolicy backup.acceptProviderDefaultEncryption accepts", bsl.Name, what)
 		}
-		return encryption{status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonStorageLocationUnencrypted,
+		return locationVerdict{status: metav1.ConditionFalse, reason: phiguardv1alpha1.ReasonStorageLocationUnencrypted,
 			message: fmt.Sprintf("BackupStorageLocation %s declares no encryption at rest (%s); %s, or accept the provider's default with PHIPolicy backup.acceptProviderDefaultEncryption", bsl.Name, what, how)}
 	}
 	switch bsl.Spec.Provider {
@@ -634,6 +624,6 @@ func storageEncryption(bsl *velerov1.BackupStorageLocation, acceptDefault bool) 
 	case "azure", "velero.io/azure":
 		return providerDefault("Azure Storage's platform-managed keys", "use a storage account with customer-managed keys")
 	}
-	return encryption{status: metav1.ConditionUnknown, reason: phiguardv1alpha1.ReasonStorageEncryptionUnknown,
+	return locationVerdict{status: metav1.ConditionUnknown, reason: phiguardv1alpha1.ReasonStorageEncryptionUnknown,
 		message: fmt.Sprintf("phiguard cannot tell whether BackupStorageLocation %s (provider %s) encrypts at rest; check it", bsl.Name, bsl.Spec.Provider)}
 }

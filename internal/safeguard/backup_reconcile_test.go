@@ -70,7 +70,12 @@ func newCompletedBackup(t *testing.T, sched string, done time.Time) *velerov1.Ba
 	return b
 }
 
-const storageMessage = "; storage: BackupStorageLocation default encrypts with KMS key alias/phi"
+// storageMessage ends the message of every backup verdict here: the
+// location's encryption, and, with no PHIPolicy backup.locationCredentials,
+// that its immutability was not checked.
+const storageMessage = "; storage: BackupStorageLocation default encrypts with KMS key alias/phi" +
+	"; immutability of BackupStorageLocation default not checked: PHIPolicy default names no backup.locationCredentials" +
+	" (a Secret in phiguard's namespace with read-only S3 credentials: s3:GetBucketVersioning and s3:GetBucketObjectLockConfiguration)"
 
 func TestBackupSchedulingEnforceCreatesTheScheduleAndJudgesItsBackups(t *testing.T) {
 	g := NewWithT(t)

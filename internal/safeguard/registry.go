@@ -24,6 +24,11 @@ type Options struct {
 	// APIReader reads, uncached, what a restore drill checks (the manager's
 	// APIReader); see BackupScheduling.APIReader.
 	APIReader client.Reader
+	// Locations judges whether a backup location's bucket is immutable
+	// (objectlock.Checker); nil leaves immutability unchecked.
+	Locations LocationChecker
+	// Namespace is phiguard's own namespace (the manager's --namespace).
+	Namespace string
 }
 
 // New returns every safeguard phiguard has, in evaluation order: one line
@@ -32,7 +37,7 @@ func New(opts Options) Registry {
 	return Registry{
 		NetworkIsolation{},
 		EncryptionAtRest{},
-		BackupScheduling{Metrics: opts.BackupMetrics, APIReader: opts.APIReader},
+		BackupScheduling{Metrics: opts.BackupMetrics, APIReader: opts.APIReader, Locations: opts.Locations, Namespace: opts.Namespace},
 		AuditLogging{},
 		TransmissionSecurity{},
 		AccessControl{},
