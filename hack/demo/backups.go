@@ -146,3 +146,36 @@ func latestDrill(scheduleLabels map[string]string, restores []velerov1.Restore) 
 	}
 	return slices.MaxFunc(drills, func(a, b *velerov1.Restore) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
 }
+
+// firstBackups waits for phiguard's Schedule of each workload and takes its
+// first backup with the Velero CLI, as an operator would after onboarding:
+// the schedules' own cron runs at night.
+func firstBackups(ctx context.Context, c client.Client, b *localcluster.Backups, workloads []types.NamespacedName, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, key := range workloads {
+		name := safeguard.ScheduleName(&phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
+		for {
+			err := c.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, &velerov1.Schedule{})
+			if err == nil {
+				break
+			}
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("reading Schedule %s: %w", name, err)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("phiguard made no Schedule %s/%s for %s within %s", b.Namespace, name, key, timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for phiguard's Schedules: %w", ctx.Err())
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		backup, err := b.BackupNow(ctx, name)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  velero backup create --from-schedule %s: backup %s submitted\n", name, backup)
+	}
+	return nil
+}

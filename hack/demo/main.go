@@ -161,6 +161,9 @@ func run(opts options) (err error) {
 	if err := configureBackupPolicy(ctx, c, backups); err != nil {
 		return err
 	}
+	if err := firstBackups(ctx, c, backups, workloads, opts.timeout); err != nil {
+		return err
+	}
 	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh,
 		ready: []types.NamespacedName{{Namespace: sampleNamespace, Name: compliantSample}}}
 	list, err := w.waitSettled(ctx, opts.timeout)

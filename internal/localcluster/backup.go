@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -86,6 +88,11 @@ func (c *Cluster) StartBackups(ctx context.Context, o BackupOptions) (*Backups, 
 		if _, err := os.Stat(filepath.Join(b.binDir, bin)); err != nil {
 			return nil, fmt.Errorf("%s is missing: run `make backup-tools` (builds Velero, its AWS plugin and versitygw from Go modules): %w", filepath.Join(b.binDir, bin), err)
 		}
+	}
+	// A fresh cluster gets a fresh store: backups left in the bucket by an
+	// earlier run would come back (Velero syncs the bucket into the cluster).
+	if err := os.RemoveAll(b.workDir); err != nil {
+		return nil, fmt.Errorf("removing the last run's store %s: %w", b.workDir, err)
 	}
 	if err := os.MkdirAll(b.workDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", b.workDir, err)
@@ -283,3 +290,25 @@ func (b *Backups) BackupObjects(ctx context.Context, backup string) ([]StoredObj
 func Tarball(backup string) string {
 	return "backups/" + backup + "/" + backup + ".tar.gz"
 }
+
+// BackupNow runs `velero backup create --from-schedule <schedule>`, as an
+// operator would to take a schedule's first backup before its cron is due,
+// and returns the new backup's name.
+func (b *Backups) BackupNow(ctx context.Context, schedule string) (string, error) {
+	//nolint:gosec // G204: the velero CLI built by hack/build-backup.sh, with a schedule name
+	cmd := exec.CommandContext(ctx, filepath.Join(b.binDir, "velero"), "backup", "create", "--from-schedule", schedule,
+		"--kubeconfig", b.cluster.Kubeconfig, "--namespace", b.Namespace)
+	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(b.workDir, "velero-home"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("velero backup create --from-schedule %s: %w: %s", schedule, err, out)
+	}
+	// Backup request "NAME" submitted successfully.
+	m := submitted.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("velero backup create --from-schedule %s said no backup name: %s", schedule, out)
+	}
+	return string(m[1]), nil
+}
+
+var submitted = regexp.MustCompile(`Backup request "([^"]+)" submitted`)

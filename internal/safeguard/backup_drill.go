@@ -295,10 +295,18 @@ func (b BackupScheduling) drills(ctx context.Context, s *Scope, velero *Velero, 
 		return d, events, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.restoreTest %q is not a valid cron schedule: %v", spec.RestoreTest, err)
 	}
 	// The first drill runs for the backup that made drills possible; each
-	// next one at the cron's first time after the latest started.
+	// next one at the cron's first time after the latest started, or, after
+	// a failed drill, for the first backup completed since: what was fixed
+	// (a ServiceAccount now labelled, a ConfigMap now held) is proven
+	// without waiting for the cron.
 	slot := last.Status.CompletionTimestamp.Time
 	if len(found.Restores) > 0 {
-		slot = cronSched.Next(drillStart(&found.Restores[0]))
+		latest := &found.Restores[0]
+		slot = cronSched.Next(drillStart(latest))
+		if retry := last.Status.CompletionTimestamp.Time; latest.Annotations[DrillResultAnnotation] == DrillFailed &&
+			latest.Spec.BackupName != last.Name && retry.After(drillStart(latest)) && retry.Before(slot) {
+			slot = retry
+		}
 	}
 	d.next = slot
 	kept := found.Restores
@@ -357,6 +365,12 @@ func (b BackupScheduling) startDrill(ctx context.Context, s *Scope, backup *vele
 			// Objects only: no volume data, nothing outside the namespace.
 			RestorePVs:              ptr.To(false),
 			IncludeClusterResources: ptr.To(false),
+			// Nor pods: their controllers, restored, make new ones (a drill
+			// checks the objects that define the workload), and a pod as
+			// stored cannot always be created again as it is (the apiserver
+			// adds pod-template-hash to a topology spread constraint's
+			// selector when matchLabelKeys names it, then refuses the two).
+			ExcludedResources: []string{"pods"},
 		},
 	}
 	err := s.Client.Create(ctx, rs)
@@ -457,6 +471,8 @@ var drillKinds = []schema.GroupVersionKind{
 	corev1.SchemeGroupVersion.WithKind("Service"),
 	corev1.SchemeGroupVersion.WithKind("ConfigMap"),
 	corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"),
+	// Pods cannot be created again without theirs.
+	corev1.SchemeGroupVersion.WithKind("ServiceAccount"),
 }
 
 // verifyDrill checks that every object of drillKinds the backup holds (in
@@ -483,7 +499,7 @@ func (b BackupScheduling) verifyDrill(ctx context.Context, s *Scope, rs *velerov
 		}
 		held, restored = append(held, h...), append(restored, got...)
 	}
-	ok, why := drillVerdict(rs.Spec.BackupName, scratch, heldBy(held, backupStart), restored)
+	ok, why := drillVerdict(rs.Spec.BackupName, scratch, s.Selector.String(), heldBy(held, backupStart), restored)
 	return ok, why, nil
 }
 
@@ -510,7 +526,14 @@ func heldBy(objs []metav1.PartialObjectMetadata, backupStart time.Time) []metav1
 
 // drillVerdict says whether every held object was restored (by kind and
 // name), with the message recorded on the Restore.
-func drillVerdict(backup, scratch string, held, restored []metav1.PartialObjectMetadata) (bool, string) {
+// A backup that holds none of them proves nothing: the drill fails, saying
+// what to label.
+func drillVerdict(backup, scratch, selector string, held, restored []metav1.PartialObjectMetadata) (bool, string) {
+	if len(held) == 0 {
+		return false, fmt.Sprintf("restored backup %s into %s, but it holds none of the workload's Deployments, StatefulSets, Services, "+
+			"ConfigMaps, claims or ServiceAccounts (none is labelled %s), so nothing that brings the workload back was proven: "+
+			"label them as its pods are, and the next backup will hold them", backup, scratch, selector)
+	}
 	back := map[string]bool{}
 	for _, o := range restored {
 		back[o.Kind+"/"+o.Name] = true

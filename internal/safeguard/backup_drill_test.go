@@ -276,6 +276,7 @@ func TestBackupDrillStartsOnceABackupCompletedAndOnlyOnce(t *testing.T) {
 		NamespaceMapping:        map[string]string{f.ns: scratch},
 		RestorePVs:              ptr.To(false),
 		IncludeClusterResources: ptr.To(false),
+		ExcludedResources:       []string{"pods"},
 	}))
 
 	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonRestoreDrillStarted}))
@@ -563,14 +564,20 @@ func TestDrillVerdict(t *testing.T) {
 	g.Expect(held).To(HaveLen(8), "created no later than the backup started")
 	g.Expect(held).NotTo(ContainElement(HaveField("Name", "late")))
 
-	ok, msg := drillVerdict("b", "s", held, held)
+	ok, msg := drillVerdict("b", "s", "app=api", held, held)
 	g.Expect(ok).To(BeTrue())
 	g.Expect(msg).To(Equal("restored backup b into s and verified 8 objects"))
 
-	ok, msg = drillVerdict("b", "s", held, []metav1.PartialObjectMetadata{obj("Service", "api", start), obj("Deployment", "c0", start)})
+	ok, msg = drillVerdict("b", "s", "app=api", held, []metav1.PartialObjectMetadata{obj("Service", "api", start), obj("Deployment", "c0", start)})
 	g.Expect(ok).To(BeFalse())
 	g.Expect(msg).To(Equal("7 of the 8 objects the backup holds did not come back into s: "+
 		"ConfigMap/c0, ConfigMap/c1, ConfigMap/c2, ConfigMap/c3, ConfigMap/c4 and 2 more"), "a kind and a name: a Deployment c0 is not ConfigMap c0")
+
+	ok, msg = drillVerdict("b", "s", "app=api", nil, []metav1.PartialObjectMetadata{obj("ReplicaSet", "api-1", start)})
+	g.Expect(ok).To(BeFalse(), "a backup that holds nothing drills nothing")
+	g.Expect(msg).To(Equal("restored backup b into s, but it holds none of the workload's Deployments, StatefulSets, Services, " +
+		"ConfigMaps, claims or ServiceAccounts (none is labelled app=api), so nothing that brings the workload back was proven: " +
+		"label them as its pods are, and the next backup will hold them"))
 }
 
 func TestIsDrillNamespace(t *testing.T) {
@@ -629,4 +636,36 @@ func TestBackupStallsOnAnInvalidRestoreTest(t *testing.T) {
 			g.Expect(err.Error()).To(HavePrefix(want))
 		})
 	}
+}
+
+func TestBackupDrillAfterAFailureRunsAgainForTheNextBackup(t *testing.T) {
+	g := NewWithT(t)
+	f, rs, started := startedDrill(t)
+	started = started.Truncate(time.Second) // as recorded
+	f.playVelero(rs, velerov1.RestorePhaseFailed, "", nil)
+	r := f.reconcile(started.Add(time.Minute))
+	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonRestoreFailed}))
+	finishNamespaceDeletion(t, f.scratch())
+	cronDue := nextDrill(t, started)
+
+	r = f.reconcile(started.Add(cronDue.Sub(started) / 4))
+	g.Expect(r.Err).NotTo(HaveOccurred())
+	g.Expect(r.Events).To(BeEmpty(), "no newer backup: the failed one is not drilled again")
+
+	// The fix is made and a new backup completes before the cron is due.
+	retry := started.Add(cronDue.Sub(started) / 2).Truncate(time.Second)
+	next := &velerov1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: veleroNamespace, Name: f.sched.Name + "-" + retry.UTC().Format("20060102150405"),
+			Labels: map[string]string{velerov1.ScheduleNameLabel: f.sched.Name}},
+		Status: velerov1.BackupStatus{Phase: velerov1.BackupPhaseCompleted,
+			StartTimestamp: &metav1.Time{Time: retry}, CompletionTimestamp: &metav1.Time{Time: retry}},
+	}
+	create(t, next)
+	r = f.reconcile(retry.Add(time.Second))
+	g.Expect(r.Err).NotTo(HaveOccurred())
+	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonRestoreDrillStarted}), "drilled at once")
+	drills := f.drills()
+	g.Expect(drills).To(HaveLen(2))
+	g.Expect(drills[0].Name).To(Equal(fmt.Sprintf("%s-%d", f.scratch(), retry.Unix())))
+	g.Expect(drills[0].Spec.BackupName).To(Equal(next.Name))
 }
