@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/objectlock"
 	"github.com/phiguard/phiguard/internal/optionalapi"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	"github.com/phiguard/phiguard/internal/storageclass"
@@ -228,6 +229,33 @@ var fixes = map[string]func(in fixInput) string{
 		return fmt.Sprintf("phiguard judges only the aws, gcp and azure providers' config, so it cannot say whether BackupStorageLocation %s "+
 			"encrypts: confirm the store encrypts at rest and keep that evidence, or back up to a location of a provider phiguard judges "+
 			"(backup.storageLocation)", in.location())
+	},
+	phiguardv1alpha1.ReasonStorageLocationMutable: func(in fixInput) string {
+		return fmt.Sprintf("make the bucket of BackupStorageLocation %s keep every backup for at least its ttl: enable versioning and "+
+			"Object Lock with a default retention in COMPLIANCE mode at least as long as backup.ttl (aws s3api "+
+			"put-object-lock-configuration --bucket <bucket> --object-lock-configuration "+
+			"'{\"ObjectLockEnabled\":\"Enabled\",\"Rule\":{\"DefaultRetention\":{\"Mode\":\"COMPLIANCE\",\"Years\":6}}}'); "+
+			"Object Lock can be enabled only on a versioned bucket, and some stores only when the bucket is created: then move the "+
+			"backups to a new locked bucket (a new BackupStorageLocation, backup.storageLocation)", in.location())
+	},
+	phiguardv1alpha1.ReasonStorageImmutabilityUnknown: func(in fixInput) string {
+		return fmt.Sprintf("give phiguard read-only credentials for the bucket of BackupStorageLocation %s: a Secret in phiguard's "+
+			"namespace with keys accessKeyID and secretAccessKey (kubectl -n phiguard-system create secret generic <name> "+
+			"--from-literal=accessKeyID=... --from-literal=secretAccessKey=...), named by PHIPolicy backup.locationCredentials, whose "+
+			"user may %s on the bucket, which the manager can reach", in.location(), objectlock.Permissions)
+	},
+	phiguardv1alpha1.ReasonRestoreFailed: func(in fixInput) string {
+		drill := "<restore>"
+		if m := submatch(`restore drill (\S+) of backup`, in.message); m != nil {
+			drill = m[1]
+		}
+		out := fmt.Sprintf("find why the restore drill failed (%s), fix the cause, and take a new backup: %s; phiguard drills the next "+
+			"completed backup at once", in.velero("restore describe %s --details", drill), in.velero("backup create --from-schedule %s", in.schedule()))
+		if strings.Contains(in.message, "holds none") || strings.Contains(in.message, "did not come back") {
+			out += fmt.Sprintf("; the workload's backups hold what its selector (%s) matches: label its Deployments, StatefulSets, "+
+				"Services, ConfigMaps, claims and ServiceAccounts as its pods are", in.selector())
+		}
+		return out
 	},
 	phiguardv1alpha1.ReasonAwaitingFirstBackup: func(in fixInput) string {
 		return fmt.Sprintf("nothing to do but wait for the schedule's first backup (the message says by when); to have it judged now, "+
