@@ -2,6 +2,7 @@ package objectlock
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"time"
@@ -19,7 +20,7 @@ const errorTTL = time.Minute
 type checkFunc func(ctx context.Context, t Target, c Credentials, ttl time.Duration) (Verdict, error)
 
 // Checker reuses verdicts so that the manager does not call S3 on every
-// reconcile: a verdict for the same location (UID and generation), the same
+// reconcile: a verdict for the same bucket (reached the same way), the same
 // credentials and the same ttl is reused for the Checker's ttl, an error for
 // a minute at most. Concurrent checks of the same key share one call. It is
 // safe for concurrent use.
@@ -56,7 +57,10 @@ func (c *Checker) Check(ctx context.Context, bsl *velerov1.BackupStorageLocation
 	if err != nil {
 		return Verdict{}, err
 	}
-	key := fmt.Sprintf("%s/%d/%s/%d", bsl.UID, bsl.Generation, creds.fingerprint(), ttl)
+	// Keyed by what is checked, not by the location's generation: Velero's
+	// CRDs have no status subresource, so each validation of the location
+	// (every minute by default) bumps its generation.
+	key := fmt.Sprintf("%x/%s/%d", sha256.Sum256(fmt.Appendf(nil, "%+v", target)), creds.fingerprint(), ttl)
 	if e, ok := c.lookup(key); ok {
 		return e.verdict, e.err
 	}

@@ -374,12 +374,15 @@ func TestCheckerKeysAndTimes(t *testing.T) {
 	clk.Step(time.Nanosecond)
 	g.Expect(check(bsl, creds, month)).To(Equal("call 2: backups for 720h0m0s"), "reused for 10 minutes")
 
+	validated := bsl.DeepCopy()
+	validated.Generation, validated.Status.Phase = 2, velerov1.BackupStorageLocationPhaseAvailable
+	g.Expect(check(validated, creds, month)).To(Equal("call 2: backups for 720h0m0s"), "Velero's validation (status, and a new generation) changes no bucket")
 	changed := bsl.DeepCopy()
-	changed.Generation = 2
-	g.Expect(check(changed, creds, month)).To(Equal("call 3: backups for 720h0m0s"), "a new generation")
+	changed.Spec.Config = map[string]string{"s3Url": "https://s3.example:9000"}
+	g.Expect(check(changed, creds, month)).To(Equal("call 3: backups for 720h0m0s"), "another endpoint")
 	other := bsl.DeepCopy()
-	other.UID = "uid-2"
-	g.Expect(check(other, creds, month)).To(Equal("call 4: backups for 720h0m0s"), "another location")
+	other.Spec.ObjectStorage.Bucket = "archive"
+	g.Expect(check(other, creds, month)).To(Equal("call 4: archive for 720h0m0s"), "another bucket")
 	rotated := Credentials{AccessKeyID: "reader", SecretAccessKey: "two"}
 	g.Expect(check(bsl, rotated, month)).To(Equal("call 5: backups for 720h0m0s"), "other credentials")
 	g.Expect(check(bsl, creds, 2*month)).To(Equal("call 6: backups for 1440h0m0s"), "another ttl")
