@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -202,9 +204,25 @@ func (BackupScheduling) Watches() []Watch {
 				return workloadOfSchedule(obj)
 			}},
 		{Object: &velerov1.BackupStorageLocation{}, API: optionalapi.Velero,
-			Map: func(ctx context.Context, w Workloads, _ client.Object) []reconcile.Request { return w.In(ctx, "") }},
+			Map:        func(ctx context.Context, w Workloads, _ client.Object) []reconcile.Request { return w.In(ctx, "") },
+			Predicates: []predicate.Predicate{locationJudgementChanged}},
 	}
 }
+
+// locationJudgementChanged passes a BackupStorageLocation's creation and
+// deletion, and an update only when what phiguard judges changed: its spec,
+// or its phase or message. Velero records each validation of a location
+// (every minute by default) in its status, which alone would re-evaluate
+// every workload every minute.
+var locationJudgementChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	before, ok1 := e.ObjectOld.(*velerov1.BackupStorageLocation)
+	after, ok2 := e.ObjectNew.(*velerov1.BackupStorageLocation)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !equality.Semantic.DeepEqual(before.Spec, after.Spec) || before.Status.Phase != after.Status.Phase ||
+		before.Status.Message != after.Status.Message
+}}
 
 // workloadOfSchedule maps one of phiguard's Schedules (or drill Restores) to
 // its workload by labels.

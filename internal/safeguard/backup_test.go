@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -89,4 +90,28 @@ func TestStorageEncryption(t *testing.T) {
 		g.Expect(got.reason).To(Equal(tc.reason), tc.want)
 		g.Expect(got.message).To(ContainSubstring(tc.want))
 	}
+}
+
+func TestLocationJudgementChanged(t *testing.T) {
+	g := NewWithT(t)
+	bsl := &velerov1.BackupStorageLocation{ObjectMeta: metav1.ObjectMeta{Name: "default", Generation: 1},
+		Spec:   velerov1.BackupStorageLocationSpec{Provider: "aws", Config: map[string]string{"region": "us-east-1"}},
+		Status: velerov1.BackupStorageLocationStatus{Phase: velerov1.BackupStorageLocationPhaseAvailable}}
+	update := func(change func(*velerov1.BackupStorageLocation)) bool {
+		after := bsl.DeepCopy()
+		change(after)
+		return locationJudgementChanged.Update(event.UpdateEvent{ObjectOld: bsl, ObjectNew: after})
+	}
+	g.Expect(update(func(b *velerov1.BackupStorageLocation) {
+		b.Generation++ // no status subresource: a status write bumps it
+		b.Status.LastValidationTime = &metav1.Time{Time: time.Now()}
+	})).To(BeFalse(), "Velero validated it again, nothing changed")
+	g.Expect(update(func(b *velerov1.BackupStorageLocation) {
+		b.Status.Phase, b.Status.Message = velerov1.BackupStorageLocationPhaseUnavailable, "bucket not found"
+	})).To(BeTrue(), "unavailable")
+	g.Expect(update(func(b *velerov1.BackupStorageLocation) { b.Status.Message = "slow" })).To(BeTrue())
+	g.Expect(update(func(b *velerov1.BackupStorageLocation) { b.Spec.Config["kmsKeyId"] = "alias/phi" })).To(BeTrue(), "its encryption")
+	g.Expect(update(func(b *velerov1.BackupStorageLocation) { b.Spec.Default = true })).To(BeTrue(), "the default")
+	g.Expect(locationJudgementChanged.Create(event.CreateEvent{Object: bsl})).To(BeTrue())
+	g.Expect(locationJudgementChanged.Delete(event.DeleteEvent{Object: bsl})).To(BeTrue())
 }
