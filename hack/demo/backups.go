@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -74,6 +75,7 @@ func configureBackupPolicy(ctx context.Context, c client.Client, b *localcluster
 // the latest backup Velero completed and what it stored in the bucket, and
 // the latest restore drill with its result.
 func showBackups(ctx context.Context, w io.Writer, c client.Client, b *localcluster.Backups, ns string) error {
+	var out bytes.Buffer
 	var schedules velerov1.ScheduleList
 	if err := c.List(ctx, &schedules, client.InNamespace(localcluster.VeleroNamespace), client.MatchingLabels{"phiguard.io/workload-namespace": ns}); err != nil {
 		return fmt.Errorf("listing phiguard's Schedules: %w", err)
@@ -86,11 +88,11 @@ func showBackups(ctx context.Context, w io.Writer, c client.Client, b *localclus
 	if err := c.List(ctx, &restores, client.InNamespace(localcluster.VeleroNamespace), client.MatchingLabels{safeguard.DrillLabel: "true"}); err != nil {
 		return fmt.Errorf("listing phiguard's restore drills: %w", err)
 	}
-	fmt.Fprintf(w, "Backups that Velero took and stored in %s, bucket %s:\n\n", b.Store.Endpoint, b.Bucket)
+	fmt.Fprintf(&out, "Backups that Velero took and stored in %s, bucket %s:\n\n", b.Store.Endpoint, b.Bucket)
 	for _, s := range schedules.Items {
 		last := latestCompleted(s.Name, backups.Items)
 		if last == nil {
-			fmt.Fprintf(w, "  Schedule %s: no Completed backup yet\n", s.Name)
+			fmt.Fprintf(&out, "  Schedule %s: no Completed backup yet\n", s.Name)
 			continue
 		}
 		objects, err := b.BackupObjects(ctx, last.Name)
@@ -101,17 +103,20 @@ func showBackups(ctx context.Context, w io.Writer, c client.Client, b *localclus
 		for _, o := range objects {
 			size += o.Size
 		}
-		fmt.Fprintf(w, "  Schedule %s: backup %s Completed at %s, %d items; %d objects, %d bytes in the bucket\n",
+		fmt.Fprintf(&out, "  Schedule %s: backup %s Completed at %s, %d items; %d objects, %d bytes in the bucket\n",
 			s.Name, last.Name, last.Status.CompletionTimestamp.UTC().Format(time.RFC3339), last.Status.Progress.ItemsBackedUp, len(objects), size)
 		for _, o := range objects {
-			fmt.Fprintf(w, "    %s (%d bytes)\n", o.Key, o.Size)
+			fmt.Fprintf(&out, "    %s (%d bytes)\n", o.Key, o.Size)
 		}
 		if d := latestDrill(s.Labels, restores.Items); d != nil {
-			fmt.Fprintf(w, "  restore drill %s of backup %s: %s, %s\n", d.Name, d.Spec.BackupName,
+			fmt.Fprintf(&out, "  restore drill %s of backup %s: %s, %s\n", d.Name, d.Spec.BackupName,
 				d.Annotations[safeguard.DrillResultAnnotation], d.Annotations[safeguard.DrillMessageAnnotation])
 		}
 	}
-	fmt.Fprintln(w)
+	out.WriteString("\n")
+	if _, err := w.Write(out.Bytes()); err != nil {
+		return fmt.Errorf("writing the backups: %w", err)
+	}
 	return nil
 }
 
@@ -145,6 +150,15 @@ func latestDrill(scheduleLabels map[string]string, restores []velerov1.Restore) 
 		return nil
 	}
 	return slices.MaxFunc(drills, func(a, b *velerov1.Restore) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+}
+
+// prepareBackups gives the PHIPolicy the store's credentials, then takes
+// each workload's first backup.
+func prepareBackups(ctx context.Context, c client.Client, b *localcluster.Backups, workloads []types.NamespacedName, timeout time.Duration) error {
+	if err := configureBackupPolicy(ctx, c, b); err != nil {
+		return err
+	}
+	return firstBackups(ctx, c, b, workloads, timeout)
 }
 
 // firstBackups waits for phiguard's Schedule of each workload and takes its

@@ -158,10 +158,7 @@ func run(opts options) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := configureBackupPolicy(ctx, c, backups); err != nil {
-		return err
-	}
-	if err := firstBackups(ctx, c, backups, workloads, opts.timeout); err != nil {
+	if err := prepareBackups(ctx, c, backups, workloads, opts.timeout); err != nil {
 		return err
 	}
 	w := &watcher{client: c, screen: out, manager: mgr, expected: workloads, refresh: opts.refresh,
@@ -170,10 +167,7 @@ func run(opts options) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := showSettled(ctx, c, cluster.Kubeconfig); err != nil {
-		return err
-	}
-	if err := showBackups(ctx, os.Stdout, c, backups, sampleNamespace); err != nil {
+	if err := showSettled(ctx, c, cluster.Kubeconfig, backups); err != nil {
 		return err
 	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {
@@ -186,9 +180,10 @@ func run(opts options) (err error) {
 }
 
 // showSettled prints what the settled samples show beyond the table: what
-// admission refuses, the pods with their sidecars, and the samples'
-// inventory with the map of their allowed network flows.
-func showSettled(ctx context.Context, c client.Client, kubeconfig string) error {
+// admission refuses, the pods with their sidecars, the samples' inventory
+// with the map of their allowed network flows, and their backups in the
+// bucket with the restore drills.
+func showSettled(ctx context.Context, c client.Client, kubeconfig string, backups *localcluster.Backups) error {
 	if err := showAdmission(ctx, c); err != nil {
 		return err
 	}
@@ -205,7 +200,7 @@ func showSettled(ctx context.Context, c client.Client, kubeconfig string) error 
 			return fmt.Errorf("writing to stdout: %w", err)
 		}
 	}
-	return nil
+	return showBackups(ctx, os.Stdout, c, backups, sampleNamespace)
 }
 
 // preparePaths creates bin/demo and returns the files in it.

@@ -35,11 +35,13 @@ const (
 	BackupLocation = "default"
 	// CredentialsSecret is the Secret in VeleroNamespace holding the
 	// object store's keys in Velero's credentials-file format (key "cloud").
-	CredentialsSecret = "cloud-credentials"
+	CredentialsSecret = "cloud-credentials" //nolint:gosec // G101: a Secret's name, not a credential
 	// BackupRetentionDays is the bucket's Object Lock default retention, in
 	// compliance mode: six years (§164.316(b)(2)) and two days, at least
 	// phiguard's default backup ttl of 52560h.
 	BackupRetentionDays = 2192
+	// veleroBinary is the Velero server's and CLI's binary in bin/backup.
+	veleroBinary = "velero"
 	// VeleroVersion is the version hack/build-backup.sh builds.
 	VeleroVersion = "v1.18.3"
 )
@@ -84,7 +86,7 @@ func (c *Cluster) StartBackups(ctx context.Context, o BackupOptions) (*Backups, 
 	if b.Namespace == "" {
 		b.Namespace = VeleroNamespace
 	}
-	for _, bin := range []string{"velero", "versitygw", filepath.Join("plugins", "velero-plugin-for-aws")} {
+	for _, bin := range []string{veleroBinary, "versitygw", filepath.Join("plugins", "velero-plugin-for-aws")} {
 		if _, err := os.Stat(filepath.Join(b.binDir, bin)); err != nil {
 			return nil, fmt.Errorf("%s is missing: run `make backup-tools` (builds Velero, its AWS plugin and versitygw from Go modules): %w", filepath.Join(b.binDir, bin), err)
 		}
@@ -145,7 +147,8 @@ func (b *Backups) storeLocation(ctx context.Context, k8s client.Client) error {
 	config := map[string]string{"region": b.Store.Region, "s3ForcePathStyle": "true", "s3Url": b.Store.Endpoint}
 	maps.Copy(config, b.config)
 	cloud := fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", b.Store.AccessKey, b.Store.SecretKey)
-	objects := []client.Object{
+	objects := make([]client.Object, 0, 4)
+	objects = append(objects,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.Namespace}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: CredentialsSecret},
 			StringData: map[string]string{"cloud": cloud}},
@@ -158,17 +161,17 @@ func (b *Backups) storeLocation(ctx context.Context, k8s client.Client) error {
 				StorageType: velerov1.StorageType{ObjectStorage: &velerov1.ObjectStorageLocation{Bucket: b.Bucket}},
 			},
 		},
-	}
+	)
 	// Velero's restore of pods reads the image of its own Deployment (named
 	// velero, as `velero install` makes it) for the restore helper. The
 	// server runs here as a process: the Deployment records the
 	// installation, with no replicas.
-	veleroLabels := map[string]string{"component": "velero", "deploy": "velero"}
+	veleroLabels := map[string]string{"component": veleroBinary, "deploy": veleroBinary}
 	objects = append(objects, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: "velero", Labels: veleroLabels},
+		ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: veleroBinary, Labels: veleroLabels},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(0)), Selector: &metav1.LabelSelector{MatchLabels: veleroLabels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: veleroLabels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "velero", Image: "velero/velero:" + VeleroVersion}}}}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: veleroBinary, Image: "velero/velero:" + VeleroVersion}}}}},
 	})
 	for _, obj := range objects {
 		if err := k8s.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -204,7 +207,7 @@ func (b *Backups) StartVelero() error {
 	}
 	// No instance metadata service here: the AWS SDK must not wait for one.
 	env := []string{"HOME=" + home, "TMPDIR=" + tmp, "AWS_EC2_METADATA_DISABLED=true"}
-	b.velero, err = startProcess("the Velero server", filepath.Join(b.binDir, "velero"), args, env, filepath.Join(b.workDir, "velero.log"))
+	b.velero, err = startProcess("the Velero server", filepath.Join(b.binDir, veleroBinary), args, env, b.VeleroLog())
 	return err
 }
 
@@ -296,7 +299,7 @@ func Tarball(backup string) string {
 // and returns the new backup's name.
 func (b *Backups) BackupNow(ctx context.Context, schedule string) (string, error) {
 	//nolint:gosec // G204: the velero CLI built by hack/build-backup.sh, with a schedule name
-	cmd := exec.CommandContext(ctx, filepath.Join(b.binDir, "velero"), "backup", "create", "--from-schedule", schedule,
+	cmd := exec.CommandContext(ctx, filepath.Join(b.binDir, veleroBinary), "backup", "create", "--from-schedule", schedule,
 		"--kubeconfig", b.cluster.Kubeconfig, "--namespace", b.Namespace)
 	cmd.Env = append(os.Environ(), "HOME="+filepath.Join(b.workDir, "velero-home"))
 	out, err := cmd.CombinedOutput()

@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
+	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -214,7 +214,7 @@ func (BackupScheduling) Watches() []Watch {
 // or its phase or message. Velero records each validation of a location
 // (every minute by default) in its status, which alone would re-evaluate
 // every workload every minute.
-var locationJudgementChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+var locationJudgementChanged = predicate.Funcs{UpdateFunc: func(e ctrlevent.UpdateEvent) bool {
 	before, ok1 := e.ObjectOld.(*velerov1.BackupStorageLocation)
 	after, ok2 := e.ObjectNew.(*velerov1.BackupStorageLocation)
 	if !ok1 || !ok2 {

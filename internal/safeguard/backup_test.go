@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	velerov1 "github.com/vmware-tanzu/velero/pkg/apis/velero/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/event"
+	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -100,7 +100,7 @@ func TestLocationJudgementChanged(t *testing.T) {
 	update := func(change func(*velerov1.BackupStorageLocation)) bool {
 		after := bsl.DeepCopy()
 		change(after)
-		return locationJudgementChanged.Update(event.UpdateEvent{ObjectOld: bsl, ObjectNew: after})
+		return locationJudgementChanged.Update(ctrlevent.UpdateEvent{ObjectOld: bsl, ObjectNew: after})
 	}
 	g.Expect(update(func(b *velerov1.BackupStorageLocation) {
 		b.Generation++ // no status subresource: a status write bumps it
@@ -112,6 +112,6 @@ func TestLocationJudgementChanged(t *testing.T) {
 	g.Expect(update(func(b *velerov1.BackupStorageLocation) { b.Status.Message = "slow" })).To(BeTrue())
 	g.Expect(update(func(b *velerov1.BackupStorageLocation) { b.Spec.Config["kmsKeyId"] = "alias/phi" })).To(BeTrue(), "its encryption")
 	g.Expect(update(func(b *velerov1.BackupStorageLocation) { b.Spec.Default = true })).To(BeTrue(), "the default")
-	g.Expect(locationJudgementChanged.Create(event.CreateEvent{Object: bsl})).To(BeTrue())
-	g.Expect(locationJudgementChanged.Delete(event.DeleteEvent{Object: bsl})).To(BeTrue())
+	g.Expect(locationJudgementChanged.Create(ctrlevent.CreateEvent{Object: bsl})).To(BeTrue())
+	g.Expect(locationJudgementChanged.Delete(ctrlevent.DeleteEvent{Object: bsl})).To(BeTrue())
 }
