@@ -39,23 +39,16 @@ func unsettled(list []phiguardv1alpha1.PHIWorkload, expected []types.NamespacedN
 // notReady says, for each of the workloads in ready that is not Ready=True,
 // what its Ready condition says fails.
 func notReady(list []phiguardv1alpha1.PHIWorkload, ready []types.NamespacedName) []string {
-	var out []string
-	for _, key := range ready {
-		for i := range list {
-			w := &list[i]
-			if w.Namespace != key.Namespace || w.Name != key.Name {
-				continue
-			}
-			if c := meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition); c == nil || c.Status != metav1.ConditionTrue {
-				why := "no Ready condition"
-				if c != nil {
-					why = c.Message
-				}
-				out = append(out, fmt.Sprintf("%s: meets every safeguard in the samples, but is not Ready (%s)", key, why))
-			}
+	return whyNot(list, ready, func(w *phiguardv1alpha1.PHIWorkload) string {
+		c := meta.FindStatusCondition(w.Status.Conditions, phiguardv1alpha1.ReadyCondition)
+		switch {
+		case c == nil:
+			return "meets every safeguard in the samples, but is not Ready (no Ready condition)"
+		case c.Status != metav1.ConditionTrue:
+			return "meets every safeguard in the samples, but is not Ready (" + c.Message + ")"
 		}
-	}
-	return out
+		return ""
+	})
 }
 
 // notDrilled says, for each of the workloads in ready, whether its backups
@@ -63,19 +56,28 @@ func notReady(list []phiguardv1alpha1.PHIWorkload, ready []types.NamespacedName)
 // a backup has completed, and BackupScheduled says RestoreVerified once one
 // passed.
 func notDrilled(list []phiguardv1alpha1.PHIWorkload, ready []types.NamespacedName) []string {
+	return whyNot(list, ready, func(w *phiguardv1alpha1.PHIWorkload) string {
+		c := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.BackupScheduled))
+		switch {
+		case c == nil:
+			return "no restore drill verified yet (no BackupScheduled condition)"
+		case c.Reason != phiguardv1alpha1.ReasonRestoreVerified:
+			return "no restore drill verified yet (" + c.Reason + ": " + c.Message + ")"
+		}
+		return ""
+	})
+}
+
+// whyNot applies check to each of the workloads in keys found in list and
+// returns what it says, prefixed by the workload, for those it finds wanting.
+func whyNot(list []phiguardv1alpha1.PHIWorkload, keys []types.NamespacedName, check func(*phiguardv1alpha1.PHIWorkload) string) []string {
 	var out []string
-	for _, key := range ready {
+	for _, key := range keys {
 		for i := range list {
-			w := &list[i]
-			if w.Namespace != key.Namespace || w.Name != key.Name {
-				continue
-			}
-			if c := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.BackupScheduled)); c == nil || c.Reason != phiguardv1alpha1.ReasonRestoreVerified {
-				why := "no BackupScheduled condition"
-				if c != nil {
-					why = c.Reason + ": " + c.Message
+			if w := &list[i]; w.Namespace == key.Namespace && w.Name == key.Name {
+				if why := check(w); why != "" {
+					out = append(out, key.String()+": "+why)
 				}
-				out = append(out, fmt.Sprintf("%s: no restore drill verified yet (%s)", key, why))
 			}
 		}
 	}

@@ -88,3 +88,39 @@ func allConditions() []metav1.Condition {
 	}
 	return append(out, metav1.Condition{Type: phiguardv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "SafeguardsNotEvaluated"})
 }
+
+func TestNotReadyAndNotDrilled(t *testing.T) {
+	key := types.NamespacedName{Namespace: "clinic", Name: "records"}
+	backup := func(reason string) metav1.Condition {
+		return metav1.Condition{Type: string(phiguardv1alpha1.BackupScheduled), Status: metav1.ConditionTrue, Reason: reason, Message: "fresh"}
+	}
+	ready := metav1.Condition{Type: phiguardv1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: "Compliant"}
+	notYet := metav1.Condition{Type: phiguardv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Message: "failing: BackupScheduled"}
+	for _, tt := range []struct {
+		name              string
+		conditions        []metav1.Condition
+		notReady, drilled string
+	}{
+		{"nothing yet", nil, "clinic/records: meets every safeguard in the samples, but is not Ready (no Ready condition)",
+			"clinic/records: no restore drill verified yet (no BackupScheduled condition)"},
+		{"fresh, not drilled, not Ready", []metav1.Condition{backup(phiguardv1alpha1.ReasonBackupFresh), notYet},
+			"clinic/records: meets every safeguard in the samples, but is not Ready (failing: BackupScheduled)",
+			"clinic/records: no restore drill verified yet (BackupFresh: fresh)"},
+		{"drilled and Ready", []metav1.Condition{backup(phiguardv1alpha1.ReasonRestoreVerified), ready}, "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			list := []phiguardv1alpha1.PHIWorkload{workload(1, 1, tt.conditions...)}
+			for _, c := range []struct {
+				got  []string
+				want string
+			}{{notReady(list, []types.NamespacedName{key}), tt.notReady}, {notDrilled(list, []types.NamespacedName{key}), tt.drilled}} {
+				if want := []string{c.want}; c.want == "" && len(c.got) != 0 || c.want != "" && (len(c.got) != 1 || c.got[0] != want[0]) {
+					t.Errorf("got %q, want %q", c.got, c.want)
+				}
+			}
+			if got := notDrilled(list, []types.NamespacedName{{Namespace: "clinic", Name: "other"}}); len(got) != 0 {
+				t.Errorf("a workload not listed is not judged: %q", got)
+			}
+		})
+	}
+}
