@@ -68,6 +68,19 @@ func notDrilled(list []phiguardv1alpha1.PHIWorkload, ready []types.NamespacedNam
 	})
 }
 
+// drillPending says, for each of the workloads in keys, whether its first
+// restore drill has not yet ended: the demo takes every sample's first
+// backup, and shows how each drill ended.
+func drillPending(list []phiguardv1alpha1.PHIWorkload, keys []types.NamespacedName) []string {
+	return whyNot(list, keys, func(w *phiguardv1alpha1.PHIWorkload) string {
+		c := meta.FindStatusCondition(w.Status.Conditions, string(phiguardv1alpha1.BackupScheduled))
+		if c != nil && (c.Reason == phiguardv1alpha1.ReasonRestoreVerified || c.Reason == phiguardv1alpha1.ReasonRestoreFailed) {
+			return ""
+		}
+		return "its first restore drill has not ended"
+	})
+}
+
 // whyNot applies check to each of the workloads in keys found in list and
 // returns what it says, prefixed by the workload, for those it finds wanting.
 func whyNot(list []phiguardv1alpha1.PHIWorkload, keys []types.NamespacedName, check func(*phiguardv1alpha1.PHIWorkload) string) []string {

@@ -100,13 +100,17 @@ func TestNotReadyAndNotDrilled(t *testing.T) {
 		name              string
 		conditions        []metav1.Condition
 		notReady, drilled string
+		pending           bool // the first drill has not ended
 	}{
 		{"nothing yet", nil, "clinic/records: meets every safeguard in the samples, but is not Ready (no Ready condition)",
-			"clinic/records: no restore drill verified yet (no BackupScheduled condition)"},
+			"clinic/records: no restore drill verified yet (no BackupScheduled condition)", true},
 		{"fresh, not drilled, not Ready", []metav1.Condition{backup(phiguardv1alpha1.ReasonBackupFresh), notYet},
 			"clinic/records: meets every safeguard in the samples, but is not Ready (failing: BackupScheduled)",
-			"clinic/records: no restore drill verified yet (BackupFresh: fresh)"},
-		{"drilled and Ready", []metav1.Condition{backup(phiguardv1alpha1.ReasonRestoreVerified), ready}, "", ""},
+			"clinic/records: no restore drill verified yet (BackupFresh: fresh)", true},
+		{"drilled and Ready", []metav1.Condition{backup(phiguardv1alpha1.ReasonRestoreVerified), ready}, "", "", false},
+		{"the drill failed", []metav1.Condition{backup(phiguardv1alpha1.ReasonRestoreFailed), notYet},
+			"clinic/records: meets every safeguard in the samples, but is not Ready (failing: BackupScheduled)",
+			"clinic/records: no restore drill verified yet (RestoreFailed: fresh)", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			list := []phiguardv1alpha1.PHIWorkload{workload(1, 1, tt.conditions...)}
@@ -117,6 +121,10 @@ func TestNotReadyAndNotDrilled(t *testing.T) {
 				if want := []string{c.want}; c.want == "" && len(c.got) != 0 || c.want != "" && (len(c.got) != 1 || c.got[0] != want[0]) {
 					t.Errorf("got %q, want %q", c.got, c.want)
 				}
+			}
+			pending := drillPending(list, []types.NamespacedName{key})
+			if tt.pending != (len(pending) == 1) || len(pending) > 1 {
+				t.Errorf("drillPending = %q, want pending: %v", pending, tt.pending)
 			}
 			if got := notDrilled(list, []types.NamespacedName{{Namespace: "clinic", Name: "other"}}); len(got) != 0 {
 				t.Errorf("a workload not listed is not judged: %q", got)

@@ -134,6 +134,7 @@ func (w *watcher) waitSettled(ctx context.Context, timeout time.Duration) ([]phi
 		}
 		pending := append(unsettled(list, w.expected), notReady(list, w.ready)...)
 		pending = append(pending, notDrilled(list, w.ready)...)
+		pending = append(pending, drillPending(list, w.expected)...)
 		elapsed := time.Since(start).Round(time.Second)
 		title := fmt.Sprintf("phiguard demo: waiting for the PHIWorkloads to settle (%s of %s)", elapsed, timeout)
 		if len(pending) == 0 {
