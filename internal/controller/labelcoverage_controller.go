@@ -146,46 +146,74 @@ func (r *LabelReconciler) generatedFor(w *phiguardv1alpha1.PHIWorkload, name str
 // judge decides whether the object gets a generated PHIWorkload.
 func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bool, objKey, key types.NamespacedName) (verdict, error) {
 	desc := r.describe(objKey)
-	switch {
-	case !found || !obj.GetDeletionTimestamp().IsZero():
-		return verdict{reason: phiguardv1alpha1.ReasonCoverageRemoved, warning: true, message: desc + " was deleted"}, nil
-	case !labelled(obj):
-		msg := fmt.Sprintf("label %s=true removed from %s", phiguardv1alpha1.EPHILabel, desc)
-		if a := obj.GetAnnotations(); a[phiguardv1alpha1.UnlabelApprovedByAnnotation] != "" {
-			msg += fmt.Sprintf("; removal approved by %s: %s", a[phiguardv1alpha1.UnlabelApprovedByAnnotation], a[phiguardv1alpha1.UnlabelJustificationAnnotation])
-		}
-		return verdict{reason: phiguardv1alpha1.ReasonCoverageRemoved, warning: true, message: msg}, nil
+	if v, removed := removal(obj, found, desc); removed {
+		return v, nil
 	}
-
-	policy, err := safeguard.DefaultPolicy(ctx, r.Client)
-	if err != nil {
-		return verdict{}, err
-	}
-	if safeguard.Exempt(r.ExemptNamespaces, policy, key.Namespace) {
-		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, warning: true, message: fmt.Sprintf(
-			"%s is labelled %s=true, but namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): its pods are not covered",
-			desc, phiguardv1alpha1.EPHILabel, key.Namespace, phiguardv1alpha1.DefaultPolicyName)}, nil
-	}
-	// A restore drill's scratch namespace holds restored copies of another
-	// namespace's objects, labels included: they are checked and deleted
-	// with the namespace, never covered.
-	var ns corev1.Namespace
-	if err := r.Get(ctx, types.NamespacedName{Name: key.Namespace}, &ns); client.IgnoreNotFound(err) != nil {
-		return verdict{}, fmt.Errorf("reading namespace %s: %w", key.Namespace, err)
-	} else if err == nil && safeguard.IsDrillNamespace(&ns) {
-		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, message: fmt.Sprintf(
-			"%s is labelled %s=true, but namespace %s is the scratch namespace of a restore drill of PHIWorkload %s: what is restored there is not covered, and goes with the namespace when the drill ends",
-			desc, phiguardv1alpha1.EPHILabel, key.Namespace, safeguard.DrillOf(&ns))}, nil
+	if v, excluded, err := r.namespaceExcluded(ctx, key.Namespace, desc); err != nil || excluded {
+		return v, err
 	}
 	target, ok, why := r.Source.target(obj)
 	if !ok {
 		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, warning: true,
 			message: fmt.Sprintf("%s is labelled %s=true, but %s", desc, phiguardv1alpha1.EPHILabel, why)}, nil
 	}
+	if v, covered, err := r.coveredByOther(ctx, key, target, desc); err != nil || covered {
+		return v, err
+	}
+	return verdict{cover: true, target: target}, nil
+}
 
+// removal is the verdict on an object, described by desc, that was deleted
+// or lost its label; removed is false when it is still there and labelled.
+func removal(obj client.Object, found bool, desc string) (v verdict, removed bool) {
+	switch {
+	case !found || !obj.GetDeletionTimestamp().IsZero():
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageRemoved, warning: true, message: desc + " was deleted"}, true
+	case !labelled(obj):
+		msg := fmt.Sprintf("label %s=true removed from %s", phiguardv1alpha1.EPHILabel, desc)
+		if a := obj.GetAnnotations(); a[phiguardv1alpha1.UnlabelApprovedByAnnotation] != "" {
+			msg += fmt.Sprintf("; removal approved by %s: %s", a[phiguardv1alpha1.UnlabelApprovedByAnnotation], a[phiguardv1alpha1.UnlabelJustificationAnnotation])
+		}
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageRemoved, warning: true, message: msg}, true
+	}
+	return verdict{}, false
+}
+
+// namespaceExcluded is the verdict on a labelled object, described by desc,
+// in a namespace whose objects are never covered: one exempt from phiguard
+// or a restore drill's scratch namespace. excluded is false for any other
+// namespace.
+func (r *LabelReconciler) namespaceExcluded(ctx context.Context, namespace, desc string) (v verdict, excluded bool, err error) {
+	policy, err := safeguard.DefaultPolicy(ctx, r.Client)
+	if err != nil {
+		return verdict{}, false, err
+	}
+	if safeguard.Exempt(r.ExemptNamespaces, policy, namespace) {
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, warning: true, message: fmt.Sprintf(
+			"%s is labelled %s=true, but namespace %s is exempt from phiguard (kube-system, phiguard's own namespace, or PHIPolicy %s spec.exemptNamespaces): its pods are not covered",
+			desc, phiguardv1alpha1.EPHILabel, namespace, phiguardv1alpha1.DefaultPolicyName)}, true, nil
+	}
+	// A restore drill's scratch namespace holds restored copies of another
+	// namespace's objects, labels included: they are checked and deleted
+	// with the namespace, never covered.
+	var ns corev1.Namespace
+	if err := r.Get(ctx, types.NamespacedName{Name: namespace}, &ns); client.IgnoreNotFound(err) != nil {
+		return verdict{}, false, fmt.Errorf("reading namespace %s: %w", namespace, err)
+	} else if err == nil && safeguard.IsDrillNamespace(&ns) {
+		return verdict{reason: phiguardv1alpha1.ReasonCoverageNotPossible, message: fmt.Sprintf(
+			"%s is labelled %s=true, but namespace %s is the scratch namespace of a restore drill of PHIWorkload %s: what is restored there is not covered, and goes with the namespace when the drill ends",
+			desc, phiguardv1alpha1.EPHILabel, namespace, safeguard.DrillOf(&ns))}, true, nil
+	}
+	return verdict{}, false, nil
+}
+
+// coveredByOther is the verdict on a labelled object, described by desc,
+// whose pods another PHIWorkload than the one at key already covers, the
+// first by name; covered is false when none does.
+func (r *LabelReconciler) coveredByOther(ctx context.Context, key types.NamespacedName, target coverageTarget, desc string) (v verdict, covered bool, err error) {
 	var list phiguardv1alpha1.PHIWorkloadList
 	if err := r.List(ctx, &list, client.InNamespace(key.Namespace)); err != nil {
-		return verdict{}, fmt.Errorf("listing PHIWorkloads in %s: %w", key.Namespace, err)
+		return verdict{}, false, fmt.Errorf("listing PHIWorkloads in %s: %w", key.Namespace, err)
 	}
 	slices.SortFunc(list.Items, func(a, b phiguardv1alpha1.PHIWorkload) int { return cmp.Compare(a.Name, b.Name) })
 	for i := range list.Items {
@@ -199,9 +227,9 @@ func (r *LabelReconciler) judge(ctx context.Context, obj client.Object, found bo
 		}
 		return verdict{reason: phiguardv1alpha1.ReasonCoveredByWorkload, message: fmt.Sprintf(
 			"%s is covered by PHIWorkload %s/%s (%s), which selects the same pods; phiguard does not generate a second one",
-			desc, other.Namespace, other.Name, by)}, nil
+			desc, other.Namespace, other.Name, by)}, true, nil
 	}
-	return verdict{cover: true, target: target}, nil
+	return verdict{}, false, nil
 }
 
 // apply generates or updates the PHIWorkload by server-side apply, only when

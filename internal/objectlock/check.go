@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -97,13 +98,7 @@ func judge(t Target, ttl time.Duration, enabled string, mode *minio.RetentionMod
 		return Verdict{Message: fmt.Sprintf("%s has Object Lock but no default retention: backups are written without a retention period and can be deleted; set a default retention in COMPLIANCE mode of at least %s",
 			t.bucket(), days(ttl))}
 	}
-	var period time.Duration
-	switch *unit {
-	case minio.Years:
-		period = time.Duration(*validity) * year
-	default:
-		period = time.Duration(*validity) * 24 * time.Hour
-	}
+	period := retentionPeriod(*validity, *unit)
 	retention := count(*validity, strings.TrimSuffix(strings.ToLower(unit.String()), "s"))
 	if *mode != minio.Compliance {
 		return Verdict{Message: fmt.Sprintf("%s keeps backups %s in %s mode, which can be bypassed by anyone with s3:BypassGovernanceRetention; use COMPLIANCE mode with a retention of at least %s",
@@ -115,6 +110,25 @@ func judge(t Target, ttl time.Duration, enabled string, mode *minio.RetentionMod
 	}
 	return Verdict{Immutable: true, Message: fmt.Sprintf("%s keeps every backup version %s (%s) in COMPLIANCE mode, at least the backup ttl of %s",
 		t.bucket(), retention, hours(period), hours(ttl))}
+}
+
+// maxRetentionDays is the longest retention, in days, that a Duration holds
+// (about 292 years).
+const maxRetentionDays = uint(math.MaxInt64 / int64(24*time.Hour))
+
+// retentionPeriod is a default retention of validity units as a Duration,
+// a year counted as 365 days (year). A retention longer than the longest
+// Duration is taken to be that long, which is longer than any backup ttl.
+func retentionPeriod(validity uint, unit minio.ValidityUnit) time.Duration {
+	days := validity
+	if unit == minio.Years {
+		// Bounded first, so that the product cannot wrap around.
+		days = min(validity, maxRetentionDays) * uint(year/(24*time.Hour))
+	}
+	if days > maxRetentionDays {
+		return math.MaxInt64
+	}
+	return time.Duration(days) * 24 * time.Hour
 }
 
 // newClient returns an S3 client for the target, signed with c, and a func
@@ -138,7 +152,7 @@ func newClient(t Target, c Credentials) (*minio.Client, func(), error) {
 			pool.AppendCertsFromPEM(t.CACert)
 			transport.TLSClientConfig.RootCAs = pool
 		}
-		//nolint:gosec // G402: the location asks for it (insecureSkipTLSVerify), as Velero honours it.
+		// The location asks for it (insecureSkipTLSVerify), as Velero honours it.
 		transport.TLSClientConfig.InsecureSkipVerify = t.InsecureSkipTLSVerify
 	}
 	// As Velero's AWS plugin: path style when asked, otherwise the bucket

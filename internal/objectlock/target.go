@@ -52,16 +52,9 @@ type Target struct {
 // providers are an error: only S3's versioning and Object Lock can be read.
 func TargetOf(bsl *velerov1.BackupStorageLocation) (Target, error) {
 	name := bsl.Namespace + "/" + bsl.Name
-	if p := bsl.Spec.Provider; p != "aws" && p != "velero.io/aws" {
-		return Target{}, fmt.Errorf("BackupStorageLocation %s has provider %q: only the AWS/S3-compatible provider (aws) can be checked for immutability", name, p)
-	}
-	storage := bsl.Spec.ObjectStorage
-	if storage == nil || storage.Bucket == "" {
-		return Target{}, fmt.Errorf("BackupStorageLocation %s names no bucket (spec.objectStorage.bucket)", name)
-	}
-	if storage.CACertRef != nil && len(storage.CACert) == 0 {
-		return Target{}, fmt.Errorf("BackupStorageLocation %s takes its CA bundle from Secret key %s/%s (spec.objectStorage.caCertRef), which the immutability check does not read: give the bundle in spec.objectStorage.caCert",
-			name, storage.CACertRef.Name, storage.CACertRef.Key)
+	storage, err := objectStorageOf(name, bsl.Spec)
+	if err != nil {
+		return Target{}, err
 	}
 	config := bsl.Spec.Config
 	t := Target{
@@ -74,29 +67,54 @@ func TargetOf(bsl *velerov1.BackupStorageLocation) (Target, error) {
 	if t.Region == "" {
 		t.Region = defaultRegion
 	}
-	var err error
 	if t.PathStyle, err = boolConfig(name, config, configS3ForcePathStyle); err != nil {
 		return Target{}, err
 	}
 	if t.InsecureSkipTLSVerify, err = boolConfig(name, config, configInsecureSkipTLSVerify); err != nil {
 		return Target{}, err
 	}
-	if s3URL := config[configS3URL]; s3URL != "" {
-		u, err := url.Parse(s3URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return Target{}, fmt.Errorf("BackupStorageLocation %s: config %s %q is not an http:// or https:// URL", name, configS3URL, s3URL)
-		}
-		if u.Path != "" && u.Path != "/" {
-			return Target{}, fmt.Errorf("BackupStorageLocation %s: config %s %q has a path, which the immutability check cannot address: give the endpoint without one", name, configS3URL, s3URL)
-		}
-		t.Endpoint = u.Scheme + "://" + u.Host
-	} else {
-		t.Endpoint = "https://s3." + t.Region + ".amazonaws.com"
+	if t.Endpoint, err = endpointOf(name, config[configS3URL], t.Region); err != nil {
+		return Target{}, err
 	}
 	if len(t.CACert) > 0 && !x509.NewCertPool().AppendCertsFromPEM(t.CACert) {
 		return Target{}, fmt.Errorf("BackupStorageLocation %s: spec.objectStorage.caCert holds no PEM certificate", name)
 	}
 	return t, nil
+}
+
+// objectStorageOf returns the object storage of the location named name,
+// an error when its provider is not the AWS plugin, it names no bucket or
+// it takes its CA bundle from a Secret.
+func objectStorageOf(name string, spec velerov1.BackupStorageLocationSpec) (*velerov1.ObjectStorageLocation, error) {
+	if p := spec.Provider; p != "aws" && p != "velero.io/aws" {
+		return nil, fmt.Errorf("BackupStorageLocation %s has provider %q: only the AWS/S3-compatible provider (aws) can be checked for immutability", name, p)
+	}
+	storage := spec.ObjectStorage
+	if storage == nil || storage.Bucket == "" {
+		return nil, fmt.Errorf("BackupStorageLocation %s names no bucket (spec.objectStorage.bucket)", name)
+	}
+	if storage.CACertRef != nil && len(storage.CACert) == 0 {
+		return nil, fmt.Errorf("BackupStorageLocation %s takes its CA bundle from Secret key %s/%s (spec.objectStorage.caCertRef), which the immutability check does not read: give the bundle in spec.objectStorage.caCert",
+			name, storage.CACertRef.Name, storage.CACertRef.Key)
+	}
+	return storage, nil
+}
+
+// endpointOf is the store's URL without a path for the location named
+// name: its s3Url, which must be an http:// or https:// URL without a path,
+// or AWS's endpoint for region when it gives none.
+func endpointOf(name, s3URL, region string) (string, error) {
+	if s3URL == "" {
+		return "https://s3." + region + ".amazonaws.com", nil
+	}
+	u, err := url.Parse(s3URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("BackupStorageLocation %s: config %s %q is not an http:// or https:// URL", name, configS3URL, s3URL)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", fmt.Errorf("BackupStorageLocation %s: config %s %q has a path, which the immutability check cannot address: give the endpoint without one", name, configS3URL, s3URL)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // boolConfig reads a true/false config value as Velero's AWS plugin does

@@ -167,7 +167,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.done:
-			return fmt.Errorf("the object store exited before answering (%v); its output:\n%s", s.err, s.output)
+			return s.exitedError("the object store exited before answering")
 		case <-ctx.Done():
 			return fmt.Errorf("the object store did not answer at %s (last error: %w); its output:\n%s", s.Endpoint, err, s.output)
 		case <-ticker.C:
@@ -212,7 +212,7 @@ func (s *Server) Stop() error {
 func (s *Server) stop() error {
 	select {
 	case <-s.done:
-		return fmt.Errorf("the object store had already exited (%v); its output:\n%s", s.err, s.output)
+		return s.exitedError("the object store had already exited")
 	default:
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -231,6 +231,16 @@ func (s *Server) stop() error {
 		<-s.done
 		return fmt.Errorf("the object store did not stop within %s of SIGTERM and was killed", stopTimeout)
 	}
+}
+
+// exitedError reports that the store exited when it should not have: what
+// happened, its exit status and the end of its output. Call it only after
+// done is closed.
+func (s *Server) exitedError(what string) error {
+	if s.err == nil {
+		return fmt.Errorf("%s (exit status 0); its output:\n%s", what, s.output)
+	}
+	return fmt.Errorf("%s (%w); its output:\n%s", what, s.err, s.output)
 }
 
 // terminatedBy reports whether a process's exit status is death by sig.

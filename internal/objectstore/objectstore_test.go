@@ -183,7 +183,6 @@ func TestParentDeathKillsStore(t *testing.T) {
 		return
 	}
 	g := NewWithT(t)
-	//nolint:gosec // G204: the test binary itself.
 	parent := exec.Command(os.Args[0], "-test.run=^TestParentDeathKillsStore$", "-test.count=1")
 	parent.Env = append(os.Environ(), helperEnv+"=1")
 	stdout, err := parent.StdoutPipe()

@@ -230,102 +230,142 @@ type drillState struct {
 // and their namespaces deleted whatever the mode: a restored copy of ePHI
 // is not left behind.
 func (b BackupScheduling) drills(ctx context.Context, s *Scope, velero *Velero, sched *velerov1.Schedule) (drillState, []Event, error) {
-	spec := s.Settings.Backup
-	d := drillState{on: spec.RestoreTest != ""}
+	d := drillState{on: s.Settings.Backup.RestoreTest != ""}
 	found := DrillObjects.Get(s)
 	if found == nil {
 		found = &Drills{}
 	}
-	var events []Event
-	finished := false
-	for i := range found.Restores {
-		rs := &found.Restores[i]
+	running, events, finished, err := b.finishDrills(ctx, s, found.Restores)
+	d.running = running
+	if err != nil {
+		return d, events, err
+	}
+	d.latest, d.lastVerified = latestDrills(found.Restores)
+	if usable, err := b.leftoverNamespace(ctx, s, found.Namespace, &d, finished); !usable || err != nil {
+		return d, events, err
+	}
+	event, err := b.dueDrill(ctx, s, velero, sched, found, &d)
+	if event != nil {
+		events = append(events, *event)
+	}
+	return d, events, err
+}
+
+// finishDrills records the result of each drill whose Restore ended or
+// timed out (finishDrill). It returns the first drill still running, nil
+// when none, the events of those it finished, and whether it finished any.
+func (b BackupScheduling) finishDrills(ctx context.Context, s *Scope, restores []velerov1.Restore) (running *velerov1.Restore, events []Event, finished bool, err error) {
+	for i := range restores {
+		rs := &restores[i]
 		if recorded(rs) {
 			continue
 		}
 		event, err := b.finishDrill(ctx, s, rs)
 		if err != nil {
-			return d, events, err
+			return running, events, finished, err
 		}
 		if event != nil {
 			events, finished = append(events, *event), true
-		} else if d.running == nil {
-			d.running = rs
+		} else if running == nil {
+			running = rs
 		}
 	}
-	for i := range found.Restores {
-		rs := &found.Restores[i]
-		if recorded(rs) && d.latest == nil {
-			d.latest = rs
-		}
-		if rs.Annotations[DrillResultAnnotation] == DrillVerified && d.lastVerified == nil {
-			d.lastVerified = rs
-		}
-	}
+	return running, events, finished, nil
+}
 
-	ns := found.Namespace
+// latestDrills are, of restores sorted newest first, the latest drill with
+// a recorded result and the latest Verified one; nil when there is none.
+func latestDrills(restores []velerov1.Restore) (latest, lastVerified *velerov1.Restore) {
+	for i := range restores {
+		rs := &restores[i]
+		if recorded(rs) && latest == nil {
+			latest = rs
+		}
+		if rs.Annotations[DrillResultAnnotation] == DrillVerified && lastVerified == nil {
+			lastVerified = rs
+		}
+	}
+	return latest, lastVerified
+}
+
+// leftoverNamespace deletes the scratch namespace ns that a drill left
+// behind, when no drill runs in it. usable is false, and d.why says why,
+// when ns is not phiguard's scratch namespace for this workload: drills
+// cannot run then.
+func (b BackupScheduling) leftoverNamespace(ctx context.Context, s *Scope, ns *corev1.Namespace, d *drillState, finished bool) (usable bool, err error) {
 	if ns != nil && !ownsDrillNamespace(ns, s.Workload) {
 		d.why = fmt.Sprintf(": namespace %s exists and is not phiguard's scratch namespace for this workload; phiguard neither uses nor deletes it, remove it for drills to run", ns.Name)
-		return d, events, nil
+		return false, nil
 	}
 	if d.running == nil && !finished && ns != nil && ns.DeletionTimestamp.IsZero() {
 		// Left by a drill that ended (or one that never got its Restore):
 		// deleted before the next, which must restore into nothing. (The
 		// drill finished just now deleted its own.)
 		if err := b.removeLeftover(ctx, s); err != nil {
-			return d, events, err
+			return false, err
 		}
 	}
+	return true, nil
+}
 
+// dueDrill sets when the next drill is due, or why none is to be started,
+// starts it when it is due and none runs (Enforce only), and keeps the
+// newest drillsKept. It returns the started drill's event, nil when none.
+func (b BackupScheduling) dueDrill(ctx context.Context, s *Scope, velero *Velero, sched *velerov1.Schedule, found *Drills, d *drillState) (*Event, error) {
 	if !d.on || sched == nil {
-		return d, events, nil
+		return nil, nil
 	}
 	if s.Mode(b.Name()) != phiguardv1alpha1.ModeEnforce {
 		d.why = ": phiguard runs restore drills (backup.restoreTest) in Enforce mode only"
-		return d, events, nil
+		return nil, nil
 	}
 	last := lastCompleted(sched.Name, velero.Backups)
 	if last == nil {
 		d.why = ": the first runs once a backup has completed"
-		return d, events, nil
+		return nil, nil
 	}
 	// Validated by ValidateSpec before any of this runs.
-	cronSched, err := cron.ParseStandard(spec.RestoreTest)
+	restoreTest := s.Settings.Backup.RestoreTest
+	cronSched, err := cron.ParseStandard(restoreTest)
 	if err != nil {
-		return d, events, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.restoreTest %q is not a valid cron schedule: %v", spec.RestoreTest, err)
+		return nil, Stalled(phiguardv1alpha1.ReasonInvalidSchedule, "backup.restoreTest %q is not a valid cron schedule: %v", restoreTest, err)
 	}
+	d.next = drillSlot(cronSched, last, found.Restores)
+	kept := found.Restores
+	var event *Event
+	if d.running == nil && !d.next.After(s.Now) {
+		if found.Namespace != nil {
+			d.why = fmt.Sprintf(": the next waits for namespace %s, left by the last, to be deleted", found.Namespace.Name)
+		} else {
+			var rs *velerov1.Restore
+			if rs, event, err = b.startDrill(ctx, s, last, d.next); err != nil {
+				return nil, err
+			}
+			d.running = rs
+			kept = append([]velerov1.Restore{*rs}, kept...)
+		}
+	}
+	return event, pruneDrills(ctx, s.Client, kept)
+}
+
+// drillSlot is when the next drill is due, given the last completed backup
+// and the drills so far, newest first.
+func drillSlot(cronSched cron.Schedule, last *velerov1.Backup, restores []velerov1.Restore) time.Time {
 	// The first drill runs for the backup that made drills possible; each
 	// next one at the cron's first time after the latest started, or, after
 	// a failed drill, for the first backup completed since: what was fixed
 	// (a ServiceAccount now labelled, a ConfigMap now held) is proven
 	// without waiting for the cron.
 	slot := last.Status.CompletionTimestamp.Time
-	if len(found.Restores) > 0 {
-		latest := &found.Restores[0]
+	if len(restores) > 0 {
+		latest := &restores[0]
 		slot = cronSched.Next(drillStart(latest))
 		if retry := last.Status.CompletionTimestamp.Time; latest.Annotations[DrillResultAnnotation] == DrillFailed &&
 			latest.Spec.BackupName != last.Name && retry.After(drillStart(latest)) && retry.Before(slot) {
 			slot = retry
 		}
 	}
-	d.next = slot
-	kept := found.Restores
-	if d.running == nil && !slot.After(s.Now) {
-		if ns != nil {
-			d.why = fmt.Sprintf(": the next waits for namespace %s, left by the last, to be deleted", ns.Name)
-		} else {
-			rs, event, err := b.startDrill(ctx, s, last, slot)
-			if err != nil {
-				return d, events, err
-			}
-			if event != nil {
-				events = append(events, *event)
-			}
-			d.running = rs
-			kept = append([]velerov1.Restore{*rs}, kept...)
-		}
-	}
-	return d, events, pruneDrills(ctx, s.Client, kept)
+	return slot
 }
 
 // startDrill makes the scratch namespace, its isolation policy and the

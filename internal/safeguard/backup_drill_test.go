@@ -469,8 +469,9 @@ func TestBackupDrillRunsWhenTheCronSaysAndKeepsTheNewestFive(t *testing.T) {
 		names = append([]string{rs.Name}, names...)
 		started = next
 	}
-	var kept []string
-	for _, d := range f.drills() {
+	drills := f.drills()
+	kept := make([]string, 0, len(drills))
+	for _, d := range drills {
 		kept = append(kept, d.Name)
 	}
 	g.Expect(kept).To(Equal(names[:5]), "the newest five")
@@ -554,7 +555,7 @@ func TestDrillVerdict(t *testing.T) {
 		return metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: kind},
 			ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(created)}}
 	}
-	var all []metav1.PartialObjectMetadata
+	all := make([]metav1.PartialObjectMetadata, 0, 9)
 	for i := range 7 {
 		all = append(all, obj("ConfigMap", fmt.Sprintf("c%d", i), start.Add(-time.Hour)))
 	}

@@ -75,10 +75,10 @@ func withLocationCredentials(t *testing.T) {
 	withBackupPolicy(t, &phiguardv1alpha1.BackupPolicy{LocationCredentials: &phiguardv1alpha1.SecretName{Name: readerSecret}})
 }
 
-// newSecret stores a Secret in ns with data.
-func newSecret(t *testing.T, ns, name string, data map[string]string) {
+// newReaderSecret stores the Secret readerSecret in ns with data.
+func newReaderSecret(t *testing.T, ns string, data map[string]string) {
 	t.Helper()
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data})
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: readerSecret}, StringData: data})
 }
 
 // locationFixture is a workload with phiguard's Schedule and a backup that
@@ -158,7 +158,7 @@ func TestBackupLocationImmutabilityNotCheckedWithoutLocationCredentials(t *testi
 			stub := &stubLocations{verdict: objectlock.Verdict{Immutable: true, Message: "never asked"}}
 			f := newLocationFixture(t, stub, nil)
 			// A Secret under the name the tests use elsewhere: not read.
-			newSecret(t, f.phiguard, readerSecret, map[string]string{"accessKeyID": "AKIAREADER", "secretAccessKey": "s3cr3t"})
+			newReaderSecret(t, f.phiguard, map[string]string{"accessKeyID": "AKIAREADER", "secretAccessKey": "s3cr3t"})
 
 			r := f.judge(time.Hour)
 			g.Expect(r).To(Equal(Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonBackupFresh,
@@ -176,7 +176,7 @@ func TestBackupLocationMutableFailsAFreshBackup(t *testing.T) {
 		"enable versioning and Object Lock with a default retention in COMPLIANCE mode of at least 2190 days"
 	stub := &stubLocations{verdict: objectlock.Verdict{Message: mutable}}
 	f := newLocationFixture(t, stub, nil)
-	newSecret(t, f.phiguard, readerSecret, map[string]string{"accessKeyID": "AKIAREADER\n", "secretAccessKey": "s3cr3t\n"})
+	newReaderSecret(t, f.phiguard, map[string]string{"accessKeyID": "AKIAREADER\n", "secretAccessKey": "s3cr3t\n"})
 
 	r := f.judge(time.Hour)
 	g.Expect(r).To(Equal(Result{Status: metav1.ConditionFalse, Reason: phiguardv1alpha1.ReasonStorageLocationMutable,
@@ -193,7 +193,7 @@ func TestBackupLocationImmutableHoldsAFreshBackup(t *testing.T) {
 		"at least the backup ttl of 8760h"
 	stub := &stubLocations{verdict: objectlock.Verdict{Immutable: true, Message: immutable}}
 	f := newLocationFixture(t, stub, func(b *phiguardv1alpha1.BackupSpec) { b.TTL = &metav1.Duration{Duration: 8760 * time.Hour} })
-	newSecret(t, f.phiguard, readerSecret, map[string]string{"accessKeyID": "ASIAREADER", "secretAccessKey": "s3cr3t", "sessionToken": "session"})
+	newReaderSecret(t, f.phiguard, map[string]string{"accessKeyID": "ASIAREADER", "secretAccessKey": "s3cr3t", "sessionToken": "session"})
 
 	r := f.judge(time.Hour)
 	g.Expect(r).To(Equal(Result{Status: metav1.ConditionTrue, Reason: phiguardv1alpha1.ReasonBackupFresh,
@@ -222,20 +222,20 @@ func TestBackupLocationImmutabilityUnknown(t *testing.T) {
 	}{
 		{"no Secret in phiguard's namespace",
 			// Only phiguard's namespace is read: not the workload's.
-			func(f *locationFixture) { newSecret(f.t, f.ns, readerSecret, reader) }, nil,
+			func(f *locationFixture) { newReaderSecret(f.t, f.ns, reader) }, nil,
 			func(phiguard string) string {
 				return "the Secret " + phiguard + "/" + readerSecret + " named by PHIPolicy backup.locationCredentials does not exist"
 			}, 0},
 		{"no secretAccessKey",
 			func(f *locationFixture) {
-				newSecret(f.t, f.phiguard, readerSecret, map[string]string{"accessKeyID": "AKIAREADER"})
+				newReaderSecret(f.t, f.phiguard, map[string]string{"accessKeyID": "AKIAREADER"})
 			}, nil,
 			func(phiguard string) string {
 				return "secret " + phiguard + "/" + readerSecret +
 					` has no key "secretAccessKey" (or it is empty): put the S3 credentials in keys accessKeyID and secretAccessKey, and optionally sessionToken`
 			}, 0},
 		{"the check fails",
-			func(f *locationFixture) { newSecret(f.t, f.phiguard, readerSecret, reader) }, errors.New(failure),
+			func(f *locationFixture) { newReaderSecret(f.t, f.phiguard, reader) }, errors.New(failure),
 			func(string) string { return failure }, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,7 +266,7 @@ func TestBackupLocationStaleBackupStaysStale(t *testing.T) {
 			withLocationCredentials(t)
 			stub := &stubLocations{verdict: verdict}
 			f := newLocationFixture(t, stub, nil)
-			newSecret(t, f.phiguard, readerSecret, map[string]string{"accessKeyID": "AKIAREADER", "secretAccessKey": "s3cr3t"})
+			newReaderSecret(t, f.phiguard, map[string]string{"accessKeyID": "AKIAREADER", "secretAccessKey": "s3cr3t"})
 
 			judged := "BackupStorageLocation default is not immutable: " + verdict.Message
 			if verdict.Immutable {
