@@ -90,7 +90,7 @@ func showBackups(ctx context.Context, w io.Writer, c client.Client, b *localclus
 	}
 	fmt.Fprintf(&out, "Backups that Velero took and stored in %s, bucket %s:\n\n", b.Store.Endpoint, b.Bucket)
 	for _, s := range schedules.Items {
-		last := latestCompleted(s.Name, backups.Items)
+		last := safeguard.LastCompleted(s.Name, backups.Items)
 		if last == nil {
 			fmt.Fprintf(&out, "  Schedule %s: no Completed backup yet\n", s.Name)
 			continue
@@ -118,21 +118,6 @@ func showBackups(ctx context.Context, w io.Writer, c client.Client, b *localclus
 		return fmt.Errorf("writing the backups: %w", err)
 	}
 	return nil
-}
-
-// latestCompleted is the schedule's most recently completed backup.
-func latestCompleted(schedule string, backups []velerov1.Backup) *velerov1.Backup {
-	var last *velerov1.Backup
-	for i := range backups {
-		b := &backups[i]
-		if b.Labels[velerov1.ScheduleNameLabel] != schedule || b.Status.Phase != velerov1.BackupPhaseCompleted || b.Status.CompletionTimestamp == nil {
-			continue
-		}
-		if last == nil || b.Status.CompletionTimestamp.After(last.Status.CompletionTimestamp.Time) {
-			last = b
-		}
-	}
-	return last
 }
 
 // latestDrill is the workload's latest restore drill with a recorded result.

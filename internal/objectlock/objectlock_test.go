@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/phiguard/phiguard/internal/objectstore"
+	"github.com/phiguard/phiguard/internal/objectstore/objectstoretest"
 )
 
 // Covers the immutability check of a backup bucket: against a real
@@ -29,27 +28,6 @@ import (
 // their ttl and the message for each that does not; the errors of a check
 // that cannot read the bucket; how a BackupStorageLocation and a Secret are
 // read; TLS settings; and the Checker's reuse of verdicts.
-
-// binary is versitygw as hack/build-backup.sh builds it.
-const binary = "../../bin/backup/versitygw"
-
-// startStore runs the object store for the test.
-func startStore(t *testing.T) *objectstore.Server {
-	t.Helper()
-	path, err := filepath.Abs(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("%s is missing: run `make backup-tools` (hack/build-backup.sh versitygw builds it from Go modules): %v", path, err)
-	}
-	s, err := objectstore.Start(t.Context(), objectstore.Options{Binary: path, Dir: t.TempDir(), Out: t.Output()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Stop() })
-	return s
-}
 
 // location is a BackupStorageLocation of the store's bucket, as Velero is
 // configured for an S3-compatible store.
@@ -79,7 +57,7 @@ const month = 30 * 24 * time.Hour
 func TestCheckAgainstObjectStore(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
-	s := startStore(t)
+	s := objectstoretest.Start(t)
 	c, err := s.Client()
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -137,7 +115,7 @@ func TestCheckAgainstObjectStore(t *testing.T) {
 func TestCheckErrors(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
-	s := startStore(t)
+	s := objectstoretest.Start(t)
 	g.Expect(s.CreateBucket(ctx, "backups", &objectstore.Lock{Mode: "COMPLIANCE", Days: 30})).To(Succeed())
 	prefix := `reading the versioning of bucket "backups" at ` + s.Endpoint +
 		` (BackupStorageLocation velero/backups; its credentials need s3:GetBucketVersioning and s3:GetBucketObjectLockConfiguration on the bucket): `
@@ -321,7 +299,7 @@ func TestCredentialsHideSecrets(t *testing.T) {
 func TestCheckerReusesVerdictUntilItExpires(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
-	s := startStore(t)
+	s := objectstoretest.Start(t)
 	g.Expect(s.CreateBucket(ctx, "backups", &objectstore.Lock{Mode: "COMPLIANCE", Days: 30})).To(Succeed())
 	clk := testingclock.NewFakeClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	checker := NewChecker(clk, 10*time.Minute)

@@ -20,6 +20,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/phiguard/phiguard/internal/objectstore"
+	"github.com/phiguard/phiguard/internal/objectstore/objectstoretest"
 )
 
 // Covers the object store as the local cluster and the tests use it: a real
@@ -27,32 +28,6 @@ import (
 // Lock in COMPLIANCE mode that refuses to delete a version and keeps the old
 // version on overwrite, a plain bucket that lets you delete, and a Stop (or
 // the death of the parent) that leaves no process behind.
-
-// binary is versitygw as hack/build-backup.sh builds it.
-const binary = "../../bin/backup/versitygw"
-
-// start runs the store in a temporary directory and stops it at the end of
-// the test, failing the test if Stop fails.
-func start(t *testing.T) *objectstore.Server {
-	t.Helper()
-	path, err := filepath.Abs(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("%s is missing: run `make backup-tools` (hack/build-backup.sh versitygw builds it from Go modules): %v", path, err)
-	}
-	s, err := objectstore.Start(t.Context(), objectstore.Options{Binary: path, Dir: t.TempDir(), Out: t.Output()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
-}
 
 func client(t *testing.T, s *objectstore.Server) *minio.Client {
 	t.Helper()
@@ -81,7 +56,7 @@ func get(ctx context.Context, g Gomega, c *minio.Client, bucket, key, version st
 func TestLockedBucketKeepsEveryVersion(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
-	s := start(t)
+	s := objectstoretest.Start(t)
 	c := client(t, s)
 	g.Expect(s.Endpoint).To(HavePrefix("http://127.0.0.1:"))
 	g.Expect(s.Region).To(Equal("us-east-1"))
@@ -127,7 +102,7 @@ func TestLockedBucketKeepsEveryVersion(t *testing.T) {
 func TestPlainBucketLetsYouDelete(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
-	s := start(t)
+	s := objectstoretest.Start(t)
 	c := client(t, s)
 
 	g.Expect(s.CreateBucket(ctx, "scratch", nil)).To(Succeed())
@@ -146,14 +121,14 @@ func TestPlainBucketLetsYouDelete(t *testing.T) {
 
 func TestCreateBucketRefusesAnUnknownMode(t *testing.T) {
 	g := NewWithT(t)
-	s := start(t)
+	s := objectstoretest.Start(t)
 	err := s.CreateBucket(t.Context(), "odd", &objectstore.Lock{Mode: "compliance", Days: 1})
 	g.Expect(err).To(MatchError(ContainSubstring(`Object Lock mode "compliance" is neither COMPLIANCE nor GOVERNANCE`)))
 }
 
 func TestStopLeavesNoProcess(t *testing.T) {
 	g := NewWithT(t)
-	s := start(t)
+	s := objectstoretest.Start(t)
 	pid := s.Pid()
 	g.Expect(alive(pid)).To(BeTrue())
 
@@ -177,7 +152,7 @@ const helperEnv = "OBJECTSTORE_TEST_PARENT"
 
 func TestParentDeathKillsStore(t *testing.T) {
 	if os.Getenv(helperEnv) != "" {
-		s := start(t)
+		s := objectstoretest.Start(t)
 		fmt.Println("pid", s.Pid())
 		<-t.Context().Done() // killed before the test ends
 		return

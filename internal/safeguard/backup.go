@@ -352,7 +352,7 @@ func (b BackupScheduling) judge(ctx context.Context, s *Scope, velero *Velero, s
 				bsl.Name, bsl.Status.Phase, bsl.Status.Message)}
 	}
 	r := freshness(sched, velero.Backups, s.Settings.Backup.RPO.Duration, s.Now)
-	if last := lastCompleted(sched.Name, velero.Backups); last != nil {
+	if last := LastCompleted(sched.Name, velero.Backups); last != nil {
 		b.Metrics.set(s.Workload, last.Status.CompletionTimestamp.Time)
 	}
 	enc := storageEncryption(bsl, s.Policy.AcceptsProviderDefaultEncryption())
@@ -521,7 +521,7 @@ func selectorCovers(outer, sel *metav1.LabelSelector) bool {
 // requeue when, with no new backup, the verdict would change. Its messages
 // name absolute times only, so that a reconcile with nothing new writes nothing.
 func freshness(sched *velerov1.Schedule, backups []velerov1.Backup, rpo time.Duration, now time.Time) Result {
-	last := lastCompleted(sched.Name, backups)
+	last := LastCompleted(sched.Name, backups)
 	if latest := latestFinished(sched.Name, backups); latest != nil && latest.Status.Phase != velerov1.BackupPhaseCompleted {
 		msg := fmt.Sprintf("the latest backup %s of Schedule %s ended %s", latest.Name, sched.Name, latest.Status.Phase)
 		if last != nil {
@@ -549,7 +549,8 @@ func freshness(sched *velerov1.Schedule, backups []velerov1.Backup, rpo time.Dur
 		Message: fmt.Sprintf("the last successful backup %s completed at %s, within the rpo of %s (Schedule %s, %q)", last.Name, done.UTC().Format(time.RFC3339), rpo, sched.Name, sched.Spec.Schedule)}
 }
 
-func lastCompleted(schedule string, backups []velerov1.Backup) *velerov1.Backup {
+// LastCompleted is the schedule's most recently completed backup, or nil.
+func LastCompleted(schedule string, backups []velerov1.Backup) *velerov1.Backup {
 	var last *velerov1.Backup
 	for i := range backups {
 		b := &backups[i]

@@ -319,7 +319,7 @@ func (b BackupScheduling) dueDrill(ctx context.Context, s *Scope, velero *Velero
 		d.why = ": phiguard runs restore drills (backup.restoreTest) in Enforce mode only"
 		return nil, nil
 	}
-	last := lastCompleted(sched.Name, velero.Backups)
+	last := LastCompleted(sched.Name, velero.Backups)
 	if last == nil {
 		d.why = ": the first runs once a backup has completed"
 		return nil, nil
