@@ -45,7 +45,8 @@ type Options struct {
 	// Binary is the path to the versitygw executable.
 	Binary string
 	// Dir holds the store's data; it is created if missing. Objects live in
-	// Dir/data, older versions of objects in Dir/versions.
+	// Dir/data, older versions of objects in Dir/versions, metadata in
+	// Dir/meta.
 	Dir string
 	// Out receives versitygw's output; nil discards it.
 	Out io.Writer
@@ -77,7 +78,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if _, err := os.Stat(o.Binary); err != nil {
 		return nil, fmt.Errorf("the object store's binary: %w", err)
 	}
-	for _, dir := range []string{o.dataDir(), o.versionsDir()} {
+	for _, dir := range []string{o.dataDir(), o.versionsDir(), o.metaDir()} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("creating the object store's directory: %w", err)
 		}
@@ -102,6 +103,12 @@ func (o Options) dataDir() string { return filepath.Join(o.Dir, "data") }
 // versitygw turns bucket versioning (and so Object Lock) on only when it has
 // one, and refuses one inside the data directory.
 func (o Options) versionsDir() string { return filepath.Join(o.Dir, "versions") }
+
+// metaDir holds the objects' and buckets' metadata (versioning, Object
+// Lock, retention) in files of their own: versitygw keeps it in extended
+// attributes otherwise, which not every filesystem a test or CI runs on
+// allows.
+func (o Options) metaDir() string { return filepath.Join(o.Dir, "meta") }
 
 // start makes one attempt to run the store on a fresh port.
 func start(ctx context.Context, o Options) (*Server, error) {
@@ -128,7 +135,7 @@ func start(ctx context.Context, o Options) (*Server, error) {
 		"--port", host,
 		"--region", s.Region,
 		"--quiet",
-		"posix", "--versioning-dir", o.versionsDir(), o.dataDir())
+		"posix", "--versioning-dir", o.versionsDir(), "--sidecar", o.metaDir(), o.dataDir())
 	// The keys go through the environment, where other users cannot read
 	// them, rather than the command line.
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
