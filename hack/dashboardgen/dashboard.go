@@ -95,6 +95,7 @@ func Dashboard() (dashboard.Dashboard, error) {
 		WithRow(dashboard.NewRowBuilder("Decisions and backups")).
 		WithPanel(decisionsExpiring()).
 		WithPanel(backupAge()).
+		WithPanel(restoreAge()).
 		WithRow(dashboard.NewRowBuilder("Admission webhooks")).
 		WithPanel(admissionsByResult()).
 		WithPanel(refusalsByWebhook()).
@@ -310,13 +311,28 @@ func decisionsExpiring() *table.PanelBuilder {
 // backupAge lists the age of each workload's last successful backup, the
 // oldest first.
 func backupAge() *table.PanelBuilder {
-	return tablePanel("Age of the last successful backup",
-		"Time since each PHIWorkload's last successful Velero backup completed. Orange past 25 hours (the default RPO; the BackupScheduled condition judges each workload's own), red past 26 hours (the PHIWorkloadBackupStale alert). A workload with no backup yet is absent.").Height(9).Span(12).
-		WithTarget(query("A", `sort_desc(time() - phiguard_backup_last_success_timestamp_seconds{`+ns+`})`)).
+	return ageTable("Age of the last successful backup",
+		"Time since each PHIWorkload's last successful Velero backup completed. Orange past 25 hours (the default RPO; the BackupScheduled condition judges each workload's own), red past 26 hours (the PHIWorkloadBackupStale alert). A workload with no backup yet is absent.",
+		"phiguard_backup_last_success_timestamp_seconds", 25*hour, 26*hour)
+}
+
+// restoreAge lists the age of each workload's last verified restore drill,
+// the oldest first.
+func restoreAge() *table.PanelBuilder {
+	return ageTable("Age of the last verified restore drill",
+		"Time since each PHIWorkload's last restore drill (backup.restoreTest) brought its objects back. Orange past 7 days (a weekly drill), red past 8 days (the PHIWorkloadRestoreNotVerified alert). A workload with no verified drill yet is absent.",
+		"phiguard_backup_last_restore_verified_timestamp_seconds", 7*day, 8*day)
+}
+
+// ageTable lists, per workload, the time since a timestamp metric's value,
+// the oldest first: green, orange from orange, red from red (seconds).
+func ageTable(title, description, metric string, orange, red float64) *table.PanelBuilder {
+	return tablePanel(title, description).Height(9).Span(12).
+		WithTarget(query("A", `sort_desc(time() - `+metric+`{`+ns+`})`)).
 		Transformations(columns("namespace", "Namespace", "workload", "Workload", "Value", "Age")).
 		OverrideByName("Age", []dashboard.DynamicConfigValue{
 			{Id: propUnit, Value: "s"}, coloured,
-			{Id: propThresholds, Value: thresholds("green", from(25*hour, "orange"), from(26*hour, "red"))},
+			{Id: propThresholds, Value: thresholds("green", from(orange, "orange"), from(red, "red"))},
 		}).
 		SortBy([]cog.Builder[common.TableSortByFieldState]{
 			common.NewTableSortByFieldStateBuilder().DisplayName("Age").Desc(true),

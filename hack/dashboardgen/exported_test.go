@@ -31,7 +31,7 @@ import (
 // phiguard's collectors registered on it as cmd/main.go registers them. A
 // metric vector exports nothing until it has a series, so one sample of each
 // kind passes through the real code first: a workload's compliance recorded,
-// a backup judged fresh, an admission request served by the webhook server, a
+// a backup judged fresh and its restore drill verified, an admission request served by the webhook server, a
 // reconcile run by a controller.
 func exportedMetrics(t *testing.T) map[string]dto.MetricType {
 	t.Helper()
@@ -53,7 +53,7 @@ func exportedMetrics(t *testing.T) map[string]dto.MetricType {
 	now := time.Now()
 	w := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Namespace: "records", Name: "patient-records"}}
 	w.Spec.Selector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "records"}}
-	w.Spec.Backup = &phiguardv1alpha1.BackupSpec{Mode: phiguardv1alpha1.ModeAudit}
+	w.Spec.Backup = &phiguardv1alpha1.BackupSpec{Mode: phiguardv1alpha1.ModeAudit, RestoreTest: "@weekly"}
 	w.Spec.Decisions = []phiguardv1alpha1.Decision{{Safeguard: phiguardv1alpha1.TransmissionSecure,
 		Kind: phiguardv1alpha1.DecisionAlternative, Expires: metav1.NewTime(now.Add(30 * 24 * time.Hour))}}
 	recordCompliance(compliance, registry, w)
@@ -118,9 +118,21 @@ func judgeBackup(t *testing.T, registry safeguard.Registry, w *phiguardv1alpha1.
 			Status:     velerov1.BackupStorageLocationStatus{Phase: velerov1.BackupStorageLocationPhaseAvailable},
 		}},
 	})
-	if r := sg.Reconcile(t.Context(), s); r.Err != nil || r.Reason != phiguardv1alpha1.ReasonBackupFresh {
+	// A restore drill of that backup, verified half an hour ago.
+	safeguard.DrillObjects.Set(s, &safeguard.Drills{Restores: []velerov1.Restore{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "phiguard-drill-1", CreationTimestamp: *at(50 * time.Minute),
+			Annotations: map[string]string{
+				safeguard.DrillResultAnnotation:   safeguard.DrillVerified,
+				safeguard.DrillMessageAnnotation:  "restored backup nightly-1 and verified 3 objects",
+				safeguard.DrillStartedAnnotation:  at(50 * time.Minute).UTC().Format(time.RFC3339),
+				safeguard.DrillFinishedAnnotation: at(30 * time.Minute).UTC().Format(time.RFC3339),
+			}},
+		Spec:   velerov1.RestoreSpec{BackupName: "nightly-1"},
+		Status: velerov1.RestoreStatus{Phase: velerov1.RestorePhaseCompleted},
+	}}})
+	if r := sg.Reconcile(t.Context(), s); r.Err != nil || r.Reason != phiguardv1alpha1.ReasonRestoreVerified {
 		t.Fatalf("the sample backup was judged %s (%s, error %v), not %s: the sample needs updating",
-			r.Reason, r.Message, r.Err, phiguardv1alpha1.ReasonBackupFresh)
+			r.Reason, r.Message, r.Err, phiguardv1alpha1.ReasonRestoreVerified)
 	}
 }
 
