@@ -684,6 +684,11 @@ func (b BackupScheduling) judgeDrills(s *Scope, d drillState, r Result) Result {
 		}
 		r.Message += fmt.Sprintf("; restore drill %s of backup %s failed at %s: %s", l.Name, l.Spec.BackupName,
 			stamp(drillFinished(l)), l.Annotations[DrillMessageAnnotation])
+		if v := d.lastVerified; v != nil {
+			r.Message += fmt.Sprintf("; the last verified restore, drill %s of backup %s, ended at %s", v.Name, v.Spec.BackupName, stamp(drillFinished(v)))
+		} else {
+			r.Message += "; no restore of the workload has been verified yet"
+		}
 	case d.running == nil:
 		r.Message += "; no restore drill has been verified yet" + d.why
 	}

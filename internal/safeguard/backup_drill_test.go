@@ -355,6 +355,10 @@ func TestBackupDrillVerifiedWhenEveryObjectCameBack(t *testing.T) {
 	g.Expect(f.writes.N()).To(Equal(before))
 }
 
+// noneVerified ends the message of a failed drill when no drill of the
+// workload was ever verified.
+const noneVerified = "; no restore of the workload has been verified yet"
+
 func TestBackupDrillFailsNamingTheObjectsThatDidNotComeBack(t *testing.T) {
 	g := NewWithT(t)
 	f, rs, started := startedDrill(t)
@@ -379,7 +383,8 @@ func TestBackupDrillFailsNamingTheObjectsThatDidNotComeBack(t *testing.T) {
 	g.Expect(r.Events[0].Reason).To(Equal(phiguardv1alpha1.ReasonRestoreFailed))
 	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonRestoreFailed))
-	g.Expect(r.Message).To(Equal(f.fresh() + "; restore drill " + rs.Name + " of backup " + f.backup.Name + " failed at " + stamp(end) + ": " + why))
+	g.Expect(r.Message).To(Equal(f.fresh() + "; restore drill " + rs.Name + " of backup " + f.backup.Name + " failed at " + stamp(end) + ": " + why +
+		noneVerified))
 	g.Expect(testutil.CollectAndCount(f.metrics.lastRestoreVerified)).To(BeZero(), "no drill verified")
 }
 
@@ -394,7 +399,8 @@ func TestBackupDrillFailsWhenVeleroFailsOrTheRestoreTakesTooLong(t *testing.T) {
 		why := "Velero ended the restore Failed: error getting backup: not found; see `velero restore describe " + rs.Name + " --details`"
 		g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonRestoreFailed))
-		g.Expect(r.Message).To(Equal(f.fresh() + "; restore drill " + rs.Name + " of backup " + f.backup.Name + " failed at " + stamp(end) + ": " + why))
+		g.Expect(r.Message).To(Equal(f.fresh() + "; restore drill " + rs.Name + " of backup " + f.backup.Name + " failed at " + stamp(end) + ": " + why +
+			noneVerified))
 		g.Expect(deleting(t, f.scratch())).To(BeTrue())
 	})
 	t.Run("still in progress after 30m", func(t *testing.T) {
@@ -417,7 +423,7 @@ func TestBackupDrillFailsWhenVeleroFailsOrTheRestoreTakesTooLong(t *testing.T) {
 		g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonRestoreFailed))
 		g.Expect(r.Message).To(Equal(f.fresh() + "; restore drill " + rs.Name + " of backup " + f.backup.Name + " failed at " + stamp(end) +
-			`: did not finish within 30m (Velero's phase: "InProgress"); see ` + "`velero restore describe " + rs.Name + "`"))
+			`: did not finish within 30m (Velero's phase: "InProgress"); see ` + "`velero restore describe " + rs.Name + "`" + noneVerified))
 		g.Expect(deleting(t, f.scratch())).To(BeTrue())
 	})
 	t.Run("the backup was already stale: its reason stays", func(t *testing.T) {
@@ -430,7 +436,7 @@ func TestBackupDrillFailsWhenVeleroFailsOrTheRestoreTakesTooLong(t *testing.T) {
 		g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonBackupStale))
 		g.Expect(r.Message).To(HaveSuffix(storageMessage + "; restore drill " + rs.Name + " of backup " + f.backup.Name + " failed at " + stamp(end) +
-			": Velero ended the restore Failed; see `velero restore describe " + rs.Name + " --details`"))
+			": Velero ended the restore Failed; see `velero restore describe " + rs.Name + " --details`" + noneVerified))
 	})
 }
 
@@ -669,4 +675,27 @@ func TestBackupDrillAfterAFailureRunsAgainForTheNextBackup(t *testing.T) {
 	g.Expect(drills).To(HaveLen(2))
 	g.Expect(drills[0].Name).To(Equal(fmt.Sprintf("%s-%d", f.scratch(), retry.Unix())))
 	g.Expect(drills[0].Spec.BackupName).To(Equal(next.Name))
+}
+
+func TestBackupDrillFailureNamesTheLastVerifiedRestore(t *testing.T) {
+	g := NewWithT(t)
+	f, first, started := startedDrill(t)
+	started = started.Truncate(time.Second) // as recorded
+	f.playVelero(first, velerov1.RestorePhaseCompleted, "", drilledObjects(f.scratch()))
+	verifiedAt := started.Add(time.Minute)
+	r := f.reconcile(verifiedAt)
+	g.Expect(r.Reason).To(Equal(phiguardv1alpha1.ReasonRestoreVerified))
+	finishNamespaceDeletion(t, f.scratch())
+
+	next := nextDrill(t, started)
+	r = f.reconcile(next)
+	g.Expect(eventReasons(r.Events)).To(Equal([]string{phiguardv1alpha1.ReasonRestoreDrillStarted}))
+	second := &f.drills()[0]
+	f.playVelero(second, velerov1.RestorePhaseFailed, "", nil)
+	end := next.Add(time.Minute)
+	r = f.reconcile(end)
+	g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(r.Message).To(HaveSuffix("; restore drill " + second.Name + " of backup " + f.backup.Name + " failed at " + stamp(end) +
+		": Velero ended the restore Failed; see `velero restore describe " + second.Name + " --details`" +
+		"; the last verified restore, drill " + first.Name + " of backup " + f.backup.Name + ", ended at " + stamp(verifiedAt)))
 }
