@@ -11,6 +11,10 @@ package v1alpha1
 // finish. Ready carries them with status False; the safeguards keep their last
 // results, and observedGeneration does not move.
 const (
+	// ReasonEvaluated (Event): the one Event of a workload's first
+	// evaluation, summing up every safeguard's result and every action taken;
+	// afterwards, Events record only changes.
+	ReasonEvaluated = "Evaluated"
 	// ReasonProgressing (Reconciling True): phiguard is working on a generation
 	// of the spec it has not fully evaluated yet; the condition goes away once
 	// observedGeneration reaches metadata.generation.

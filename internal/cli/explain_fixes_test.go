@@ -24,6 +24,7 @@ const reasonsFile = "../../api/v1alpha1/reasons.go"
 // or listed here.
 var noFixNeeded = map[string]string{
 	phiguardv1alpha1.ReasonProgressing:         "Reconciling True: work under way",
+	phiguardv1alpha1.ReasonEvaluated:           "Event",
 	phiguardv1alpha1.ReasonDocumentedDecision:  "holds",
 	phiguardv1alpha1.ReasonPolicyApplied:       "holds",
 	phiguardv1alpha1.ReasonPodsIsolated:        "holds",

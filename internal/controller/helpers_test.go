@@ -92,3 +92,14 @@ func eventsFor(g Gomega, obj client.Object) []eventsv1.Event {
 
 // objectKey is the key of a cluster-scoped object.
 func objectKey(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
+
+// summaryOf is the note of the Event that sums up an object's first
+// evaluation, or "" when there is none.
+func summaryOf(g Gomega, obj client.Object) string {
+	for _, e := range eventsFor(g, obj) {
+		if e.Reason == phiguardv1alpha1.ReasonEvaluated {
+			return e.Note
+		}
+	}
+	return ""
+}

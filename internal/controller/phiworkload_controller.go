@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -231,8 +232,14 @@ func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alph
 			in.policy = ev.scope.Policy.Name
 		}
 	}
-	r.recordActions(w, ev.outcomes)
 	status := computeStatus(w.Status, in, metav1.NewTime(r.Clock.Now()))
+	// The first evaluation is one Event that sums it up; after it, one per
+	// action and per changed result.
+	if firstEvaluation(w.Status) && in.stalled == nil {
+		r.recordSummary(w, status, ev.outcomes)
+	} else {
+		r.recordActions(w, ev.outcomes)
+	}
 	if werr := r.writeStatus(ctx, w, status); werr != nil {
 		return errors.Join(err, werr)
 	}
@@ -283,9 +290,10 @@ func (r *PHIWorkloadReconciler) writeStatus(ctx context.Context, w *phiguardv1al
 }
 
 // recordChanges emits an Event for each safeguard (and Stalled) whose status or
-// reason differs from the stored status.
+// reason differs from the stored status; none on the first evaluation, which
+// recordSummary sums up in one.
 func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus) {
-	if r.Recorder == nil {
+	if r.Recorder == nil || (firstEvaluation(w.Status) && !meta.IsStatusConditionTrue(next.Conditions, phiguardv1alpha1.StalledCondition)) {
 		return
 	}
 	// While the spec is stalled, the one Event worth reading is the Stalled one.
@@ -352,4 +360,56 @@ func requeue(outcomes []outcome) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+// firstEvaluation says whether a stored status has no safeguard's result
+// yet: the workload is being evaluated for the first time.
+func firstEvaluation(stored phiguardv1alpha1.PHIWorkloadStatus) bool {
+	return len(stored.Safeguards) == 0
+}
+
+// recordSummary records the first evaluation of a workload as one Event:
+// whether it is Ready, how many safeguards hold, each that does not or is
+// not known with its reason, and the actions taken. One Event instead of one
+// per safeguard and action keeps the API's write budget for what changes.
+func (r *PHIWorkloadReconciler) recordSummary(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus, outcomes []outcome) {
+	if r.Recorder == nil {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	var held int
+	var failing, unknown, actions []string
+	for _, sg := range next.Safeguards {
+		switch sg.Status {
+		case metav1.ConditionTrue:
+			held++
+		case metav1.ConditionFalse:
+			failing = append(failing, fmt.Sprintf("%s (%s)", sg.Name, sg.Reason))
+			kind = corev1.EventTypeWarning
+		default:
+			unknown = append(unknown, fmt.Sprintf("%s (%s)", sg.Name, sg.Reason))
+		}
+	}
+	for _, o := range outcomes {
+		for _, e := range o.result.Events {
+			if e.Warning {
+				kind = corev1.EventTypeWarning
+			}
+			actions = append(actions, e.Message)
+		}
+	}
+	ready := "not Ready"
+	if meta.IsStatusConditionTrue(next.Conditions, phiguardv1alpha1.ReadyCondition) {
+		ready = "Ready"
+	}
+	note := fmt.Sprintf("first evaluation: %s, %d of %d safeguards hold", ready, held, len(next.Safeguards))
+	for _, part := range []struct {
+		what  string
+		items []string
+	}{{"does not hold", failing}, {"not known", unknown}, {"actions", actions}} {
+		if len(part.items) > 0 {
+			note += "; " + part.what + ": " + strings.Join(part.items, ", ")
+		}
+	}
+	r.Recorder.Eventf(w, nil, kind, phiguardv1alpha1.ReasonEvaluated, "Evaluate", "%s", safeguard.EventNote(note))
 }

@@ -100,6 +100,7 @@ func TestScale(t *testing.T) {
 	}, 5*time.Minute, 10*time.Millisecond).Should(Succeed())
 	drained := time.Since(drainStart)
 	writesToSettle := count.writes.Load()
+	writesByRequest := count.resources()
 
 	// Steady state: with nothing changing, the controller must not write at all.
 	count.reset()
@@ -115,6 +116,7 @@ func TestScale(t *testing.T) {
 		created.Round(time.Millisecond), toSettle.Round(time.Millisecond), (toSettle - created).Round(time.Millisecond))
 	t.Logf("scale: %d reconciles (%.2f per workload), %d write requests in all (NetworkPolicies, status patches, Events; the Event backlog drained %s after the statuses settled)",
 		reconciles, float64(reconciles)/float64(total), writesToSettle, drained.Round(time.Millisecond))
+	t.Logf("scale: write requests to settle by request: %v (%.2f per workload)", writesByRequest, float64(writesToSettle)/float64(total))
 	t.Logf("scale: 0 write requests over a %s quiet window; heap in use after GC %.1f MiB (control-plane processes excluded)",
 		quiet, float64(mem.HeapInuse)/(1<<20))
 }
