@@ -233,13 +233,7 @@ func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alph
 		}
 	}
 	status := computeStatus(w.Status, in, metav1.NewTime(r.Clock.Now()))
-	// The first evaluation is one Event that sums it up; after it, one per
-	// action and per changed result.
-	if firstEvaluation(w.Status) && in.stalled == nil {
-		r.recordSummary(w, status, ev.outcomes)
-	} else {
-		r.recordActions(w, ev.outcomes)
-	}
+	r.recordEvaluation(w, status, in.stalled != nil, ev.outcomes)
 	if werr := r.writeStatus(ctx, w, status); werr != nil {
 		return errors.Join(err, werr)
 	}
@@ -360,6 +354,17 @@ func requeue(outcomes []outcome) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+// recordEvaluation records the first evaluation as one Event that sums it
+// up (unless stalled: then the Stalled one is worth reading); after it, an
+// Event per action, and writeStatus one per changed result.
+func (r *PHIWorkloadReconciler) recordEvaluation(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus, stalled bool, outcomes []outcome) {
+	if firstEvaluation(w.Status) && !stalled {
+		r.recordSummary(w, next, outcomes)
+		return
+	}
+	r.recordActions(w, outcomes)
 }
 
 // firstEvaluation says whether a stored status has no safeguard's result

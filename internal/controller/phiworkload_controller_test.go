@@ -89,8 +89,9 @@ var _ = Describe("PHIWorkload status", func() {
 
 		By("recording the first evaluation as one Event: each result and each action")
 		Eventually(func(g Gomega) {
-			var summaries []eventsv1.Event
-			for _, e := range eventsFor(g, fetch(g, w)) {
+			events := eventsFor(g, fetch(g, w))
+			summaries := make([]eventsv1.Event, 0, len(events))
+			for _, e := range events {
 				g.Expect(e.Reason).To(Equal(phiguardv1alpha1.ReasonEvaluated), "no Event but the summary: %s %s", e.Reason, e.Note)
 				summaries = append(summaries, e)
 			}
