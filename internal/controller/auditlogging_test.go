@@ -127,8 +127,8 @@ var _ = Describe("Audit logging status", func() {
 			first = restarted(g)
 			got := fetch(g, w)
 			g.Expect(first.Annotations).To(HaveKeyWithValue("phiguard.io/restarted-for", string(got.UID)+"/1"))
-			// On the first evaluation: its one Event names the restart.
-			g.Expect(summaryOf(g, got)).To(ContainSubstring("restarted Deployment records so that its pods are re-created with the audit sidecar"))
+			g.Expect(announced(g, got, phiguardv1alpha1.ReasonRolloutRestarted,
+				"restarted Deployment records so that its pods are re-created with the audit sidecar")).To(BeTrue())
 		}, timeout, poll).Should(Succeed())
 
 		By("another reconcile of the same generation restarts nothing")

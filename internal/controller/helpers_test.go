@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	. "github.com/onsi/gomega"
@@ -93,13 +94,14 @@ func eventsFor(g Gomega, obj client.Object) []eventsv1.Event {
 // objectKey is the key of a cluster-scoped object.
 func objectKey(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
 
-// summaryOf is the note of the Event that sums up an object's first
-// evaluation, or "" when there is none.
-func summaryOf(g Gomega, obj client.Object) string {
+// announced says whether an action was recorded about obj: an Event of its
+// own with reason whose note contains text, or, when it was taken on the
+// first evaluation, the Event that sums that up, naming it.
+func announced(g Gomega, obj client.Object, reason, text string) bool {
 	for _, e := range eventsFor(g, obj) {
-		if e.Reason == phiguardv1alpha1.ReasonEvaluated {
-			return e.Note
+		if (e.Reason == reason || e.Reason == phiguardv1alpha1.ReasonEvaluated) && strings.Contains(e.Note, text) {
+			return true
 		}
 	}
-	return ""
+	return false
 }

@@ -81,9 +81,8 @@ var _ = Describe("Network isolation", func() {
 		Expect(np.Spec.Ingress[1].Ports).To(ConsistOf(HaveField("Port", HaveValue(Equal(intstr.FromString("http"))))))
 		Expect(np.Spec.Egress).To(HaveLen(2), "same workload and DNS")
 		Expect(np.ManagedFields).To(ConsistOf(HaveField("Manager", ssa.FieldManager)), "applied by phiguard alone")
-		// Created on the first evaluation, whose one Event names it.
 		Eventually(func(g Gomega) {
-			g.Expect(summaryOf(g, w)).To(ContainSubstring("actions: created NetworkPolicy " + np.Name))
+			g.Expect(announced(g, w, phiguardv1alpha1.ReasonPolicyCreated, "created NetworkPolicy "+np.Name)).To(BeTrue())
 		}, timeout, poll).Should(Succeed())
 
 		By("a pod created afterwards is selected by the policy as it stands: no write is needed")
