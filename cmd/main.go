@@ -10,11 +10,8 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -234,12 +231,7 @@ func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
 		LeaderElectionReleaseOnCancel: true, // the process exits right after the manager stops
 		GracefulShutdownTimeout:       &shutdown,
 		WebhookServer:                 webhookServer,
-		// Secrets are read in phiguard's own namespace only (the webhook
-		// certificate, PHIPolicy backup.locationCredentials): its RBAC
-		// allows no more.
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Namespaces: map[string]cache.Config{f.namespace: {}}},
-		}},
+		Cache:                         controller.CacheOptions(f.namespace),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

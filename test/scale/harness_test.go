@@ -156,6 +156,8 @@ func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *res
 			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir}),
 		// Each test of this package runs its own manager in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		// The cache as the manager configures it.
+		Cache: controller.CacheOptions("phiguard-system"),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect((&controller.PHIWorkloadReconciler{
