@@ -233,8 +233,8 @@ func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alph
 		}
 	}
 	status := computeStatus(w.Status, in, metav1.NewTime(r.Clock.Now()))
-	r.recordEvaluation(w, status, in.stalled != nil, ev.outcomes)
-	if werr := r.writeStatus(ctx, w, status); werr != nil {
+	summarised := r.recordEvaluation(w, status, in.stalled != nil, ev.outcomes)
+	if werr := r.writeStatus(ctx, w, status, !summarised); werr != nil {
 		return errors.Join(err, werr)
 	}
 	// Recorded once stored, so the metrics never show what the status does not.
@@ -267,13 +267,15 @@ func (e *reasonedError) Unwrap() error { return e.Err }
 
 func failed(reason string, err error) error { return &reasonedError{Reason: reason, Err: err} }
 
-// writeStatus records an Event for each changed result and patches the status,
-// only when it differs from what is stored.
-func (r *PHIWorkloadReconciler) writeStatus(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, status phiguardv1alpha1.PHIWorkloadStatus) error {
+// writeStatus patches the status, only when it differs from what is stored,
+// and with announce records an Event for each changed result.
+func (r *PHIWorkloadReconciler) writeStatus(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, status phiguardv1alpha1.PHIWorkloadStatus, announce bool) error {
 	if equality.Semantic.DeepEqual(w.Status, status) {
 		return nil
 	}
-	r.recordChanges(w, status)
+	if announce {
+		r.recordChanges(w, status)
+	}
 	patch := client.MergeFrom(w.DeepCopy())
 	w.Status = status
 	if err := r.Status().Patch(ctx, w, patch, FieldOwner); err != nil {
@@ -284,10 +286,9 @@ func (r *PHIWorkloadReconciler) writeStatus(ctx context.Context, w *phiguardv1al
 }
 
 // recordChanges emits an Event for each safeguard (and Stalled) whose status or
-// reason differs from the stored status; none on the first evaluation, which
-// recordSummary sums up in one.
+// reason differs from the stored status.
 func (r *PHIWorkloadReconciler) recordChanges(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus) {
-	if r.Recorder == nil || (firstEvaluation(w.Status) && !meta.IsStatusConditionTrue(next.Conditions, phiguardv1alpha1.StalledCondition)) {
+	if r.Recorder == nil {
 		return
 	}
 	// While the spec is stalled, the one Event worth reading is the Stalled one.
@@ -357,14 +358,15 @@ func requeue(outcomes []outcome) (ctrl.Result, error) {
 }
 
 // recordEvaluation records the first evaluation as one Event that sums it
-// up (unless stalled: then the Stalled one is worth reading); after it, an
-// Event per action, and writeStatus one per changed result.
-func (r *PHIWorkloadReconciler) recordEvaluation(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus, stalled bool, outcomes []outcome) {
+// up, and says so (unless stalled: then the Stalled one is worth reading);
+// after it, an Event per action, and writeStatus one per changed result.
+func (r *PHIWorkloadReconciler) recordEvaluation(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus, stalled bool, outcomes []outcome) (summarised bool) {
 	if firstEvaluation(w.Status) && !stalled {
 		r.recordSummary(w, next, outcomes)
-		return
+		return true
 	}
 	r.recordActions(w, outcomes)
+	return false
 }
 
 // firstEvaluation says whether a stored status has no safeguard's result
