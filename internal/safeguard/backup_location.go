@@ -49,10 +49,14 @@ type locationVerdict struct {
 // cannot be, are Unknown.
 func (b BackupScheduling) immutability(ctx context.Context, s *Scope, bsl *velerov1.BackupStorageLocation) locationVerdict {
 	ref := s.Policy.LocationCredentials()
-	if ref == nil || b.Locations == nil {
+	switch {
+	case ref == nil:
 		return locationVerdict{status: metav1.ConditionTrue, message: fmt.Sprintf("immutability of BackupStorageLocation %s not checked: "+
 			"PHIPolicy %s names no backup.locationCredentials (a Secret in phiguard's namespace with read-only S3 credentials: %s)",
 			bsl.Name, phiguardv1alpha1.DefaultPolicyName, objectlock.Permissions)}
+	case b.Locations == nil:
+		return locationVerdict{status: metav1.ConditionTrue, message: fmt.Sprintf("immutability of BackupStorageLocation %s not checked: "+
+			"this phiguard runs no location checker", bsl.Name)}
 	}
 	unknown := func(format string, args ...any) locationVerdict {
 		return locationVerdict{status: metav1.ConditionUnknown, reason: phiguardv1alpha1.ReasonStorageImmutabilityUnknown,
