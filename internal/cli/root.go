@@ -88,6 +88,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newExplainCommand(o),
 		newDecisionsCommand(o),
 		newRiskCommand(o), newInventoryCommand(o),
+		newEvidenceCommand(o),
 	)
 	return root
 }
