@@ -61,6 +61,7 @@ type flags struct {
 	leaderElect, secureMetrics        bool
 	enableWebhooks                    bool
 	zap                               zap.Options
+	evidence                          evidenceFlags
 }
 
 // Where the webhook server's certificate comes from.
@@ -105,6 +106,7 @@ func parseFlags() (*flags, error) {
 	flag.StringVar(&f.reportAPI, "report-api", policyreport.WGPolicy.Name,
 		"Policy reports to write: wgpolicyk8s (wgpolicyk8s.io/v1alpha2, what Policy Reporter reads), "+
 			"openreports (openreports.io/v1alpha1) or none. Without its CRDs, none are written.")
+	f.evidence.bind(flag.CommandLine)
 	f.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
 	if f.reportAPI != reportAPINone {
@@ -157,7 +159,14 @@ func run() error {
 			return err
 		}
 	}
-	if err := setup(mgr, registry, compliance, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
+	trail, err := setupEvidence(ctx, mgr, f, crmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	if err := setup(mgr, registry, compliance, trail, []string{"kube-system", f.namespace}, f.concurrency, f.enableWebhooks); err != nil {
+		return err
+	}
+	if err := setupAttestation(mgr, trail, f); err != nil {
 		return err
 	}
 	if err := setupReports(mgr, f.reportAPI); err != nil {
@@ -275,7 +284,7 @@ func setupReports(mgr ctrl.Manager, reportAPI string) error {
 // setup registers phiguard's controllers and, when enabled, its webhooks.
 // exempt are the namespaces never acted on, whatever the PHIPolicy says;
 // compliance exports each workload's status as metrics.
-func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Compliance, exempt []string, concurrency int, enableWebhooks bool) error {
+func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Compliance, t *trail, exempt []string, concurrency int, enableWebhooks bool) error {
 	if err := (&controller.PHIWorkloadReconciler{
 		Client:           mgr.GetClient(),
 		Recorder:         mgr.GetEventRecorder("phiguard"),
@@ -284,6 +293,7 @@ func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Co
 		ExemptNamespaces: exempt,
 		Concurrency:      concurrency,
 		Metrics:          compliance,
+		Evidence:         t.controllerRecorder(),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the PHIWorkload controller: %w", err)
 	}
@@ -294,6 +304,7 @@ func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Co
 			Recorder:         mgr.GetEventRecorder("phiguard"),
 			Source:           src,
 			ExemptNamespaces: exempt,
+			Evidence:         t.controllerRecorder(),
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s label controller: %w", src.Kind, err)
 		}
@@ -302,7 +313,7 @@ func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Co
 	if enableWebhooks {
 		return phiwebhook.Setup(mgr, safeguard.AdmissionEnv{
 			Reader: mgr.GetClient(), ExemptNamespaces: exempt, Registry: registry, Clock: clock.RealClock{},
-			Recorder: mgr.GetEventRecorder("phiguard"),
+			Recorder: mgr.GetEventRecorder("phiguard"), Evidence: t.admissionRecorder(),
 		})
 	}
 	return nil

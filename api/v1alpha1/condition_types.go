@@ -32,3 +32,9 @@ const (
 	// be evaluated (Ready False: an unevaluated safeguard is never compliant).
 	SafeguardsNotEvaluatedReason = "SafeguardsNotEvaluated"
 )
+
+// EvidenceSinkDegradedCondition (on the PHIPolicy; True is bad): evidence
+// records cannot be stored where they must last (the sink is unreachable or
+// refuses them, the buffer drops records, or the directory is ephemeral).
+// False once every record taken is being stored.
+const EvidenceSinkDegradedCondition = "EvidenceSinkDegraded"

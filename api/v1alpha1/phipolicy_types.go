@@ -277,6 +277,8 @@ func (p *PHIPolicy) AcceptsProviderDefaultEncryption() bool {
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,categories=phiguard
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default'",message="only a PHIPolicy named \"default\" applies; name it default"
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Evidence-Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="EvidenceSinkDegraded")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PHIPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -285,6 +287,21 @@ type PHIPolicy struct {
 	// spec holds the defaults.
 	// +optional
 	Spec PHIPolicySpec `json:"spec,omitempty"`
+
+	// status reports on what serves every workload the policy governs: the
+	// evidence trail.
+	// +optional
+	Status PHIPolicyStatus `json:"status,omitempty"`
+}
+
+// PHIPolicyStatus reports on what serves every workload.
+type PHIPolicyStatus struct {
+	// conditions: EvidenceSinkDegraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // PHIPolicyList is a list of PHIPolicies.

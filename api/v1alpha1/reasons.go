@@ -404,3 +404,19 @@ const (
 	// warning (Audit mode, or a rule that opens the workload widely).
 	ReasonAdmissionWarned = "AdmissionWarned"
 )
+
+// Reasons of the PHIPolicy's EvidenceSinkDegraded condition.
+const (
+	// ReasonEvidenceStored (False): every segment of evidence is stored.
+	ReasonEvidenceStored = "EvidenceStored"
+	// ReasonEvidenceSinkUnavailable (True): the sink cannot be written; the
+	// records wait in the on-disk buffer, or are dropped once it is full (the
+	// message says which).
+	ReasonEvidenceSinkUnavailable = "EvidenceSinkUnavailable"
+	// ReasonEvidenceEphemeral (True): evidence is kept in a directory that
+	// does not outlive the pod (an emptyDir); mount a PersistentVolumeClaim or
+	// use an S3 bucket with Object Lock.
+	ReasonEvidenceEphemeral = "EvidenceEphemeral"
+	// ReasonEvidenceDisabled (True): the manager runs with --evidence-sink=none.
+	ReasonEvidenceDisabled = "EvidenceDisabled"
+)

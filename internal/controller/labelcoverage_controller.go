@@ -23,6 +23,7 @@ import (
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	phiguardv1alpha1ac "github.com/phiguard/phiguard/api/v1alpha1/applyconfiguration/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/evidence"
 	"github.com/phiguard/phiguard/internal/safeguard"
 	"github.com/phiguard/phiguard/internal/ssa"
 )
@@ -44,6 +45,9 @@ type LabelReconciler struct {
 	client.Client
 	// Recorder records the coverage Events, the evidence auditors read.
 	Recorder recorder.EventRecorder
+	// Evidence, when set, takes an evidence record for each coverage given
+	// and withdrawn.
+	Evidence evidence.Recorder
 	// Source is the labelled kind.
 	Source LabelSource
 	// ExemptNamespaces are never covered, whatever the PHIPolicy says
@@ -253,6 +257,7 @@ func (r *LabelReconciler) apply(ctx context.Context, obj client.Object, existing
 		msg := fmt.Sprintf("%s is labelled %s=true: PHIWorkload %s generated; its safeguards follow PHIPolicy %s",
 			r.describe(client.ObjectKeyFromObject(obj)), phiguardv1alpha1.EPHILabel, key, phiguardv1alpha1.DefaultPolicyName)
 		r.event(obj, created, verdict{reason: phiguardv1alpha1.ReasonCoverageCreated, message: msg})
+		r.recordCoverage(obj, created, verdict{reason: phiguardv1alpha1.ReasonCoverageCreated, message: msg}, "Covered")
 		logf.FromContext(ctx).Info("coverage generated", "kind", r.Source.Kind, "object", client.ObjectKeyFromObject(obj), "workload", key)
 	}
 	return nil
@@ -333,6 +338,7 @@ func (r *LabelReconciler) release(ctx context.Context, obj client.Object, found 
 	// Recorded once the workload can go, so that each loss is recorded once.
 	v.message = fmt.Sprintf("%s; generated PHIWorkload %s/%s removed, %s", v.message, w.Namespace, w.Name, pods)
 	r.event(regarding, w, v)
+	r.recordCoverage(regarding, w, v, "Withdrawn")
 	logf.FromContext(ctx).Info("coverage withdrawn", "kind", r.Source.Kind, "object", client.ObjectKeyFromObject(regarding),
 		"uid", regarding.GetUID(), "workload", client.ObjectKeyFromObject(w), "matchedPods", w.Status.MatchedPods,
 		"reason", v.reason, "detail", v.message)
@@ -349,6 +355,18 @@ func (r *LabelReconciler) event(regarding client.Object, related runtime.Object,
 		kind = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(regarding, related, kind, v.reason, coverageAction, "%s", v.message)
+}
+
+// recordCoverage takes the evidence record of a coverage given or withdrawn.
+func (r *LabelReconciler) recordCoverage(regarding client.Object, w *phiguardv1alpha1.PHIWorkload, v verdict, result string) {
+	if r.Evidence == nil {
+		return
+	}
+	r.Evidence.Record(evidence.Record{
+		Kind: evidence.KindCoverage, Workload: evidenceWorkload(w), Result: result, Reason: v.reason, Message: v.message,
+		Actor: actorController, Objects: []evidence.Object{{Kind: r.Source.Kind, Namespace: regarding.GetNamespace(),
+			Name: regarding.GetName(), UID: string(regarding.GetUID())}},
+	})
 }
 
 // describe names an object of the kind, as "Deployment clinic/api".

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/evidence"
 	"github.com/phiguard/phiguard/internal/metrics"
 	"github.com/phiguard/phiguard/internal/optionalapi"
 	"github.com/phiguard/phiguard/internal/safeguard"
@@ -52,6 +53,9 @@ type PHIWorkloadReconciler struct {
 	// Metrics, when set, exports each workload's compliance as its status
 	// reports it, and forgets a workload once it is gone.
 	Metrics *metrics.Compliance
+	// Evidence, when set, takes an evidence record for each change of a
+	// safeguard's result or of a decision, and each enforcement action.
+	Evidence evidence.Recorder
 
 	// apis tracks the optional APIs the safeguards need and starts the
 	// watches on their kinds once they are served (SetupWithManager).
@@ -142,7 +146,9 @@ func (r *PHIWorkloadReconciler) finalize(ctx context.Context, w *phiguardv1alpha
 			continue
 		}
 		events, err := f.Finalize(ctx, r.Client, w)
-		r.recordActions(w, []outcome{{name: sg.Name(), result: safeguard.Result{Events: events}}})
+		done := []outcome{{name: sg.Name(), rule: sg.Rule(), result: safeguard.Result{Events: events}}}
+		r.recordActions(w, done)
+		r.recordActionEvidence(w, done)
 		if err != nil {
 			return fmt.Errorf("finalizing %s of %s/%s: %w", sg.Name(), w.Namespace, w.Name, err)
 		}
@@ -234,9 +240,12 @@ func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alph
 	}
 	status := computeStatus(w.Status, in, metav1.NewTime(r.Clock.Now()))
 	summarised := r.recordEvaluation(w, status, in.stalled != nil, ev.outcomes)
+	r.recordActionEvidence(w, ev.outcomes)
+	stored := w.Status
 	if werr := r.writeStatus(ctx, w, status, !summarised); werr != nil {
 		return errors.Join(err, werr)
 	}
+	r.recordResultEvidence(w, stored, status)
 	// Recorded once stored, so the metrics never show what the status does not.
 	r.Metrics.Record(w, &status)
 	if in.stalled != nil && !transient(ev.outcomes) {

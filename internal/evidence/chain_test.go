@@ -88,7 +88,9 @@ func rewrite(t *testing.T, file string, edit func([]byte) []byte) {
 }
 
 // lines splits a segment into its lines (without the final newline).
-func lines(data []byte) [][]byte { return bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) }
+func lines(data []byte) [][]byte {
+	return bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+}
 
 func join(ls [][]byte) []byte { return append(bytes.Join(ls, []byte("\n")), '\n') }
 

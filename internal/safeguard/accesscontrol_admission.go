@@ -102,7 +102,7 @@ func (a *accessAdmission) Handle(ctx context.Context, req admission.Request) adm
 	d := BreakGlass(req.UserInfo.Username, req.UserInfo.Groups, groups, c.mode, access.what,
 		fmt.Sprintf("PHIWorkload %s/%s", c.workload.Namespace, c.workload.Name))
 	if req.DryRun == nil || !*req.DryRun {
-		a.recordAccess(c.workload, access, d)
+		a.recordAccess(c.workload, access, d, req.UserInfo.Username)
 	}
 	if !d.Allowed {
 		return admission.Denied(d.Message)
@@ -150,10 +150,7 @@ func BreakGlass(username string, userGroups, groups []string, mode phiguardv1alp
 // Events alike in all but their note into one series: accesses to different
 // containers stay apart, repeated ones to one container within minutes
 // count in the series of the first (the apiserver's audit log has each).
-func (a *accessAdmission) recordAccess(w *phiguardv1alpha1.PHIWorkload, access *podAccess, d BreakGlassDecision) {
-	if a.Recorder == nil {
-		return
-	}
+func (a *accessAdmission) recordAccess(w *phiguardv1alpha1.PHIWorkload, access *podAccess, d BreakGlassDecision, actor string) {
 	eventType, reason, note := corev1.EventTypeWarning, phiguardv1alpha1.ReasonEmergencyAccessDenied, "denied: "+d.Message
 	switch {
 	case d.Member:
@@ -164,6 +161,10 @@ func (a *accessAdmission) recordAccess(w *phiguardv1alpha1.PHIWorkload, access *
 	pod := access.pod
 	related := &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
 		FieldPath: access.fieldPath}
+	a.recordAdmissionEvidence(w, reason, note, actor, related)
+	if a.Recorder == nil {
+		return
+	}
 	a.Recorder.Eventf(w, related, eventType, reason, BreakGlassAction, "%s", EventNote(note))
 }
 

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/evidence"
 )
 
 // Admitter is a safeguard that serves admission webhooks: it registers its
@@ -43,6 +44,9 @@ type AdmissionEnv struct {
 	// Recorder records an Event for each denial and warning, on the
 	// PHIWorkload whose safeguard required it; nil records none.
 	Recorder recorder.EventRecorder
+	// Evidence, when set, takes an evidence record for each denial and
+	// warning, and each break-glass access.
+	Evidence evidence.Recorder
 }
 
 // Record makes what admission decided visible to `kubectl describe` and the
@@ -51,14 +55,15 @@ type AdmissionEnv struct {
 // admitted is the Event's related object, so that Events about different
 // objects are not folded into one series. A dry run records nothing.
 func (env AdmissionEnv) Record(ctx context.Context, w *phiguardv1alpha1.PHIWorkload, denied error, warnings []string) {
-	if env.Recorder == nil || w == nil || (denied == nil && len(warnings) == 0) {
+	if (env.Recorder == nil && env.Evidence == nil) || w == nil || (denied == nil && len(warnings) == 0) {
 		return
 	}
-	subject, related := "a request", (*corev1.ObjectReference)(nil)
+	subject, related, actor := "a request", (*corev1.ObjectReference)(nil), ""
 	if req, err := admission.RequestFromContext(ctx); err == nil {
 		if req.DryRun != nil && *req.DryRun {
 			return
 		}
+		actor = req.UserInfo.Username
 		subject = fmt.Sprintf("%s's %s of %s %s", req.UserInfo.Username, strings.ToLower(string(req.Operation)), req.Kind.Kind, objectName(req))
 		if req.Kind.Kind != kindPHIWorkload {
 			related = &corev1.ObjectReference{APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
@@ -75,11 +80,46 @@ func (env AdmissionEnv) Record(ctx context.Context, w *phiguardv1alpha1.PHIWorkl
 			note += "; warnings: " + strings.Join(warnings, "; ")
 		}
 	}
+	env.recordAdmissionEvidence(w, reason, note, actor, related)
+	if env.Recorder == nil {
+		return
+	}
 	var rel runtime.Object
 	if related != nil {
 		rel = related
 	}
 	env.Recorder.Eventf(w, rel, corev1.EventTypeWarning, reason, "Admission", "%s", EventNote(note))
+}
+
+// recordAdmissionEvidence takes the evidence record of an admission decision
+// or access: reason AdmissionDenied, AdmissionWarned, EmergencyAccess or
+// EmergencyAccessDenied.
+func (env AdmissionEnv) recordAdmissionEvidence(w *phiguardv1alpha1.PHIWorkload, reason, note, actor string, related *corev1.ObjectReference) {
+	if env.Evidence == nil {
+		return
+	}
+	rec := evidence.Record{
+		Kind:     evidence.KindAdmission,
+		Workload: &evidence.Workload{Namespace: w.Namespace, Name: w.Name, UID: string(w.UID), Generation: w.Generation},
+		Reason:   reason, Message: note, Actor: actor,
+	}
+	switch reason {
+	case phiguardv1alpha1.ReasonAdmissionDenied:
+		rec.Result = "Denied"
+	case phiguardv1alpha1.ReasonAdmissionWarned:
+		rec.Result = "Warned"
+	case phiguardv1alpha1.ReasonEmergencyAccess:
+		rec.Kind, rec.Result = evidence.KindEmergencyAccess, "Admitted"
+		rec.Safeguard, rec.Section = string(phiguardv1alpha1.AccessControlled), "§164.312(a)(2)(ii)"
+	case phiguardv1alpha1.ReasonEmergencyAccessDenied:
+		rec.Kind, rec.Result = evidence.KindEmergencyAccess, "Denied"
+		rec.Safeguard, rec.Section = string(phiguardv1alpha1.AccessControlled), "§164.312(a)(2)(ii)"
+	}
+	if related != nil {
+		rec.Objects = []evidence.Object{{APIVersion: related.APIVersion, Kind: related.Kind, Namespace: related.Namespace,
+			Name: related.Name, UID: string(related.UID)}}
+	}
+	env.Evidence.Record(rec)
 }
 
 // objectName names the object of a request: its name, or, for an object the

@@ -72,6 +72,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.PHIPolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PHIPolicySpec"):
 		return &apiv1alpha1.PHIPolicySpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PHIPolicyStatus"):
+		return &apiv1alpha1.PHIPolicyStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PHIWorkload"):
 		return &apiv1alpha1.PHIWorkloadApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PHIWorkloadSpec"):

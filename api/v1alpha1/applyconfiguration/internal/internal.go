@@ -387,6 +387,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: spec
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.PHIPolicySpec
+    - name: status
+      type:
+        namedType: com.github.phiguard.phiguard.api.v1alpha1.PHIPolicyStatus
 - name: com.github.phiguard.phiguard.api.v1alpha1.PHIPolicySpec
   map:
     fields:
@@ -423,6 +426,17 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: storage
       type:
         namedType: com.github.phiguard.phiguard.api.v1alpha1.StoragePolicy
+- name: com.github.phiguard.phiguard.api.v1alpha1.PHIPolicyStatus
+  map:
+    fields:
+    - name: conditions
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
+          elementRelationship: associative
+          keys:
+          - type
 - name: com.github.phiguard.phiguard.api.v1alpha1.PHIWorkload
   map:
     fields:

@@ -27,6 +27,9 @@ type PHIPolicyApplyConfiguration struct {
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`
 	// spec holds the defaults.
 	Spec *PHIPolicySpecApplyConfiguration `json:"spec,omitempty"`
+	// status reports on what serves every workload the policy governs: the
+	// evidence trail.
+	Status *PHIPolicyStatusApplyConfiguration `json:"status,omitempty"`
 }
 
 // PHIPolicy constructs a declarative configuration of the PHIPolicy type for use with
@@ -71,6 +74,12 @@ func ExtractPHIPolicyFrom(pHIPolicy *apiv1alpha1.PHIPolicy, fieldManager string,
 // applied if another fieldManager has updated or force applied any of the previously applied fields.
 func ExtractPHIPolicy(pHIPolicy *apiv1alpha1.PHIPolicy, fieldManager string) (*PHIPolicyApplyConfiguration, error) {
 	return ExtractPHIPolicyFrom(pHIPolicy, fieldManager, "")
+}
+
+// ExtractPHIPolicyStatus extracts the applied configuration owned by fieldManager from
+// pHIPolicy for the status subresource.
+func ExtractPHIPolicyStatus(pHIPolicy *apiv1alpha1.PHIPolicy, fieldManager string) (*PHIPolicyApplyConfiguration, error) {
+	return ExtractPHIPolicyFrom(pHIPolicy, fieldManager, "status")
 }
 
 func (b PHIPolicyApplyConfiguration) IsApplyConfiguration() {}
@@ -238,6 +247,14 @@ func (b *PHIPolicyApplyConfiguration) ensureObjectMetaApplyConfigurationExists()
 // If called multiple times, the Spec field is set to the value of the last call.
 func (b *PHIPolicyApplyConfiguration) WithSpec(value *PHIPolicySpecApplyConfiguration) *PHIPolicyApplyConfiguration {
 	b.Spec = value
+	return b
+}
+
+// WithStatus sets the Status field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Status field is set to the value of the last call.
+func (b *PHIPolicyApplyConfiguration) WithStatus(value *PHIPolicyStatusApplyConfiguration) *PHIPolicyApplyConfiguration {
+	b.Status = value
 	return b
 }
 
