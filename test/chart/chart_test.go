@@ -20,7 +20,10 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/phiguard/phiguard/internal/manifests"
@@ -31,14 +34,29 @@ var root = filepath.Join("..", "..")
 
 func render(t *testing.T, args ...string) []byte {
 	t.Helper()
-	helm := filepath.Join(root, "bin", "helm")
-	all := append([]string{"template", "phiguard", filepath.Join(root, "charts", "phiguard"),
-		"--namespace", "phiguard-system", "--kube-version", "v1.37.2", "--include-crds"}, args...)
-	out, err := exec.Command(helm, all...).Output()
+	out, err := helmTemplate(args...).Output()
 	if err != nil {
 		t.Fatalf("helm template %v: %v (make verify-chart builds bin/helm)", args, stderr(err))
 	}
 	return out
+}
+
+// renderFails renders the chart with values that must be refused, and
+// returns what Helm said.
+func renderFails(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := helmTemplate(args...).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("helm template %v: want it to fail, got error %v and:\n%.500s", args, err, out)
+	}
+	return string(out)
+}
+
+func helmTemplate(args ...string) *exec.Cmd {
+	all := append([]string{"template", "phiguard", filepath.Join(root, "charts", "phiguard"),
+		"--namespace", "phiguard-system", "--kube-version", "v1.37.2", "--include-crds"}, args...)
+	return exec.Command(filepath.Join(root, "bin", "helm"), all...) //nolint:gosec // G204: the repository's own helm
 }
 
 func kustomize(t *testing.T, dir string) []byte {
@@ -135,6 +153,9 @@ func TestChartManagerIsRestricted(t *testing.T) {
 		nil,
 		{"--set", "webhook.certManager.enabled=true", "--set", "priorityClassName=system-cluster-critical",
 			"--set", "logLevel=debug", "--set", "replicas=3"},
+		{"--set", "replicas=1", "--set", "evidence.persistence.enabled=true"},
+		{"--set", "evidence.sink=s3", "--set", "evidence.s3.bucket=evidence", "--set", "evidence.s3.credentialsSecret=s3"},
+		{"--set", "evidence.sink=none"},
 	} {
 		problems, err := podsecurity.Problems(render(t, values...))
 		if err != nil {
@@ -235,6 +256,184 @@ func TestChartGrafanaDashboard(t *testing.T) {
 		return
 	}
 	t.Error("grafanaDashboard.enabled=true rendered no ConfigMap phiguard-grafana-dashboard")
+}
+
+// evidenceSetup is what a rendered chart does with the evidence trail.
+type evidenceSetup struct {
+	// flags are the manager's --evidence-* arguments, in order.
+	flags []string
+	// volume is the source of the Deployment's volume "evidence":
+	// "emptyDir", "claim <name>", or "" when there is none.
+	volume string
+	// mount is where the manager mounts that volume ("" for nowhere).
+	mount string
+	// strategy is the Deployment's update strategy ("" for the default).
+	strategy appsv1.DeploymentStrategyType
+	// fsGroup is the pod's fsGroup (0 for none).
+	fsGroup int64
+	// claim is the PersistentVolumeClaim the chart renders, if any.
+	claim *evidenceClaim
+}
+
+// evidenceClaim is what matters of the rendered PersistentVolumeClaim.
+type evidenceClaim struct {
+	name, storage, storageClass string
+	accessModes                 []corev1.PersistentVolumeAccessMode
+	// resourcePolicy is its helm.sh/resource-policy annotation.
+	resourcePolicy string
+}
+
+func evidenceOf(t *testing.T, data []byte) evidenceSetup {
+	t.Helper()
+	var got evidenceSetup
+	objs := objects(t, data)
+	obj := objs["Deployment/phiguard-controller-manager"]
+	if obj == nil {
+		t.Fatal("the chart renders no Deployment phiguard-controller-manager")
+	}
+	var dep appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &dep); err != nil {
+		t.Fatal(err)
+	}
+	pod := dep.Spec.Template.Spec
+	manager := pod.Containers[0]
+	for _, arg := range manager.Args {
+		if strings.HasPrefix(arg, "--evidence-") {
+			got.flags = append(got.flags, arg)
+		}
+	}
+	for _, v := range pod.Volumes {
+		if v.Name != "evidence" {
+			continue
+		}
+		switch {
+		case v.EmptyDir != nil:
+			got.volume = "emptyDir"
+		case v.PersistentVolumeClaim != nil:
+			got.volume = "claim " + v.PersistentVolumeClaim.ClaimName
+		default:
+			got.volume = "unexpected"
+		}
+	}
+	for _, m := range manager.VolumeMounts {
+		if m.Name == "evidence" {
+			got.mount = m.MountPath
+		}
+	}
+	got.strategy = dep.Spec.Strategy.Type
+	if sc := pod.SecurityContext; sc != nil && sc.FSGroup != nil {
+		got.fsGroup = *sc.FSGroup
+	}
+	for key, obj := range objs {
+		if !strings.HasPrefix(key, "PersistentVolumeClaim/") {
+			continue
+		}
+		var pvc corev1.PersistentVolumeClaim
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &pvc); err != nil {
+			t.Fatal(err)
+		}
+		if got.claim != nil {
+			t.Fatalf("the chart renders more than one PersistentVolumeClaim: %s and %s", got.claim.name, pvc.Name)
+		}
+		storage := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+		got.claim = &evidenceClaim{name: pvc.Name, storage: storage.String(), accessModes: pvc.Spec.AccessModes,
+			resourcePolicy: pvc.Annotations["helm.sh/resource-policy"]}
+		if pvc.Spec.StorageClassName != nil {
+			got.claim.storageClass = *pvc.Spec.StorageClassName
+		}
+	}
+	return got
+}
+
+// TestChartEvidence: each evidence sink's volume, flags and claim.
+func TestChartEvidence(t *testing.T) {
+	const dir = "/var/lib/phiguard/evidence"
+	rwo := []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	for _, tc := range []struct {
+		name   string
+		values []string
+		want   evidenceSetup
+	}{{
+		name: "defaults: an emptyDir the manager is told of",
+		want: evidenceSetup{flags: []string{"--evidence-dir-ephemeral"}, volume: "emptyDir", mount: dir},
+	}, {
+		name:   "dir with a segment interval",
+		values: []string{"--set", "evidence.segmentInterval=5m"},
+		want: evidenceSetup{flags: []string{"--evidence-dir-ephemeral", "--evidence-segment-interval=5m"},
+			volume: "emptyDir", mount: dir},
+	}, {
+		name: "dir on a claim of the size and class set",
+		values: []string{"--set", "replicas=1", "--set", "evidence.persistence.enabled=true",
+			"--set", "evidence.persistence.size=20Gi", "--set", "evidence.persistence.storageClassName=fast-ssd"},
+		want: evidenceSetup{volume: "claim phiguard-evidence", mount: dir, strategy: appsv1.RecreateDeploymentStrategyType,
+			fsGroup: 65532, claim: &evidenceClaim{name: "phiguard-evidence", storage: "20Gi", storageClass: "fast-ssd",
+				accessModes: rwo, resourcePolicy: "keep"}},
+	}, {
+		name:   "dir on a claim of the default class",
+		values: []string{"--set", "replicas=1", "--set", "evidence.persistence.enabled=true"},
+		want: evidenceSetup{volume: "claim phiguard-evidence", mount: dir, strategy: appsv1.RecreateDeploymentStrategyType,
+			fsGroup: 65532, claim: &evidenceClaim{name: "phiguard-evidence", storage: "5Gi", accessModes: rwo, resourcePolicy: "keep"}},
+	}, {
+		name: "dir on an existing claim",
+		values: []string{"--set", "replicas=1", "--set", "evidence.persistence.enabled=true",
+			"--set", "evidence.persistence.existingClaim=evidence-2026"},
+		want: evidenceSetup{volume: "claim evidence-2026", mount: dir, strategy: appsv1.RecreateDeploymentStrategyType, fsGroup: 65532},
+	}, {
+		name:   "s3 with only what it requires",
+		values: []string{"--set", "evidence.sink=s3", "--set", "evidence.s3.bucket=phi-evidence", "--set", "evidence.s3.credentialsSecret=evidence-s3"},
+		want: evidenceSetup{flags: []string{"--evidence-sink=s3", "--evidence-s3-bucket=phi-evidence",
+			"--evidence-s3-credentials-secret=evidence-s3"}, volume: "emptyDir", mount: dir},
+	}, {
+		name: "s3 with every value",
+		values: []string{"--set", "evidence.sink=s3", "--set", "evidence.s3.bucket=phi-evidence",
+			"--set", "evidence.s3.credentialsSecret=evidence-s3", "--set", "evidence.s3.endpoint=http://minio.storage:9000",
+			"--set", "evidence.s3.prefix=prod", "--set", "evidence.s3.region=eu-west-1", "--set", "evidence.s3.pathStyle=true",
+			"--set", "evidence.segmentInterval=30s"},
+		want: evidenceSetup{flags: []string{"--evidence-sink=s3", "--evidence-s3-endpoint=http://minio.storage:9000",
+			"--evidence-s3-bucket=phi-evidence", "--evidence-s3-prefix=prod", "--evidence-s3-region=eu-west-1",
+			"--evidence-s3-path-style", "--evidence-s3-credentials-secret=evidence-s3", "--evidence-segment-interval=30s"},
+			volume: "emptyDir", mount: dir},
+	}, {
+		name:   "none: no volume",
+		values: []string{"--set", "evidence.sink=none"},
+		want:   evidenceSetup{flags: []string{"--evidence-sink=none"}},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := evidenceOf(t, render(t, tc.values...))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("values %v:\n got %+v (claim %+v)\nwant %+v (claim %+v)", tc.values, got, got.claim, tc.want, tc.want.claim)
+			}
+		})
+	}
+}
+
+// TestChartEvidenceRefusesValues: values that cannot work fail the render
+// with a message that says what to set.
+func TestChartEvidenceRefusesValues(t *testing.T) {
+	for _, tc := range []struct {
+		values []string
+		want   string
+	}{{
+		values: []string{"--set", "evidence.persistence.enabled=true"},
+		want:   "evidence.persistence.enabled: a ReadWriteOnce volume serves one replica, and replicas is 2: set replicas: 1 or use evidence.sink: s3",
+	}, {
+		values: []string{"--set", "evidence.sink=s3", "--set", "evidence.s3.credentialsSecret=evidence-s3"},
+		want:   "evidence.sink is s3: set evidence.s3.bucket",
+	}, {
+		values: []string{"--set", "evidence.sink=s3", "--set", "evidence.s3.bucket=phi-evidence"},
+		want:   "evidence.sink is s3: set evidence.s3.credentialsSecret",
+	}, {
+		values: []string{"--set", "evidence.sink=s3", "--set", "evidence.s3.bucket=phi-evidence",
+			"--set", "evidence.s3.credentialsSecret=evidence-s3", "--set", "replicas=1", "--set", "evidence.persistence.enabled=true"},
+		want: "evidence.persistence.enabled is for the dir sink, and evidence.sink is s3",
+	}, {
+		values: []string{"--set", "evidence.sink=tape"},
+		want:   `evidence.sink is "tape": set dir, s3 or none`,
+	}} {
+		if out := renderFails(t, tc.values...); !strings.Contains(out, tc.want) {
+			t.Errorf("values %v: helm said\n%s\nwant it to say %q", tc.values, out, tc.want)
+		}
+	}
 }
 
 func yamlOf(v map[string]any) (string, error) {
