@@ -111,7 +111,7 @@ func (f *evidenceSourceFlags) add(cmd *cobra.Command) {
 		"A Secret in the phiguard namespace holding the S3 credentials in keys accessKeyID, secretAccessKey and "+
 			"optionally sessionToken; without it they come from "+envAccessKeyID+", "+envSecretAccessKey+" and "+envSessionToken+".")
 	fl.StringArrayVar(&f.publicKeys, flagPublicKey, nil,
-		"A file of Ed25519 public keys (PEM, or base64 one per line) to verify with instead of the published ones; "+
+		"A file of Ed25519 public keys (PEM, base64 one per line, or the JSON of the ConfigMap's publicKeys) to verify with instead of the published ones; "+
 			"repeatable. With --dir or the --s3-* flags (and credentials from the environment), the cluster is then not read at all.")
 }
 
@@ -308,11 +308,24 @@ func readPublicKeyFiles(files []string) (evidence.PublicKeys, error) {
 }
 
 // parsePublicKeys reads Ed25519 public keys: PEM blocks of type PUBLIC KEY
-// (PKIX, as `openssl pkey -pubout` writes them), or else one base64 key (32
-// bytes) per line.
+// (PKIX, as `openssl pkey -pubout` writes them), the published ConfigMap's
+// publicKeys (a JSON object of base64 keys by KeyID), or else one base64 key
+// (32 bytes) per line.
 func parsePublicKeys(data []byte) ([]ed25519.PublicKey, error) {
 	var keys []ed25519.PublicKey
-	if bytes.Contains(data, []byte("-----BEGIN")) {
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		var byID map[string]string
+		if err := json.Unmarshal(data, &byID); err != nil {
+			return nil, fmt.Errorf("reading a JSON object of keys by id: %w", err)
+		}
+		for id, k := range byID {
+			raw, err := base64.StdEncoding.DecodeString(k)
+			if err != nil || len(raw) != ed25519.PublicKeySize || evidence.KeyIDOf(raw) != id {
+				return nil, fmt.Errorf("key %s is not a base64 Ed25519 public key whose id is %s", id, id)
+			}
+			keys = append(keys, raw)
+		}
+	} else if bytes.Contains(data, []byte("-----BEGIN")) {
 		for rest := data; ; {
 			var block *pem.Block
 			if block, rest = pem.Decode(rest); block == nil {

@@ -289,16 +289,31 @@ func unreachableKubeconfig(t *testing.T) string {
 	return path
 }
 
-// writeKeyFile writes pub to a file, as PEM (PKIX) or as base64.
-func writeKeyFile(t *testing.T, pub ed25519.PublicKey, asPEM bool) string {
+// The forms of a --public-key file.
+const (
+	keyBase64 = "base64"
+	keyPEM    = "PEM"
+	keyJSON   = "JSON"
+)
+
+// writeKeyFile writes pub to a file in form: base64, PEM (PKIX), or the JSON
+// the published ConfigMap's publicKeys holds.
+func writeKeyFile(t *testing.T, pub ed25519.PublicKey, form string) string {
 	t.Helper()
 	data := []byte(base64.StdEncoding.EncodeToString(pub) + "\n")
-	if asPEM {
+	switch form {
+	case keyPEM:
 		der, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
 			t.Fatal(err)
 		}
 		data = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	case keyJSON:
+		published, err := evidence.Published{Keys: evidence.PublicKeys{evidence.KeyIDOf(pub): pub}}.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = []byte(published["publicKeys"])
 	}
 	path := filepath.Join(t.TempDir(), "evidence.pub")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -316,15 +331,15 @@ func TestEvidenceVerifyWithoutTheCluster(t *testing.T) {
 		verifyLine("webhook", "1", "1", rfc3339(day1.Add(30*time.Minute)), rfc3339(day1.Add(30*time.Minute)), c.webhook[0].Hash[:16], "1") +
 		"chain intact\n"
 
-	for _, asPEM := range []bool{true, false} {
-		out, _, err := runWith(t, offline, "evidence", "verify", "--dir", c.dir, "--public-key", writeKeyFile(t, c.pub, asPEM))
-		g.Expect(err).NotTo(HaveOccurred(), "PEM: %t", asPEM)
-		g.Expect(out).To(Equal(intact), "PEM: %t", asPEM)
+	for _, form := range []string{keyPEM, keyBase64, keyJSON} {
+		out, _, err := runWith(t, offline, "evidence", "verify", "--dir", c.dir, "--public-key", writeKeyFile(t, c.pub, form))
+		g.Expect(err).NotTo(HaveOccurred(), form)
+		g.Expect(out).To(Equal(intact), form)
 	}
 
 	// The export, too: -n from the kubeconfig's context (clinic), the
 	// cluster's identity from the records.
-	out, _, err := runWith(t, offline, "evidence", "export", "--dir", c.dir, "--public-key", writeKeyFile(t, c.pub, true), "--from", "2026-03-01", "--to", "2026-03-02")
+	out, _, err := runWith(t, offline, "evidence", "export", "--dir", c.dir, "--public-key", writeKeyFile(t, c.pub, keyPEM), "--from", "2026-03-01", "--to", "2026-03-02")
 	g.Expect(err).NotTo(HaveOccurred())
 	var exp cli.EvidenceExport
 	g.Expect(json.Unmarshal([]byte(out), &exp)).To(Succeed())
@@ -335,7 +350,7 @@ func TestEvidenceVerifyWithoutTheCluster(t *testing.T) {
 	// Another key did not sign these checkpoints.
 	otherPub, _, err := ed25519.GenerateKey(rand.Reader)
 	g.Expect(err).NotTo(HaveOccurred())
-	out, _, err = runWith(t, offline, "evidence", "verify", "--dir", c.dir, "--public-key", writeKeyFile(t, otherPub, false))
+	out, _, err = runWith(t, offline, "evidence", "verify", "--dir", c.dir, "--public-key", writeKeyFile(t, otherPub, keyBase64))
 	brk := fmt.Sprintf("evidence chain controller broken at segments/controller/000000000001.jsonl: checkpoint signed with key %q, which is not among the published keys",
 		evidence.KeyIDOf(c.pub))
 	g.Expect(err).To(MatchError("evidence in dir:" + c.dir + ": " + brk))
@@ -347,12 +362,14 @@ func TestEvidenceVerifyWithoutTheCluster(t *testing.T) {
 
 	// A directory that does not exist is not created (and found empty).
 	missing := filepath.Join(c.dir, "missing")
-	_, _, err = runWith(t, offline, "evidence", "verify", "--dir", missing, "--public-key", writeKeyFile(t, c.pub, true))
+	_, _, err = runWith(t, offline, "evidence", "verify", "--dir", missing, "--public-key", writeKeyFile(t, c.pub, keyPEM))
 	g.Expect(err).To(MatchError(HavePrefix("reading the evidence directory: stat " + missing + ": no such file or directory")))
 	g.Expect(missing).NotTo(BeADirectory())
 
-	_, _, err = runWith(t, offline, "evidence", "verify", "--dir", c.dir, "--public-key", filepath.Join(c.dir, evidence.SegmentName("webhook", 1)))
-	g.Expect(err).To(MatchError(HavePrefix("--public-key " + filepath.Join(c.dir, evidence.SegmentName("webhook", 1)) + ": line 1 is not a base64 Ed25519 public key")))
+	notAKey := filepath.Join(t.TempDir(), "not-a-key")
+	g.Expect(os.WriteFile(notAKey, []byte("\n"+base64.StdEncoding.EncodeToString([]byte("too short"))+"\n"), 0o600)).To(Succeed())
+	_, _, err = runWith(t, offline, "evidence", "verify", "--dir", c.dir, "--public-key", notAKey)
+	g.Expect(err).To(MatchError("--public-key " + notAKey + ": line 2 is not a base64 Ed25519 public key (32 bytes)"))
 }
 
 func TestEvidenceExportJSON(t *testing.T) {
@@ -400,7 +417,7 @@ func TestEvidenceExportDefaultWindow(t *testing.T) {
 		evidenceRecord("clinic", "records", "an hour ago", now.Add(-time.Hour)),
 	)
 	before := time.Now().UTC()
-	out, _, err := runWith(t, unreachableKubeconfig(t), "evidence", "export", "--dir", dir, "--public-key", writeKeyFile(t, c.pub, false), "-A")
+	out, _, err := runWith(t, unreachableKubeconfig(t), "evidence", "export", "--dir", dir, "--public-key", writeKeyFile(t, c.pub, keyBase64), "-A")
 	after := time.Now().UTC()
 	g.Expect(err).NotTo(HaveOccurred())
 	var exp cli.EvidenceExport
