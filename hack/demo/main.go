@@ -25,6 +25,9 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,6 +68,8 @@ type paths struct {
 	clusterLog    string
 	kubeconfig    string // the cluster's, written by localcluster
 	componentLogs string // the cluster components' logs
+	evidence      string // the manager's evidence trail (--evidence-dir)
+	oscal         string // the samples' evidence as OSCAL assessment results
 }
 
 func main() {
@@ -140,9 +145,18 @@ func run(opts options) (err error) {
 		return err
 	}
 
-	fmt.Printf("Starting the manager %s; its log goes to %s\n", out.rel(opts.manager), out.rel(p.managerLog))
+	// The manager keeps its signing key and publishes its evidence trail in
+	// its namespace; the trail of an earlier demo belongs to another cluster.
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", managerNamespace, err)
+	}
+	if err := os.RemoveAll(p.evidence); err != nil {
+		return fmt.Errorf("removing the evidence of an earlier demo: %w", err)
+	}
+	fmt.Printf("Starting the manager %s; its log goes to %s, its evidence to %s\n", out.rel(opts.manager), out.rel(p.managerLog), out.rel(p.evidence))
 	mgr, err := localcluster.StartManager(localcluster.ManagerOptions{
-		Binary: opts.manager, Kubeconfig: cluster.Kubeconfig, LogPath: p.managerLog, Webhooks: wh})
+		Binary: opts.manager, Kubeconfig: cluster.Kubeconfig, LogPath: p.managerLog, Webhooks: wh,
+		EvidenceDir: p.evidence, Args: evidenceArgs})
 	if err != nil {
 		return err
 	}
@@ -168,6 +182,9 @@ func run(opts options) (err error) {
 		return err
 	}
 	if err := showSettled(ctx, c, cluster.Kubeconfig, backups); err != nil {
+		return err
+	}
+	if err := showEvidence(ctx, os.Stdout, cluster.Kubeconfig, workloads, p.oscal, opts.timeout); err != nil {
 		return err
 	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {
@@ -212,6 +229,8 @@ func preparePaths(root string) (paths, error) {
 	return paths{
 		dir:           dir,
 		managerLog:    filepath.Join(dir, "manager.log"),
+		evidence:      filepath.Join(dir, "evidence"),
+		oscal:         filepath.Join(dir, "evidence-oscal.json"),
 		clusterLog:    filepath.Join(dir, "cluster.log"),
 		kubeconfig:    filepath.Join(root, "bin", "cluster", demoCluster, "kubeconfig"),
 		componentLogs: filepath.Join(dir, "cluster-logs"),

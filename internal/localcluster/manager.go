@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -31,6 +32,14 @@ type ManagerOptions struct {
 	// ProbeAddress is where the health and readiness probes bind
 	// (default: a free port on 127.0.0.1).
 	ProbeAddress string
+	// EvidenceDir is the directory of the manager's evidence trail (its
+	// segments, and its buffer under buffer/); default: "evidence" next to
+	// LogPath.
+	EvidenceDir string
+	// PodName names the replica (POD_NAME), and with it its admission
+	// evidence shard; default "manager-0". Managers running side by side
+	// need names of their own.
+	PodName string
 	// Args are more flags.
 	Args []string
 }
@@ -48,6 +57,12 @@ func StartManager(o ManagerOptions) (*Manager, error) {
 		}
 	}
 	wh := o.Webhooks
+	if o.EvidenceDir == "" {
+		o.EvidenceDir = filepath.Join(filepath.Dir(o.LogPath), "evidence")
+	}
+	if o.PodName == "" {
+		o.PodName = "manager-0"
+	}
 	args := append([]string{
 		"--kubeconfig=" + o.Kubeconfig,
 		"--metrics-bind-address=0",
@@ -60,8 +75,9 @@ func StartManager(o ManagerOptions) (*Manager, error) {
 		fmt.Sprintf("--webhook-port=%d", wh.LocalServingPort),
 		"--webhook-cert-dir=" + wh.LocalServingCertDir,
 		"--webhook-cert-source=files",
+		"--evidence-dir=" + o.EvidenceDir,
 	}, o.Args...)
-	p, err := startProcess("the manager", o.Binary, args, nil, o.LogPath)
+	p, err := startProcess("the manager", o.Binary, args, []string{"POD_NAME=" + o.PodName}, o.LogPath)
 	if err != nil {
 		return nil, err
 	}
