@@ -72,6 +72,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, fmt.Errorf("registering the evidence metrics: %w", err)
 		}
 	}
+	// Every kind's series exists from the start, so that a first drop is an
+	// increase an alert sees.
+	for _, k := range Kinds {
+		m.records.WithLabelValues(string(k))
+		m.droppedRecs.WithLabelValues(string(k))
+	}
 	return m, nil
 }
 

@@ -130,7 +130,9 @@ func (w *Writer) Record(r Record) {
 		return
 	}
 	w.o.Metrics.recorded(r.Kind)
-	if _, _, current := w.spool.held(); current >= w.o.MaxSegmentRecords {
+	records, bytes, current := w.spool.held()
+	w.o.Metrics.buffered(w.o.Shard, records, bytes)
+	if current >= w.o.MaxSegmentRecords {
 		select {
 		case w.kick <- struct{}{}:
 		default:
