@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/phiguard/phiguard/internal/evidence"
 )
@@ -205,6 +207,7 @@ func TestAFullBufferDropsVisibly(t *testing.T) {
 // The helper process of TestKilledWhileWritingLeavesAVerifiableChain: it
 // records numbered records as fast as it can until it is killed.
 func TestMain(m *testing.M) {
+	logf.SetLogger(logr.Discard())
 	if dir := os.Getenv("EVIDENCE_KILL_DIR"); dir != "" {
 		os.Exit(writeUntilKilled(dir))
 	}
