@@ -240,12 +240,14 @@ func (r *PHIWorkloadReconciler) summarise(ctx context.Context, w *phiguardv1alph
 	}
 	status := computeStatus(w.Status, in, metav1.NewTime(r.Clock.Now()))
 	summarised := r.recordEvaluation(w, status, in.stalled != nil, ev.outcomes)
+	// Evidence is taken before the status is written: a manager killed in
+	// between has recorded what it saw (a failed write means the retry
+	// records it again), rather than stored a result it never recorded.
 	r.recordActionEvidence(w, ev.outcomes)
-	stored := w.Status
+	r.recordResultEvidence(w, w.Status, status)
 	if werr := r.writeStatus(ctx, w, status, !summarised); werr != nil {
 		return errors.Join(err, werr)
 	}
-	r.recordResultEvidence(w, stored, status)
 	// Recorded once stored, so the metrics never show what the status does not.
 	r.Metrics.Record(w, &status)
 	if in.stalled != nil && !transient(ev.outcomes) {

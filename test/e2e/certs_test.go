@@ -40,7 +40,7 @@ var _ = Describe("Webhook certificates issued by the manager", func() {
 		second, err := localcluster.StartManager(localcluster.ManagerOptions{
 			Binary: filepath.Join(root, "bin", "manager"), Kubeconfig: managerKubeconfig,
 			LogPath: filepath.Join(cluster.WorkDir, "manager-rotate.log"), Webhooks: webhook, ProbeAddress: probeAddr,
-			PodName: "manager-rotate",
+			PodName: "manager-rotate", EvidenceDir: GinkgoT().TempDir(),
 			// Later flags win: the defaults of an installed manager.
 			Args: []string{"--leader-elect", "--webhook-cert-source=rotate", "--webhook-cert-dir=" + certDir,
 				"--webhook-port=" + strconv.Itoa(port)},

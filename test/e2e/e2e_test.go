@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
+	"github.com/phiguard/phiguard/internal/evidence"
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
@@ -381,5 +382,35 @@ var _ = Describe("phiguard on a full cluster", Ordered, func() {
 				client.MatchingLabels{"phiguard.io/workload-namespace": ns})).To(Succeed())
 			g.Expect(schedules.Items).To(HaveLen(workloads+labelled), "one Schedule per workload")
 		}, 5*time.Minute, time.Second).Should(Succeed())
+
+		By("the evidence trail, written by both lives of the manager, verifies and holds every workload's results")
+		Eventually(func(g Gomega) {
+			recs := verifiedEvidence(g, ns)
+			seen := map[string]bool{}
+			for _, r := range recs {
+				if r.Kind == evidence.KindResult {
+					seen[r.Workload.Name] = true
+				}
+			}
+			g.Expect(seen).To(HaveLen(workloads + labelled))
+		}, time.Minute, time.Second).Should(Succeed())
 	})
 })
+
+// verifiedEvidence verifies the manager's evidence trail with the keys it
+// published, and returns the records about workloads in ns.
+func verifiedEvidence(g Gomega, ns string) []evidence.Record {
+	var cm corev1.ConfigMap
+	g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: managerNamespace, Name: evidence.ConfigMapName}, &cm)).To(Succeed())
+	pub, err := evidence.ParsePublished(cm.Data)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(pub.Sink).To(Equal(evidence.SinkDir))
+	sink, err := evidence.NewDirSink(pub.Dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	rep, err := evidence.Verify(ctx, sink, evidence.VerifyOptions{Keys: pub.Keys})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.Broken).To(BeNil())
+	recs, err := evidence.ReadRecords(ctx, sink, evidence.ReadOptions{Namespace: ns})
+	g.Expect(err).NotTo(HaveOccurred())
+	return recs
+}

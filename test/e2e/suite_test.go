@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -127,6 +128,11 @@ var _ = AfterSuite(func() {
 func startManager() {
 	GinkgoHelper()
 	starts++
+	if starts == 1 {
+		// The evidence of an earlier run belongs to another cluster, signed
+		// by another key; the manager's lives in this run share one trail.
+		Expect(os.RemoveAll(filepath.Join(cluster.WorkDir, "evidence"))).To(Succeed())
+	}
 	probe, metricsAddr = freeAddress(), freeAddress()
 	logPath := filepath.Join(cluster.WorkDir, fmt.Sprintf("manager-%d.log", starts))
 	var err error
