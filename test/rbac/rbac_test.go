@@ -33,6 +33,7 @@ var writes = map[string]string{
 	"compliance.phiguard.io/phiworkloads delete":                          "internal/controller/labelcoverage_controller.go withdraw: label removed, object deleted, superseded, exempt",
 	"compliance.phiguard.io/phiworkloads/finalizers update":               "internal/safeguard/owned.go controllerReference: blockOwnerDeletion on owned NetworkPolicies (OwnerReferencesPermissionEnforcement)",
 	"compliance.phiguard.io/phiworkloads/status patch":                    "internal/controller/phiworkload_controller.go writeStatus",
+	"compliance.phiguard.io/phipolicies/status patch":                     "internal/controller/evidence_trail.go EvidenceStatusReconciler: the PHIPolicy's EvidenceSinkDegraded condition",
 	"events.k8s.io/events create":                                         "both controllers' Recorder (events.k8s.io): enforcement actions, condition changes, coverage",
 	"events.k8s.io/events patch":                                          "the Recorder's series updates of a repeated Event",
 	"networking.k8s.io/networkpolicies create":                            "internal/safeguard/networkisolation.go apply (server-side apply creates)",
@@ -72,6 +73,9 @@ var writes = map[string]string{
 	"/events create":                    "leader election's Events about the Lease (core/v1)",
 	"/events patch":                     "leader election's Event series",
 	"/secrets update":                   "internal/certs Rotate: writes the CA and serving certificate into the webhook Secret",
+	"/secrets create":                   "internal/evidence/keys.go EnsureSigner: the evidence signing key, created once",
+	"/configmaps create":                "internal/evidence/keys.go Publish: the evidence trail's sink and public keys (phiguard-evidence)",
+	"/configmaps patch":                 "internal/evidence/keys.go Publish: a new key or sink published",
 	"coordination.k8s.io/leases create": "leader election (cmd/main.go --leader-elect)",
 	"coordination.k8s.io/leases update": "leader election: renewing the Lease",
 }
