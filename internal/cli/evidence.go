@@ -43,8 +43,8 @@ const headDigits = 16
 // name them.
 const (
 	envAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	envSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-	envSessionToken    = "AWS_SESSION_TOKEN"
+	envSecretAccessKey = "AWS_SECRET_ACCESS_KEY" //nolint:gosec // G101: the name of an environment variable, not a credential
+	envSessionToken    = "AWS_SESSION_TOKEN"     //nolint:gosec // G101: the name of an environment variable, not a credential
 )
 
 // The flags that say where the evidence is, other than through the
@@ -136,24 +136,11 @@ func (f *evidenceSourceFlags) open(ctx context.Context, cmd *cobra.Command, o *O
 	if err != nil {
 		return src, err
 	}
-	s3Given := false
-	for _, name := range s3FlagNames {
-		s3Given = s3Given || cmd.Flags().Changed(name)
-	}
-	dirGiven := f.dir != ""
+	dirGiven, s3Given := f.dir != "", s3FlagsGiven(cmd)
 	if dirGiven && s3Given {
 		return src, fmt.Errorf("--%s and the --s3-* flags name two different sinks: give one", flagDir)
 	}
-
-	var c client.Client
-	cluster := func() (client.Client, error) {
-		if c != nil {
-			return c, nil
-		}
-		var err error
-		c, err = o.Client()
-		return c, err
-	}
+	cluster := lazyClient(o)
 
 	var pub evidence.Published
 	if len(keys) == 0 || (!dirGiven && !s3Given) {
@@ -174,26 +161,56 @@ func (f *evidenceSourceFlags) open(ctx context.Context, cmd *cobra.Command, o *O
 			f.phiguardNamespace, f.configMap, flagPublicKey)
 	}
 	src.keys = keys
+	src.sink, err = f.openSink(ctx, cmd, pub, cluster)
+	return src, err
+}
 
+// s3FlagsGiven says whether any flag that chooses an S3 bucket was given.
+func s3FlagsGiven(cmd *cobra.Command) bool {
+	for _, name := range s3FlagNames {
+		if cmd.Flags().Changed(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// lazyClient returns a function that connects to the cluster the first time
+// it is called, and returns the same client after.
+func lazyClient(o *Options) func() (client.Client, error) {
+	var c client.Client
+	return func() (client.Client, error) {
+		if c != nil {
+			return c, nil
+		}
+		var err error
+		c, err = o.Client()
+		return c, err
+	}
+}
+
+// openSink opens the sink --dir or the --s3-* flags name, or else the one
+// the manager published in pub.
+func (f *evidenceSourceFlags) openSink(ctx context.Context, cmd *cobra.Command, pub evidence.Published,
+	cluster func() (client.Client, error)) (evidence.Sink, error) {
 	switch {
-	case dirGiven:
-		src.sink, err = openDirSink(f.dir, "")
-	case s3Given:
+	case f.dir != "":
+		return openDirSink(f.dir, "")
+	case s3FlagsGiven(cmd):
 		s3 := evidence.S3Options{}
 		if pub.Sink == evidence.SinkS3 {
 			s3 = pub.S3
 		}
 		f.override(cmd, &s3)
-		src.sink, err = f.openS3Sink(ctx, s3, cluster)
+		return f.openS3Sink(ctx, s3, cluster)
 	case pub.Sink == evidence.SinkDir:
-		src.sink, err = openDirSink(pub.Dir, fmt.Sprintf("the directory ConfigMap %s/%s publishes", f.phiguardNamespace, f.configMap))
+		return openDirSink(pub.Dir, fmt.Sprintf("the directory ConfigMap %s/%s publishes", f.phiguardNamespace, f.configMap))
 	case pub.Sink == evidence.SinkS3:
-		src.sink, err = f.openS3Sink(ctx, pub.S3, cluster)
+		return f.openS3Sink(ctx, pub.S3, cluster)
 	default:
-		err = fmt.Errorf("ConfigMap %s/%s publishes evidence sink %q, which is neither %q nor %q: phiguard keeps no evidence there (the manager's --evidence-sink)",
+		return nil, fmt.Errorf("ConfigMap %s/%s publishes evidence sink %q, which is neither %q nor %q: phiguard keeps no evidence there (the manager's --evidence-sink)",
 			f.phiguardNamespace, f.configMap, pub.Sink, evidence.SinkDir, evidence.SinkS3)
 	}
-	return src, err
 }
 
 // published reads the manager's evidence ConfigMap.
@@ -312,53 +329,83 @@ func readPublicKeyFiles(files []string) (evidence.PublicKeys, error) {
 // publicKeys (a JSON object of base64 keys by KeyID), or else one base64 key
 // (32 bytes) per line.
 func parsePublicKeys(data []byte) ([]ed25519.PublicKey, error) {
-	var keys []ed25519.PublicKey
-	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		var byID map[string]string
-		if err := json.Unmarshal(data, &byID); err != nil {
-			return nil, fmt.Errorf("reading a JSON object of keys by id: %w", err)
-		}
-		for id, k := range byID {
-			raw, err := base64.StdEncoding.DecodeString(k)
-			if err != nil || len(raw) != ed25519.PublicKeySize || evidence.KeyIDOf(raw) != id {
-				return nil, fmt.Errorf("key %s is not a base64 Ed25519 public key whose id is %s", id, id)
-			}
-			keys = append(keys, raw)
-		}
-	} else if bytes.Contains(data, []byte("-----BEGIN")) {
-		for rest := data; ; {
-			var block *pem.Block
-			if block, rest = pem.Decode(rest); block == nil {
-				break
-			}
-			if block.Type != "PUBLIC KEY" {
-				return nil, fmt.Errorf("a PEM block of type %q, expected PUBLIC KEY", block.Type)
-			}
-			key, err := x509.ParsePKIXPublicKey(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("reading a PEM public key: %w", err)
-			}
-			pub, ok := key.(ed25519.PublicKey)
-			if !ok {
-				return nil, fmt.Errorf("a %T public key, expected Ed25519", key)
-			}
-			keys = append(keys, pub)
-		}
-	} else {
-		for n, line := range strings.Split(string(data), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" {
-				continue
-			}
-			raw, err := base64.StdEncoding.DecodeString(line)
-			if err != nil || len(raw) != ed25519.PublicKeySize {
-				return nil, fmt.Errorf("line %d is not a base64 Ed25519 public key (%d bytes)", n+1, ed25519.PublicKeySize)
-			}
-			keys = append(keys, raw)
-		}
+	var (
+		keys []ed25519.PublicKey
+		err  error
+	)
+	switch {
+	case bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")):
+		keys, err = parseJSONPublicKeys(data)
+	case bytes.Contains(data, []byte("-----BEGIN")):
+		keys, err = parsePEMPublicKeys(data)
+	default:
+		keys, err = parseBase64PublicKeys(data)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(keys) == 0 {
 		return nil, errors.New("no public key in it")
+	}
+	return keys, nil
+}
+
+// parseJSONPublicKeys reads a JSON object of base64 Ed25519 public keys by
+// KeyID, as the published ConfigMap's publicKeys holds them.
+func parseJSONPublicKeys(data []byte) ([]ed25519.PublicKey, error) {
+	var byID map[string]string
+	if err := json.Unmarshal(data, &byID); err != nil {
+		return nil, fmt.Errorf("reading a JSON object of keys by id: %w", err)
+	}
+	keys := make([]ed25519.PublicKey, 0, len(byID))
+	for id, k := range byID {
+		raw, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(raw) != ed25519.PublicKeySize || evidence.KeyIDOf(raw) != id {
+			return nil, fmt.Errorf("key %s is not a base64 Ed25519 public key whose id is %s", id, id)
+		}
+		keys = append(keys, raw)
+	}
+	return keys, nil
+}
+
+// parsePEMPublicKeys reads PEM blocks of type PUBLIC KEY holding PKIX
+// Ed25519 public keys.
+func parsePEMPublicKeys(data []byte) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for rest := data; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return keys, nil
+		}
+		if block.Type != "PUBLIC KEY" {
+			return nil, fmt.Errorf("a PEM block of type %q, expected PUBLIC KEY", block.Type)
+		}
+		key, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("reading a PEM public key: %w", err)
+		}
+		pub, ok := key.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("a %T public key, expected Ed25519", key)
+		}
+		keys = append(keys, pub)
+	}
+}
+
+// parseBase64PublicKeys reads one base64 Ed25519 public key (32 bytes) per
+// line, skipping blank lines.
+func parseBase64PublicKeys(data []byte) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(raw) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("line %d is not a base64 Ed25519 public key (%d bytes)", n+1, ed25519.PublicKeySize)
+		}
+		keys = append(keys, raw)
 	}
 	return keys, nil
 }
@@ -578,15 +625,8 @@ func (f *exportFlags) run(cmd *cobra.Command, o *Options, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("verifying the evidence in %s: %w", ev.sink.Location(), err)
 	}
-	if rep.Broken != nil {
-		if !f.allowBroken {
-			return fmt.Errorf("not exporting evidence that does not verify: %w; it may have been tampered with "+
-				"(`kubectl phiguard evidence verify` shows every chain), or give --%s to export it all the same",
-				rep.Broken, flagAllowBroken)
-		}
-		if _, err := fmt.Fprintf(o.ErrOut, "warning: %v; exporting all the same (--%s)\n", rep.Broken, flagAllowBroken); err != nil {
-			return fmt.Errorf("writing a warning: %w", err)
-		}
+	if err := f.checkBroken(o, rep.Broken); err != nil {
+		return err
 	}
 	records, err := evidence.ReadRecords(ctx, ev.sink, evidence.ReadOptions{From: from, To: to, Namespace: ns})
 	if err != nil {
@@ -596,18 +636,42 @@ func (f *exportFlags) run(cmd *cobra.Command, o *Options, now time.Time) error {
 	if cluster == "" && len(records) > 0 {
 		cluster = records[0].Cluster
 	}
-	var data []byte
-	switch f.format {
-	case ExportOSCAL:
-		data, err = evidence.OSCAL(records, evidence.OSCALOptions{
-			Title: exportTitle(ns), From: from, To: to, Cluster: cluster, Generated: now, Version: buildVersion(),
-		})
-	default:
-		data, err = encodeExport(EvidenceExport{Cluster: cluster, Namespace: ns, From: from, To: to, Broken: rep.Broken, Records: nonNil(records)})
-	}
+	data, err := f.encode(EvidenceExport{Cluster: cluster, Namespace: ns, From: from, To: to, Broken: rep.Broken, Records: nonNil(records)}, now)
 	if err != nil {
 		return err
 	}
+	return f.write(o, data, len(records), from, to)
+}
+
+// checkBroken refuses a broken chain, or with --allow-broken warns of it.
+func (f *exportFlags) checkBroken(o *Options, broken *evidence.Break) error {
+	if broken == nil {
+		return nil
+	}
+	if !f.allowBroken {
+		return fmt.Errorf("not exporting evidence that does not verify: %w; it may have been tampered with "+
+			"(`kubectl phiguard evidence verify` shows every chain), or give --%s to export it all the same",
+			broken, flagAllowBroken)
+	}
+	if _, err := fmt.Fprintf(o.ErrOut, "warning: %v; exporting all the same (--%s)\n", broken, flagAllowBroken); err != nil {
+		return fmt.Errorf("writing a warning: %w", err)
+	}
+	return nil
+}
+
+// encode writes e in --format, as generated at now.
+func (f *exportFlags) encode(e EvidenceExport, now time.Time) ([]byte, error) {
+	if f.format == ExportOSCAL {
+		return evidence.OSCAL(e.Records, evidence.OSCALOptions{
+			Title: exportTitle(e.Namespace), From: e.From, To: e.To, Cluster: e.Cluster, Generated: now, Version: buildVersion(),
+		})
+	}
+	return encodeExport(e)
+}
+
+// write writes the export of n records in [from, to] to --output-file, or
+// else to standard output.
+func (f *exportFlags) write(o *Options, data []byte, n int, from, to time.Time) error {
 	if f.outputFile == "" {
 		if _, err := o.Out.Write(data); err != nil {
 			return fmt.Errorf("writing the export: %w", err)
@@ -617,7 +681,7 @@ func (f *exportFlags) run(cmd *cobra.Command, o *Options, now time.Time) error {
 	if err := os.WriteFile(f.outputFile, data, 0o600); err != nil {
 		return fmt.Errorf("writing the export: %w", err)
 	}
-	if _, err := fmt.Fprintf(o.Out, "Exported %d records from %s to %s to %s.\n", len(records),
+	if _, err := fmt.Fprintf(o.Out, "Exported %d records from %s to %s to %s.\n", n,
 		from.Format(time.RFC3339), to.Format(time.RFC3339), f.outputFile); err != nil {
 		return fmt.Errorf("writing the result: %w", err)
 	}

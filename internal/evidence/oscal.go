@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,9 @@ const OSCALVersion = "1.0.6"
 // reads a prop without a namespace as one of its own, with the values its
 // model allows; phiguard's props are not, so each carries this namespace.
 const OSCALPropNamespace = "https://phiguard.io/ns/oscal"
+
+// oscalToolName is the title of the component every observation comes from.
+const oscalToolName = "phiguard"
 
 // OSCALOptions describe the export around the records.
 type OSCALOptions struct {
@@ -149,9 +153,29 @@ func newOSCALBuilder(records []Record, o OSCALOptions) (*oscalBuilder, error) {
 	}
 	b := &oscalBuilder{opts: o, ns: uuid.NewSHA1(uuid.NameSpaceURL, []byte(OSCALPropNamespace))}
 
-	// Sort oldest first, so that the order of the input does not matter and
-	// "last result" means the latest; drop a record given twice.
+	var err error
+	if b.records, err = oscalSortedRecords(records); err != nil {
+		return nil, err
+	}
+	b.hashes = make([]string, 0, len(b.records))
+	for _, r := range b.records {
+		b.hashes = append(b.hashes, r.Hash)
+	}
+
+	if b.opts.From, b.opts.To, err = oscalWindow(b.records, o); err != nil {
+		return nil, err
+	}
+	b.resultUUID = b.uuid("result", o.Cluster, oscalTime(b.opts.From), oscalTime(b.opts.To))
+	b.toolUUID = b.uuid("component", oscalToolName, o.Cluster)
+	return b, nil
+}
+
+// oscalSortedRecords returns records oldest first, so that the order of the
+// input does not matter and "last result" means the latest, each with its
+// hash; a record given twice is dropped.
+func oscalSortedRecords(records []Record) ([]Record, error) {
 	seen := map[string]bool{}
+	out := make([]Record, 0, len(records))
 	for _, r := range records {
 		h := r.Hash
 		if h == "" {
@@ -165,43 +189,47 @@ func newOSCALBuilder(records []Record, o OSCALOptions) (*oscalBuilder, error) {
 			continue
 		}
 		seen[h] = true
-		b.records = append(b.records, r)
+		out = append(out, r)
 	}
-	slices.SortStableFunc(b.records, func(x, y Record) int {
-		if c := x.Time.Compare(y.Time); c != 0 {
-			return c
-		}
-		if c := strings.Compare(x.Shard, y.Shard); c != 0 {
-			return c
-		}
-		if x.Seq != y.Seq {
-			if x.Seq < y.Seq {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(x.Hash, y.Hash)
-	})
-	for _, r := range b.records {
-		b.hashes = append(b.hashes, r.Hash)
-	}
+	slices.SortStableFunc(out, oscalCompareRecords)
+	return out, nil
+}
 
-	if b.opts.To.IsZero() {
-		b.opts.To = o.Generated
+// oscalCompareRecords orders records by time, then by shard, sequence
+// number and hash.
+func oscalCompareRecords(x, y Record) int {
+	if c := x.Time.Compare(y.Time); c != 0 {
+		return c
 	}
-	if b.opts.From.IsZero() {
-		b.opts.From = o.Generated
-		if len(b.records) > 0 {
-			b.opts.From = b.records[0].Time
+	if c := strings.Compare(x.Shard, y.Shard); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.Seq, y.Seq); c != 0 {
+		return c
+	}
+	return strings.Compare(x.Hash, y.Hash)
+}
+
+// oscalWindow returns the window of the export: o's From and To, where a zero
+// To is the time of the export and a zero From the first record's time (or
+// the time of the export, without records). sorted holds the records oldest
+// first.
+func oscalWindow(sorted []Record, o OSCALOptions) (from, to time.Time, err error) {
+	from, to = o.From, o.To
+	if to.IsZero() {
+		to = o.Generated
+	}
+	if from.IsZero() {
+		from = o.Generated
+		if len(sorted) > 0 {
+			from = sorted[0].Time
 		}
 	}
-	if b.opts.To.Before(b.opts.From) {
-		return nil, fmt.Errorf("building OSCAL assessment results: the window ends (%s) before it starts (%s)",
-			oscalTime(b.opts.To), oscalTime(b.opts.From))
+	if to.Before(from) {
+		return from, to, fmt.Errorf("building OSCAL assessment results: the window ends (%s) before it starts (%s)",
+			oscalTime(to), oscalTime(from))
 	}
-	b.resultUUID = b.uuid("result", o.Cluster, oscalTime(b.opts.From), oscalTime(b.opts.To))
-	b.toolUUID = b.uuid("component", "phiguard", o.Cluster)
-	return b, nil
+	return from, to, nil
 }
 
 // uuid returns the version 5 UUID of what parts name.
@@ -279,7 +307,7 @@ func (b *oscalBuilder) assessmentAssets() *oscalAssessmentAssets {
 		Components: []oscalComponent{{
 			UUID:        b.toolUUID,
 			Type:        "software",
-			Title:       "phiguard",
+			Title:       oscalToolName,
 			Description: "The Kubernetes operator that evaluates and enforces HIPAA Security Rule safeguards per PHIWorkload and keeps the evidence trail this document is exported from.",
 			Props:       oscalProps(oscalProp("version", b.opts.Version)),
 			Status:      oscalStatus{State: "operational"},
@@ -365,7 +393,7 @@ func (b *oscalBuilder) observationUUID(hash string) string {
 }
 
 func (b *oscalBuilder) observations(inv *oscalInventory) []oscalObservation {
-	var out []oscalObservation
+	out := make([]oscalObservation, 0, len(b.records))
 	for _, r := range b.records {
 		var subjects []oscalSubject
 		if r.Workload != nil {
@@ -462,7 +490,8 @@ func oscalRecordTitle(r Record) string {
 // oscalRecordDescription is the record's message; an attestation adds a line
 // per safeguard.
 func oscalRecordDescription(r Record) string {
-	lines := []string{oscalOr(r.Message, oscalRecordTitle(r))}
+	lines := make([]string, 0, 1+len(r.Safeguards))
+	lines = append(lines, oscalOr(r.Message, oscalRecordTitle(r)))
 	for _, s := range r.Safeguards {
 		line := "- " + s.Safeguard
 		if details := strings.Join(slices.DeleteFunc([]string{s.Section, s.Mode}, func(v string) bool { return v == "" }), ", "); details != "" {
@@ -512,72 +541,98 @@ type oscalStanding struct {
 }
 
 func (b *oscalBuilder) findings(observations []oscalObservation) []oscalFinding {
-	standings := map[oscalPair]*oscalStanding{}
+	t := newOSCALTally()
+	for i, r := range b.records {
+		if r.Workload != nil {
+			t.add(r, observations[i].UUID)
+		}
+	}
+	standings := t.sorted()
+	out := make([]oscalFinding, 0, len(standings))
+	for _, s := range standings {
+		out = append(out, b.finding(s))
+	}
+	return out
+}
+
+// oscalTally follows each pair's standing through the records, oldest first.
+type oscalTally struct {
+	// standings holds each pair's standing, from its first result on.
+	standings map[oscalPair]*oscalStanding
 	// pending holds the observations about a pair before its first result
 	// in the window, such as a denial before the first evaluation.
-	pending := map[oscalPair][]string{}
-	set := func(w Workload, entry SafeguardResult, at time.Time, obs string) {
-		key := oscalPair{w.Namespace, w.Name, entry.Safeguard}
-		satisfied := entry.Result == "True"
-		s := standings[key]
-		switch {
-		case s == nil:
-			standings[key] = &oscalStanding{workload: w, entry: entry, time: at, satisfied: satisfied, related: append(pending[key], obs)}
-		case s.satisfied != satisfied:
-			standings[key] = &oscalStanding{workload: w, entry: entry, time: at, satisfied: satisfied, related: []string{obs}}
-		default:
-			// An attestation restates a result, often without its message:
-			// keep the message of the record that stated it.
-			if entry.Message == "" && entry.Result == s.entry.Result && entry.Reason == s.entry.Reason {
-				entry.Message = s.entry.Message
-			}
-			s.workload, s.entry, s.time = w, entry, at
-			if !slices.Contains(s.related, obs) {
-				s.related = append(s.related, obs)
-			}
-		}
-	}
-	for i, r := range b.records {
-		if r.Workload == nil {
-			continue
-		}
-		obs := observations[i].UUID
-		switch r.Kind {
-		case KindResult:
-			if r.Safeguard != "" {
-				set(*r.Workload, SafeguardResult{Safeguard: r.Safeguard, Section: r.Section, Mode: r.Mode,
-					Result: r.Result, Reason: r.Reason, Message: r.Message}, r.Time, obs)
-			}
-		case KindAttestation:
-			for _, entry := range r.Safeguards {
-				if entry.Safeguard != "" {
-					set(*r.Workload, entry, r.Time, obs)
-				}
-			}
-		default:
-			if r.Safeguard == "" {
-				continue
-			}
-			key := oscalPair{r.Workload.Namespace, r.Workload.Name, r.Safeguard}
-			if s := standings[key]; s != nil {
-				s.related = append(s.related, obs)
-			} else {
-				pending[key] = append(pending[key], obs)
-			}
-		}
-	}
+	pending map[oscalPair][]string
+}
 
-	keys := make([]oscalPair, 0, len(standings))
-	for k := range standings {
+func newOSCALTally() *oscalTally {
+	return &oscalTally{standings: map[oscalPair]*oscalStanding{}, pending: map[oscalPair][]string{}}
+}
+
+// add counts r, a record about a workload, observed as obs.
+func (t *oscalTally) add(r Record, obs string) {
+	switch r.Kind {
+	case KindResult:
+		if r.Safeguard != "" {
+			t.set(*r.Workload, SafeguardResult{Safeguard: r.Safeguard, Section: r.Section, Mode: r.Mode,
+				Result: r.Result, Reason: r.Reason, Message: r.Message}, r.Time, obs)
+		}
+	case KindAttestation:
+		for _, entry := range r.Safeguards {
+			if entry.Safeguard != "" {
+				t.set(*r.Workload, entry, r.Time, obs)
+			}
+		}
+	default:
+		if r.Safeguard != "" {
+			t.relate(oscalPair{r.Workload.Namespace, r.Workload.Name, r.Safeguard}, obs)
+		}
+	}
+}
+
+// set records a result of w's safeguard at a time, observed as obs.
+func (t *oscalTally) set(w Workload, entry SafeguardResult, at time.Time, obs string) {
+	key := oscalPair{w.Namespace, w.Name, entry.Safeguard}
+	satisfied := entry.Result == "True"
+	s := t.standings[key]
+	switch {
+	case s == nil:
+		t.standings[key] = &oscalStanding{workload: w, entry: entry, time: at, satisfied: satisfied, related: append(t.pending[key], obs)}
+	case s.satisfied != satisfied:
+		t.standings[key] = &oscalStanding{workload: w, entry: entry, time: at, satisfied: satisfied, related: []string{obs}}
+	default:
+		// An attestation restates a result, often without its message:
+		// keep the message of the record that stated it.
+		if entry.Message == "" && entry.Result == s.entry.Result && entry.Reason == s.entry.Reason {
+			entry.Message = s.entry.Message
+		}
+		s.workload, s.entry, s.time = w, entry, at
+		if !slices.Contains(s.related, obs) {
+			s.related = append(s.related, obs)
+		}
+	}
+}
+
+// relate adds obs, which states no result, to the observations of key.
+func (t *oscalTally) relate(key oscalPair, obs string) {
+	if s := t.standings[key]; s != nil {
+		s.related = append(s.related, obs)
+	} else {
+		t.pending[key] = append(t.pending[key], obs)
+	}
+}
+
+// sorted returns the standings by namespace, workload and safeguard.
+func (t *oscalTally) sorted() []*oscalStanding {
+	keys := make([]oscalPair, 0, len(t.standings))
+	for k := range t.standings {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(x, y oscalPair) int {
 		return strings.Compare(x.namespace+"\x00"+x.name+"\x00"+x.safeguard, y.namespace+"\x00"+y.name+"\x00"+y.safeguard)
 	})
-	var out []oscalFinding
+	out := make([]*oscalStanding, 0, len(keys))
 	for _, k := range keys {
-		s := standings[k]
-		out = append(out, b.finding(s))
+		out = append(out, t.standings[k])
 	}
 	return out
 }

@@ -29,12 +29,11 @@ const oscalSchemaFile = "testdata/oscal/oscal_assessment-results_schema_v1.0.6.j
 // read as NIST means it: each such "$ref" moves into an "allOf" of its own.
 func oscalSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	f, err := os.Open(filepath.FromSlash(oscalSchemaFile))
+	data, err := os.ReadFile(filepath.FromSlash(oscalSchemaFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +304,8 @@ func TestOSCALValidatesAgainstTheSchema(t *testing.T) {
 	g.Expect(res.Start).To(Equal("2026-03-01T09:00:00Z"))
 	g.Expect(res.End).To(Equal("2026-03-02T09:00:00Z"))
 
-	var controls, sections []string
+	controls := make([]string, 0, len(res.ReviewedControls.ControlSelections))
+	sections := make([]string, 0, len(res.ReviewedControls.ControlSelections))
 	for _, sel := range res.ReviewedControls.ControlSelections {
 		g.Expect(sel.IncludeControls).To(HaveLen(1))
 		controls = append(controls, sel.IncludeControls[0].ControlID)
@@ -320,7 +320,7 @@ func TestOSCALValidatesAgainstTheSchema(t *testing.T) {
 		"§164.312(b)", "§164.312(c)(1)", "§164.312(e)(1)",
 	}))
 	g.Expect(res.ReviewedControls.ControlObjectiveSelections).To(HaveLen(1))
-	var objectives []string
+	objectives := make([]string, 0, len(res.ReviewedControls.ControlObjectiveSelections[0].IncludeObjectives))
 	for _, o := range res.ReviewedControls.ControlObjectiveSelections[0].IncludeObjectives {
 		objectives = append(objectives, o.ObjectiveID)
 	}
@@ -349,11 +349,12 @@ func TestOSCALValidatesAgainstTheSchema(t *testing.T) {
 			method = "TEST"
 		}
 		g.Expect(o.Methods).To(Equal([]string{method}), "record %d", i+1)
-		want := []string{"PHIWorkload " + r.Workload.Namespace + "/" + r.Workload.Name}
+		want := make([]string, 0, 1+len(r.Objects))
+		want = append(want, "PHIWorkload "+r.Workload.Namespace+"/"+r.Workload.Name)
 		for _, obj := range r.Objects {
 			want = append(want, obj.Kind+" "+obj.Namespace+"/"+obj.Name)
 		}
-		var got []string
+		got := make([]string, 0, len(o.Subjects))
 		for _, s := range o.Subjects {
 			g.Expect(items).To(HaveKeyWithValue(s.SubjectUUID, s.Title), "a subject is an inventory item")
 			got = append(got, s.Title)
@@ -429,7 +430,7 @@ func oscalFindings(t *testing.T, raw []byte) []oscalFindingSummary {
 	for _, o := range res.Observations {
 		seqOf[o.UUID] = oscalPropValue(o.Props, "seq")
 	}
-	var out []oscalFindingSummary
+	out := make([]oscalFindingSummary, 0, len(res.Findings))
 	for _, f := range res.Findings {
 		s := oscalFindingSummary{
 			Workload: oscalPropValue(f.Props, "workload"), Safeguard: oscalPropValue(f.Props, "safeguard"),
@@ -499,7 +500,7 @@ func TestOSCALFindingFollowsTheLastResultOnly(t *testing.T) {
 	}, {
 		name:    "no result, only a denial",
 		records: records[4:5],
-		want:    nil,
+		want:    []oscalFindingSummary{},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)

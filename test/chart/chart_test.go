@@ -56,7 +56,7 @@ func renderFails(t *testing.T, args ...string) string {
 func helmTemplate(args ...string) *exec.Cmd {
 	all := append([]string{"template", "phiguard", filepath.Join(root, "charts", "phiguard"),
 		"--namespace", "phiguard-system", "--kube-version", "v1.37.2", "--include-crds"}, args...)
-	return exec.Command(filepath.Join(root, "bin", "helm"), all...) //nolint:gosec // G204: the repository's own helm
+	return exec.Command(filepath.Join(root, "bin", "helm"), all...)
 }
 
 func kustomize(t *testing.T, dir string) []byte {
@@ -302,19 +302,7 @@ func evidenceOf(t *testing.T, data []byte) evidenceSetup {
 			got.flags = append(got.flags, arg)
 		}
 	}
-	for _, v := range pod.Volumes {
-		if v.Name != "evidence" {
-			continue
-		}
-		switch {
-		case v.EmptyDir != nil:
-			got.volume = "emptyDir"
-		case v.PersistentVolumeClaim != nil:
-			got.volume = "claim " + v.PersistentVolumeClaim.ClaimName
-		default:
-			got.volume = "unexpected"
-		}
-	}
+	got.volume = evidenceVolume(pod.Volumes)
 	for _, m := range manager.VolumeMounts {
 		if m.Name == "evidence" {
 			got.mount = m.MountPath
@@ -324,6 +312,34 @@ func evidenceOf(t *testing.T, data []byte) evidenceSetup {
 	if sc := pod.SecurityContext; sc != nil && sc.FSGroup != nil {
 		got.fsGroup = *sc.FSGroup
 	}
+	got.claim = evidenceClaimOf(t, objs)
+	return got
+}
+
+// evidenceVolume is the source of volume "evidence" among volumes:
+// "emptyDir", "claim <name>", or "" when there is none.
+func evidenceVolume(volumes []corev1.Volume) string {
+	source := ""
+	for _, v := range volumes {
+		if v.Name != "evidence" {
+			continue
+		}
+		switch {
+		case v.EmptyDir != nil:
+			source = "emptyDir"
+		case v.PersistentVolumeClaim != nil:
+			source = "claim " + v.PersistentVolumeClaim.ClaimName
+		default:
+			source = "unexpected"
+		}
+	}
+	return source
+}
+
+// evidenceClaimOf is the one PersistentVolumeClaim among objs, or nil.
+func evidenceClaimOf(t *testing.T, objs map[string]*unstructured.Unstructured) *evidenceClaim {
+	t.Helper()
+	var claim *evidenceClaim
 	for key, obj := range objs {
 		if !strings.HasPrefix(key, "PersistentVolumeClaim/") {
 			continue
@@ -332,17 +348,17 @@ func evidenceOf(t *testing.T, data []byte) evidenceSetup {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &pvc); err != nil {
 			t.Fatal(err)
 		}
-		if got.claim != nil {
-			t.Fatalf("the chart renders more than one PersistentVolumeClaim: %s and %s", got.claim.name, pvc.Name)
+		if claim != nil {
+			t.Fatalf("the chart renders more than one PersistentVolumeClaim: %s and %s", claim.name, pvc.Name)
 		}
 		storage := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
-		got.claim = &evidenceClaim{name: pvc.Name, storage: storage.String(), accessModes: pvc.Spec.AccessModes,
+		claim = &evidenceClaim{name: pvc.Name, storage: storage.String(), accessModes: pvc.Spec.AccessModes,
 			resourcePolicy: pvc.Annotations["helm.sh/resource-policy"]}
 		if pvc.Spec.StorageClassName != nil {
-			got.claim.storageClass = *pvc.Spec.StorageClassName
+			claim.storageClass = *pvc.Spec.StorageClassName
 		}
 	}
-	return got
+	return claim
 }
 
 // TestChartEvidence: each evidence sink's volume, flags and claim.
