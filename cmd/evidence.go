@@ -196,8 +196,11 @@ func setupAttestation(mgr ctrl.Manager, t *trail, f *flags) error {
 	if t.controllers == nil {
 		return nil
 	}
-	return mgr.Add(&controller.Attestor{Reader: mgr.GetClient(), Evidence: t.controllers,
-		Interval: f.evidence.attestEvery, Delay: f.evidence.attestDelay, Clock: clock.RealClock{}})
+	if err := mgr.Add(&controller.Attestor{Reader: mgr.GetClient(), Evidence: t.controllers,
+		Interval: f.evidence.attestEvery, Delay: f.evidence.attestDelay, Clock: clock.RealClock{}}); err != nil {
+		return fmt.Errorf("adding the daily attestation: %w", err)
+	}
+	return nil
 }
 
 // controllerRecorder is the leader's recorder; nil without a trail (a nil

@@ -66,11 +66,11 @@ func waitAttested(ctx context.Context, kubeconfig string, workloads []types.Name
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no attestation of every sample stored within %s (last: %v)", timeout, err)
+			return fmt.Errorf("no attestation of every sample stored within %s (last: %w)", timeout, err)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("waiting for the attestations: %w", ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}
@@ -87,7 +87,7 @@ func showEvidence(ctx context.Context, w io.Writer, kubeconfig string, workloads
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "The evidence trail (kubectl phiguard evidence verify):\n\n%s\n", verify)
+	_, _ = fmt.Fprintf(w, "The evidence trail (kubectl phiguard evidence verify):\n\n%s\n", verify)
 	raw, err := runCLI(ctx, kubeconfig, "evidence", "export", "-A", "--format", "json")
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func showEvidence(ctx context.Context, w io.Writer, kubeconfig string, workloads
 			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 		}
 	}
-	fmt.Fprintf(w, "It holds %d records: %s.\n", len(e.Records), strings.Join(parts, ", "))
+	_, _ = fmt.Fprintf(w, "It holds %d records: %s.\n", len(e.Records), strings.Join(parts, ", "))
 	if _, err := runCLI(ctx, kubeconfig, "evidence", "export", "-n", sampleNamespace, "--format", "oscal", "--output-file", oscalPath); err != nil {
 		return err
 	}
@@ -153,12 +153,12 @@ func summariseOSCAL(w io.Writer, path string) error {
 			}
 		}
 	}
-	fmt.Fprintf(w, "OSCAL assessment results of namespace %s (kubectl phiguard evidence export -n %s --format oscal): %s\n",
+	_, _ = fmt.Fprintf(w, "OSCAL assessment results of namespace %s (kubectl phiguard evidence export -n %s --format oscal): %s\n",
 		sampleNamespace, sampleNamespace, path)
-	fmt.Fprintf(w, "  %d observations, %d findings, %d not satisfied", observations, findings, failing)
+	_, _ = fmt.Fprintf(w, "  %d observations, %d findings, %d not satisfied", observations, findings, failing)
 	if example != "" {
-		fmt.Fprintf(w, ", such as %s", example)
+		_, _ = fmt.Fprintf(w, ", such as %s", example)
 	}
-	fmt.Fprintln(w)
-	return nil
+	_, err = fmt.Fprintln(w)
+	return err //nolint:wrapcheck // a write to the demo's terminal
 }

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -145,18 +146,7 @@ func run(opts options) (err error) {
 		return err
 	}
 
-	// The manager keeps its signing key and publishes its evidence trail in
-	// its namespace; the trail of an earlier demo belongs to another cluster.
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %s: %w", managerNamespace, err)
-	}
-	if err := os.RemoveAll(p.evidence); err != nil {
-		return fmt.Errorf("removing the evidence of an earlier demo: %w", err)
-	}
-	fmt.Printf("Starting the manager %s; its log goes to %s, its evidence to %s\n", out.rel(opts.manager), out.rel(p.managerLog), out.rel(p.evidence))
-	mgr, err := localcluster.StartManager(localcluster.ManagerOptions{
-		Binary: opts.manager, Kubeconfig: cluster.Kubeconfig, LogPath: p.managerLog, Webhooks: wh,
-		EvidenceDir: p.evidence, Args: evidenceArgs})
+	mgr, err := launchManager(ctx, c, cluster.Kubeconfig, opts, p, out, wh)
 	if err != nil {
 		return err
 	}
@@ -181,10 +171,7 @@ func run(opts options) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := showSettled(ctx, c, cluster.Kubeconfig, backups); err != nil {
-		return err
-	}
-	if err := showEvidence(ctx, os.Stdout, cluster.Kubeconfig, workloads, p.oscal, opts.timeout); err != nil {
+	if err := showSettled(ctx, c, cluster.Kubeconfig, backups, evidenceShown{workloads: workloads, oscal: p.oscal, timeout: opts.timeout}); err != nil {
 		return err
 	}
 	if err := out.summary(list, opts.exitAfterSettle); err != nil {
@@ -199,8 +186,8 @@ func run(opts options) (err error) {
 // showSettled prints what the settled samples show beyond the table: what
 // admission refuses, the pods with their sidecars, the samples' inventory
 // with the map of their allowed network flows, and their backups in the
-// bucket with the restore drills.
-func showSettled(ctx context.Context, c client.Client, kubeconfig string, backups *localcluster.Backups) error {
+// bucket with the restore drills, and the evidence trail.
+func showSettled(ctx context.Context, c client.Client, kubeconfig string, backups *localcluster.Backups, ev evidenceShown) error {
 	if err := showAdmission(ctx, c); err != nil {
 		return err
 	}
@@ -217,7 +204,46 @@ func showSettled(ctx context.Context, c client.Client, kubeconfig string, backup
 			return fmt.Errorf("writing to stdout: %w", err)
 		}
 	}
-	return showBackups(ctx, os.Stdout, c, backups, sampleNamespace)
+	if err := showBackups(ctx, os.Stdout, c, backups, sampleNamespace); err != nil {
+		return err
+	}
+	return showEvidence(ctx, os.Stdout, kubeconfig, ev.workloads, ev.oscal, ev.timeout)
+}
+
+// evidenceShown is what the evidence shown waits for and writes.
+type evidenceShown struct {
+	workloads []types.NamespacedName // attested before it is shown
+	oscal     string                 // where the OSCAL export goes
+	timeout   time.Duration
+}
+
+// launchManager starts bin/manager against the cluster, with its evidence
+// trail in bin/demo/evidence.
+func launchManager(ctx context.Context, c client.Client, kubeconfig string, opts options, p paths, out *screen, wh *envtest.WebhookInstallOptions) (*localcluster.Manager, error) {
+	if err := prepareEvidence(ctx, c, p); err != nil {
+		return nil, err
+	}
+	fmt.Printf("Starting the manager %s; its log goes to %s, its evidence to %s\n", out.rel(opts.manager), out.rel(p.managerLog), out.rel(p.evidence))
+	mgr, err := localcluster.StartManager(localcluster.ManagerOptions{
+		Binary: opts.manager, Kubeconfig: kubeconfig, LogPath: p.managerLog, Webhooks: wh,
+		EvidenceDir: p.evidence, Args: evidenceArgs})
+	if err != nil {
+		return nil, fmt.Errorf("starting the manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// prepareEvidence creates the manager's namespace, where it keeps its
+// signing key and publishes its evidence trail, and removes the trail of an
+// earlier demo (another cluster's, signed by another key).
+func prepareEvidence(ctx context.Context, c client.Client, p paths) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", managerNamespace, err)
+	}
+	if err := os.RemoveAll(p.evidence); err != nil {
+		return fmt.Errorf("removing the evidence of an earlier demo: %w", err)
+	}
+	return nil
 }
 
 // preparePaths creates bin/demo and returns the files in it.

@@ -233,7 +233,7 @@ func TestEvidenceVerifyTamperedChain(t *testing.T) {
 	out, err := run(t, "evidence", "verify", "--phiguard-namespace", "evidence-tampered")
 	g.Expect(err).To(MatchError("evidence in dir:" + c.dir + ": " + brk))
 	g.Expect(out).To(Equal(verifyHeader +
-		verifyLine("controller", "2", "3", rfc3339(day1), rfc3339(day1.Add(2*time.Hour)), c.controller[2].Hash[:16], "3") +
+		verifyLine("controller", "1", "3", rfc3339(day1), rfc3339(day1.Add(2*time.Hour)), c.controller[2].Hash[:16], "3") +
 		verifyLine("webhook", "1", "1", rfc3339(day1.Add(30*time.Minute)), rfc3339(day1.Add(30*time.Minute)), c.webhook[0].Hash[:16], "1") +
 		"BROKEN: " + brk + "\n"))
 

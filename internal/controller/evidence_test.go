@@ -65,7 +65,7 @@ var _ = Describe("Evidence of reconciles", func() {
 		Eventually(writer.Pending).Should(BeZero())
 		rep, err := evidence.Verify(ctx, sink, evidence.VerifyOptions{Keys: keys})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rep.Broken).To(BeNil())
+		Expect(rep.Broken).ToNot(HaveOccurred())
 		recs, err := evidence.ReadRecords(ctx, sink, evidence.ReadOptions{Namespace: w.Namespace})
 		Expect(err).NotTo(HaveOccurred())
 		var out []evidence.Record

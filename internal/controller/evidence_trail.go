@@ -123,10 +123,13 @@ func (r *EvidenceStatusReconciler) Reconcile(ctx context.Context, req reconcile.
 // SetupWithManager watches the PHIPolicy (its creation and spec changes)
 // and the writers' reports.
 func (r *EvidenceStatusReconciler) SetupWithManager(mgr manager.Manager) error {
-	return builder.ControllerManagedBy(mgr).Named("evidencestatus").
+	if err := builder.ControllerManagedBy(mgr).Named("evidencestatus").
 		For(&phiguardv1alpha1.PHIPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.Health.changed, &handler.EnqueueRequestForObject{})).
-		Complete(r)
+		Complete(r); err != nil {
+		return fmt.Errorf("building the evidence status controller: %w", err)
+	}
+	return nil
 }
 
 // Attestor records, at every interval, an attestation of each PHIWorkload's

@@ -110,7 +110,7 @@ func (d *DirSink) List(_ context.Context, prefix string) ([]Entry, error) {
 		}
 		rel, err := filepath.Rel(d.root, p)
 		if err != nil {
-			return err
+			return fmt.Errorf("naming %s: %w", p, err)
 		}
 		name := filepath.ToSlash(rel)
 		if strings.HasPrefix(name, prefix) {

@@ -18,8 +18,8 @@ import (
 // form Go uses), base64 in data.
 const (
 	// DefaultKeySecret is the Secret, in phiguard's namespace, holding the key.
-	DefaultKeySecret = "phiguard-evidence-signing-key"
-	secretKeyField   = "ed25519PrivateKey"
+	DefaultKeySecret = "phiguard-evidence-signing-key" // #nosec G101 -- a Secret's name, not a credential
+	secretKeyField   = "ed25519PrivateKey"             // #nosec G101 -- a key's name in the Secret
 )
 
 // The manager's permissions for its signing key and published ConfigMap,
@@ -28,6 +28,9 @@ const (
 // +kubebuilder:rbac:groups="",namespace=phiguard-system,resources=configmaps,verbs=get;create;patch
 // Its cluster identity, the kube-system namespace's UID:
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+
+// managedBy labels what the manager creates for its evidence trail.
+var managedBy = map[string]string{"app.kubernetes.io/managed-by": "phiguard"}
 
 // EnsureSigner returns the signing key in the Secret namespace/name, creating
 // a new key the first time. Replicas that start together agree: one creates
@@ -41,10 +44,9 @@ func EnsureSigner(ctx context.Context, c client.Client, namespace, name string) 
 			return Signer{}, fmt.Errorf("generating the evidence signing key: %w", gerr)
 		}
 		s = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "phiguard"}},
-			Type: corev1.SecretTypeOpaque,
-			Data: map[string][]byte{secretKeyField: []byte(base64.StdEncoding.EncodeToString(key))},
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: managedBy},
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{secretKeyField: []byte(base64.StdEncoding.EncodeToString(key))},
 		}
 		err = c.Create(ctx, s)
 		if apierrors.IsAlreadyExists(err) {
@@ -78,8 +80,7 @@ func Publish(ctx context.Context, c client.Client, namespace string, p Published
 	err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ConfigMapName}, cm)
 	switch {
 	case apierrors.IsNotFound(err):
-		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: ConfigMapName,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "phiguard"}}}
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: ConfigMapName, Labels: managedBy}}
 	case err != nil:
 		return fmt.Errorf("reading %s/%s: %w", namespace, ConfigMapName, err)
 	default:

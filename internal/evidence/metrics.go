@@ -7,6 +7,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// The metrics' labels.
+const (
+	labelShard = "shard"
+	labelKind  = "kind"
+)
+
 // Metrics export the evidence trail's progress. A nil *Metrics records
 // nothing.
 type Metrics struct {
@@ -28,19 +34,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phiguard_evidence_records_total",
 			Help: "Evidence records taken, by kind.",
-		}, []string{"kind"}),
+		}, []string{labelKind}),
 		droppedRecs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phiguard_evidence_records_dropped_total",
 			Help: "Evidence records dropped because the on-disk buffer was full or could not be written, by kind.",
-		}, []string{"kind"}),
+		}, []string{labelKind}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "phiguard_evidence_records_pending",
 			Help: "Evidence records taken but not yet stored in the sink, by shard.",
-		}, []string{"shard"}),
+		}, []string{labelShard}),
 		bufferBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "phiguard_evidence_buffer_bytes",
 			Help: "Bytes the on-disk evidence buffer holds, by shard.",
-		}, []string{"shard"}),
+		}, []string{labelShard}),
 		segments: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "phiguard_evidence_segments_stored_total",
 			Help: "Evidence segments stored in the sink.",
@@ -64,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		degradedSink: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "phiguard_evidence_sink_degraded",
 			Help: "1 while evidence cannot be stored or records are dropped, by shard.",
-		}, []string{"shard"}),
+		}, []string{labelShard}),
 	}
 	for _, c := range []prometheus.Collector{m.records, m.droppedRecs, m.pending, m.bufferBytes, m.segments,
 		m.storedRecs, m.storedBytes, m.errors, m.lastStored, m.degradedSink} {

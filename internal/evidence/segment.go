@@ -248,21 +248,21 @@ func shardPrefix(shard string) string {
 	return segmentsDir + "/" + shard + "/"
 }
 
-// parseSegmentName returns the shard and number of a segment's name.
-func parseSegmentName(name string) (shard string, n uint64, ok bool) {
+// parseSegmentName returns the shard of a segment's name, and whether it is
+// one (segments/<shard>/<number>.jsonl).
+func parseSegmentName(name string) (shard string, ok bool) {
 	rest, found := strings.CutPrefix(name, segmentsDir+"/")
 	if !found {
-		return "", 0, false
+		return "", false
 	}
 	shard, file := slashpath.Split(rest)
 	shard = strings.TrimSuffix(shard, "/")
 	num, found := strings.CutSuffix(file, ".jsonl")
 	if !found || shard == "" {
-		return "", 0, false
+		return "", false
 	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return "", 0, false
+	if _, err := strconv.ParseUint(num, 10, 64); err != nil {
+		return "", false
 	}
-	return shard, n, true
+	return shard, true
 }

@@ -70,7 +70,7 @@ func openSpool(dir string, maxBytes int64, batchID func() string) (*spool, error
 }
 
 func (s *spool) openCurrent() error {
-	f, err := os.OpenFile(filepath.Join(s.dir, currentFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640) // #nosec G304 -- the buffer's own file
+	f, err := os.OpenFile(filepath.Join(s.dir, currentFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600) // #nosec G304 -- the buffer's own file
 	if err != nil {
 		return fmt.Errorf("opening the evidence buffer: %w", err)
 	}
@@ -100,7 +100,7 @@ func (s *spool) append(r Record) error {
 }
 
 // held returns how many records and bytes the buffer holds.
-func (s *spool) held() (records int, bytes int64, current int) {
+func (s *spool) held() (records int, size int64, current int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.records, s.bytes, s.curRecs
@@ -127,16 +127,6 @@ func (s *spool) cut(id string) error {
 		return err
 	}
 	return s.openCurrent()
-}
-
-// sync makes what current holds durable.
-func (s *spool) sync() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.current.Sync(); err != nil {
-		return fmt.Errorf("syncing the evidence buffer: %w", err)
-	}
-	return nil
 }
 
 // batches lists the batch ids, oldest first.
@@ -191,7 +181,10 @@ func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.current.Sync(); err != nil {
-		return err
+		return fmt.Errorf("syncing the evidence buffer: %w", err)
 	}
-	return s.current.Close()
+	if err := s.current.Close(); err != nil {
+		return fmt.Errorf("closing the evidence buffer: %w", err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -97,7 +98,7 @@ func listShards(ctx context.Context, sink Sink) ([]shardEntries, error) {
 	}
 	var shards []shardEntries
 	for _, e := range all {
-		shard, _, ok := parseSegmentName(e.Name)
+		shard, ok := parseSegmentName(e.Name)
 		if !ok {
 			// Something else in the segments directory is itself a sign of
 			// tampering; it is reported against the shard it sits in.
@@ -127,47 +128,24 @@ func verifyShard(ctx context.Context, sink Sink, shard string, entries []Entry, 
 		brk := func(seq uint64, format string, args ...any) *Break {
 			return &Break{Shard: shard, Segment: e.Name, Seq: seq, Problem: fmt.Sprintf(format, args...)}
 		}
-		want := SegmentName(shard, uint64(i)+1)
-		if e.Name != want {
-			return sr, brk(0, "expected %s here: a segment is missing or misnamed", want), nil
-		}
-		if e.Versions > 1 {
-			return sr, brk(0, "overwritten: the bucket holds %d versions of it", e.Versions), nil
-		}
-		data, err := sink.Get(ctx, e.Name)
-		if err != nil {
-			return sr, nil, err
-		}
-		seg, err := ParseSegment(e.Name, data)
-		if err != nil {
-			return sr, brk(0, "%v", err), nil
+		seg, b, err := readSegment(ctx, sink, e, SegmentName(shard, uint64(i)+1), brk)
+		if b != nil || err != nil {
+			return sr, b, err
 		}
 		c := seg.Checkpoint
-		if c == nil {
-			return sr, brk(0, "no checkpoint: the segment was truncated"), nil
-		}
 		if !o.To.IsZero() && c.Time.After(o.To) && len(seg.Records) > 0 && seg.Records[0].Time.After(o.To) {
 			break
 		}
 		if b := checkCheckpoint(seg, st, shard, o.Keys, brk); b != nil {
 			return sr, b, nil
 		}
-		sr.Segments++
-		checkRecords := o.From.IsZero() || !c.Time.Before(o.From)
-		if checkRecords {
+		if o.From.IsZero() || !c.Time.Before(o.From) {
 			if b := checkRecordsOf(seg, st, brk); b != nil {
 				return sr, b, nil
 			}
-			for _, r := range seg.Records {
-				if inWindow(r.Time, o.From, o.To) {
-					sr.Records++
-					if sr.First.IsZero() {
-						sr.First = r.Time
-					}
-					sr.Last = r.Time
-				}
-			}
+			sr.count(seg.Records, o.From, o.To)
 		}
+		sr.Segments++
 		ch, err := c.Hash()
 		if err != nil {
 			return sr, nil, err
@@ -176,6 +154,42 @@ func verifyShard(ctx context.Context, sink Sink, shard string, entries []Entry, 
 		sr.Head, sr.Seq = st.hash, st.seq
 	}
 	return sr, nil, nil
+}
+
+// readSegment reads a stored segment that must be named want and must end
+// with a checkpoint.
+func readSegment(ctx context.Context, sink Sink, e Entry, want string, brk func(uint64, string, ...any) *Break) (Segment, *Break, error) {
+	if e.Name != want {
+		return Segment{}, brk(0, "expected %s here: a segment is missing or misnamed", want), nil
+	}
+	if e.Versions > 1 {
+		return Segment{}, brk(0, "overwritten: the bucket holds %d versions of it", e.Versions), nil
+	}
+	data, err := sink.Get(ctx, e.Name)
+	if err != nil {
+		return Segment{}, nil, err
+	}
+	seg, err := ParseSegment(e.Name, data)
+	if err != nil {
+		return seg, brk(0, "%v", err), nil
+	}
+	if seg.Checkpoint == nil {
+		return seg, brk(0, "no checkpoint: the segment was truncated"), nil
+	}
+	return seg, nil, nil
+}
+
+// count adds the records in the window to the report.
+func (sr *ShardReport) count(records []Record, from, to time.Time) {
+	for _, r := range records {
+		if inWindow(r.Time, from, to) {
+			sr.Records++
+			if sr.First.IsZero() {
+				sr.First = r.Time
+			}
+			sr.Last = r.Time
+		}
+	}
 }
 
 // checkCheckpoint judges a segment's checkpoint against the chain so far.
@@ -282,7 +296,7 @@ func ReadRecords(ctx context.Context, sink Sink, o ReadOptions) ([]Record, error
 		if c := strings.Compare(a.Shard, b.Shard); c != 0 {
 			return c
 		}
-		return int(a.Seq) - int(b.Seq)
+		return cmp.Compare(a.Seq, b.Seq)
 	})
 	return out, nil
 }
@@ -295,7 +309,7 @@ func LoadHead(ctx context.Context, sink Sink, shard string) (Head, error) {
 		return Head{}, err
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
-		if _, _, ok := parseSegmentName(entries[i].Name); !ok {
+		if _, ok := parseSegmentName(entries[i].Name); !ok {
 			continue
 		}
 		data, err := sink.Get(ctx, entries[i].Name)

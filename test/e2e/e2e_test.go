@@ -409,7 +409,7 @@ func verifiedEvidence(g Gomega, ns string) []evidence.Record {
 	g.Expect(err).NotTo(HaveOccurred())
 	rep, err := evidence.Verify(ctx, sink, evidence.VerifyOptions{Keys: pub.Keys})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(rep.Broken).To(BeNil())
+	g.Expect(rep.Broken).ToNot(HaveOccurred())
 	recs, err := evidence.ReadRecords(ctx, sink, evidence.ReadOptions{Namespace: ns})
 	g.Expect(err).NotTo(HaveOccurred())
 	return recs
