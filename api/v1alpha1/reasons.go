@@ -407,7 +407,8 @@ const (
 
 // Reasons of the PHIPolicy's EvidenceSinkDegraded condition.
 const (
-	// ReasonEvidenceStored (False): every segment of evidence is stored.
+	// ReasonEvidenceStored (holds: the sink is not degraded): every segment
+	// of evidence is stored.
 	ReasonEvidenceStored = "EvidenceStored"
 	// ReasonEvidenceSinkUnavailable (True): the sink cannot be written; the
 	// records wait in the on-disk buffer, or are dropped once it is full (the
