@@ -115,7 +115,8 @@ func TestWriterStoresWhatWasBufferedWhenTheSinkReturns(t *testing.T) {
 	for i := 1; i <= 50; i++ {
 		w.Record(record(i, time.Now()))
 	}
-	g.Eventually(h.seen).Should(Equal([]bool{true}), "the writer says the sink is degraded")
+	// Before the first record, an empty flush may have said healthy.
+	g.Eventually(h.seen).Should(Or(Equal([]bool{true}), Equal([]bool{false, true})), "the writer says the sink is degraded")
 	g.Consistently(sink.puts.Load, "100ms", "10ms").Should(BeZero())
 
 	sink.down.Store(false)
@@ -123,7 +124,7 @@ func TestWriterStoresWhatWasBufferedWhenTheSinkReturns(t *testing.T) {
 		w.Record(record(i, time.Now()))
 	}
 	g.Eventually(func() []string { return messages(t, sink) }).Should(Equal(numbered(60)))
-	g.Eventually(h.seen).Should(Equal([]bool{true, false}))
+	g.Eventually(h.seen).Should(Or(Equal([]bool{true, false}), Equal([]bool{false, true, false})))
 	stop()
 	rep, err := evidence.Verify(t.Context(), sink, evidence.VerifyOptions{Keys: keys})
 	g.Expect(err).NotTo(HaveOccurred())
