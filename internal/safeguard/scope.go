@@ -3,6 +3,8 @@ package safeguard
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -128,6 +130,9 @@ func (s *Scope) readPods(ctx context.Context, r client.Reader) error {
 			s.Pods = append(s.Pods, pods.Items[i])
 		}
 	}
+	// A cache lists in no fixed order; messages name pods in this order, and
+	// a status must not change because a new manager's cache filled differently.
+	slices.SortFunc(s.Pods, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	return nil
 }
 

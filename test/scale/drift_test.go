@@ -38,31 +38,58 @@ func TestDriftHeal(t *testing.T) {
 		Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "records"}}},
 	})).To(Succeed())
 	key := types.NamespacedName{Namespace: ns, Name: safeguard.NetworkPolicyName("records")}
-	var want networkingv1.NetworkPolicySpec
-	g.Eventually(func(g Gomega) {
-		var np networkingv1.NetworkPolicy
-		g.Expect(k8s.Get(ctx, key, &np)).To(Succeed())
-		want = np.Spec
-	}, 30*time.Second, 10*time.Millisecond).Should(Succeed())
+	keys := make([]types.NamespacedName, events)
+	for i := range keys {
+		keys[i] = key
+	}
+	edits, deletes := drift(t, k8s, keys)
+	all := slices.Concat(edits, deletes)
+	t.Logf("drift: %d heals (%d edits, %d deletes)", len(all), len(edits), len(deletes))
+	t.Logf("drift: all    %s", summary(all))
+	t.Logf("drift: edit   %s", summary(edits))
+	t.Logf("drift: delete %s", summary(deletes))
+}
 
-	// healed polls until the policy is back as phiguard wants it, and returns how long that took.
-	healed := func(since time.Time, uid types.UID) time.Duration {
-		t.Helper()
-		var took time.Duration
+// measureDrift is drift, edits and deletes together.
+func measureDrift(t *testing.T, k8s client.Client, keys []types.NamespacedName) []time.Duration {
+	t.Helper()
+	edits, deletes := drift(t, k8s, keys)
+	return slices.Concat(edits, deletes)
+}
+
+// drift edits, then deletes, each of phiguard's NetworkPolicies keys names
+// (one after the other) and returns how long each took to be healed: from
+// the drifting write's response to the first read that shows the policy as
+// it was.
+func drift(t *testing.T, k8s client.Client, keys []types.NamespacedName) (edits, deletes []time.Duration) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := t.Context()
+	edits, deletes = make([]time.Duration, 0, len(keys)), make([]time.Duration, 0, len(keys))
+	for i, key := range keys {
+		var want networkingv1.NetworkPolicySpec
 		g.Eventually(func(g Gomega) {
 			var np networkingv1.NetworkPolicy
 			g.Expect(k8s.Get(ctx, key, &np)).To(Succeed())
-			g.Expect(equality.Semantic.DeepEqual(np.Spec, want)).To(BeTrue(), "not healed yet")
-			if uid != "" {
-				g.Expect(np.UID).NotTo(Equal(uid), "not re-created yet")
-			}
-			took = time.Since(since)
-		}, 30*time.Second, 2*time.Millisecond).Should(Succeed())
-		return took
-	}
+			want = np.Spec
+		}, 30*time.Second, 10*time.Millisecond).Should(Succeed())
 
-	edits, deletes := make([]time.Duration, 0, events), make([]time.Duration, 0, events)
-	for i := range events {
+		// healed polls until the policy is back as phiguard wants it, and returns how long that took.
+		healed := func(since time.Time, uid types.UID) time.Duration {
+			t.Helper()
+			var took time.Duration
+			g.Eventually(func(g Gomega) {
+				var np networkingv1.NetworkPolicy
+				g.Expect(k8s.Get(ctx, key, &np)).To(Succeed())
+				g.Expect(equality.Semantic.DeepEqual(np.Spec, want)).To(BeTrue(), "not healed yet")
+				if uid != "" {
+					g.Expect(np.UID).NotTo(Equal(uid), "not re-created yet")
+				}
+				took = time.Since(since)
+			}, 30*time.Second, 2*time.Millisecond).Should(Succeed())
+			return took
+		}
+
 		var np networkingv1.NetworkPolicy
 		g.Expect(k8s.Get(ctx, key, &np)).To(Succeed())
 		// Open ingress to everyone: the kind of edit isolation exists to undo.
@@ -75,12 +102,14 @@ func TestDriftHeal(t *testing.T) {
 		g.Expect(k8s.Delete(ctx, &np)).To(Succeed())
 		deletes = append(deletes, healed(time.Now(), np.UID))
 	}
+	return edits, deletes
+}
 
-	all := slices.Concat(edits, deletes)
-	t.Logf("drift: %d heals (%d edits, %d deletes)", len(all), len(edits), len(deletes))
-	t.Logf("drift: all    %s", summary(all))
-	t.Logf("drift: edit   %s", summary(edits))
-	t.Logf("drift: delete %s", summary(deletes))
+// percentile is the q-th quantile (0..1) of d, by the nearest rank below.
+func percentile(d []time.Duration, q float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
 }
 
 func summary(d []time.Duration) string {

@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -119,6 +120,24 @@ func start(t *testing.T, webhooks bool) (client.Client, *counter) {
 // startWithConfig is start, also returning the control plane's rest config.
 func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *rest.Config) {
 	t.Helper()
+	cp := startControlPlane(t, webhooks)
+	m := cp.startManager(t)
+	return cp.k8s, m.count, cp.cfg
+}
+
+// controlPlane is a started envtest control plane.
+type controlPlane struct {
+	env      *envtest.Environment
+	cfg      *rest.Config
+	k8s      client.Client // the test's client, not rate limited
+	webhooks bool          // the admission webhooks are installed
+}
+
+// startControlPlane starts the control plane, with phiguard's and Velero's
+// CRDs and, when webhooks is true, its admission webhooks installed (served
+// by the manager, over TLS, called by the apiserver). It stops when the test ends.
+func startControlPlane(t *testing.T, webhooks bool) *controlPlane {
+	t.Helper()
 	g := NewWithT(t)
 	scheme, err := phischeme.New()
 	g.Expect(err).NotTo(HaveOccurred())
@@ -140,17 +159,39 @@ func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *res
 	fast.QPS, fast.Burst = 500, 1000 // create as fast as the apiserver takes it
 	k8s, err := client.New(fast, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
+	return &controlPlane{env: env, cfg: cfg, k8s: k8s, webhooks: webhooks}
+}
 
+// runningManager is an in-process manager started by startManager.
+type runningManager struct {
+	count *counter // its write requests
+	stop  context.CancelFunc
+	done  chan struct{} // closed once it has stopped
+}
+
+// Stop stops the manager and waits until it has.
+func (m *runningManager) Stop() {
+	m.stop()
+	<-m.done
+}
+
+// startManager starts, in this process, a manager with phiguard's
+// controllers (and webhooks when the control plane has them) configured as
+// the installed manager is, and waits for its caches. It stops when the test
+// ends, if not before.
+func (cp *controlPlane) startManager(t *testing.T) *runningManager {
+	t.Helper()
+	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel) // runs before env.Stop: cleanups run last-in first-out
 	count := &counter{}
-	mgrCfg := count.wrap(cfg)
+	mgrCfg := count.wrap(cp.cfg)
 	// The manager's own defaults (--kube-api-qps 100, --kube-api-burst 200),
 	// so that the figures are those of an installed manager.
 	mgrCfg.QPS, mgrCfg.Burst = 100, 200
-	wh := env.WebhookInstallOptions
+	wh := cp.env.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
-		Scheme:  scheme,
+		Scheme:  cp.k8s.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir}),
@@ -169,14 +210,18 @@ func startWithConfig(t *testing.T, webhooks bool) (client.Client, *counter, *res
 			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Source: src, ExemptNamespaces: []string{"kube-system"},
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
-	if webhooks {
+	if cp.webhooks {
 		g.Expect(phiwebhook.Setup(mgr, safeguard.AdmissionEnv{Reader: mgr.GetClient(), ExemptNamespaces: []string{"kube-system"},
 			Registry: safeguard.New(safeguard.Options{}), Clock: clock.RealClock{}})).To(Succeed())
 	}
-	go func() { _ = mgr.Start(ctx) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = mgr.Start(ctx)
+	}()
 	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
-	if webhooks {
+	if cp.webhooks {
 		g.Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }, 10*time.Second).Should(Succeed())
 	}
-	return k8s, count, cfg
+	return &runningManager{count: count, stop: cancel, done: done}
 }

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -33,12 +32,7 @@ func TestLabelledPolicyChange(t *testing.T) {
 	const perNamespace = 100
 	k8s, count, cfg := startWithConfig(t, false)
 	ctx := t.Context()
-	// The test watches the workloads through a cache of its own, so that
-	// waiting for them to settle does not load the apiserver it measures.
-	watched, err := cache.New(cfg, cache.Options{Scheme: k8s.Scheme()})
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = watched.Start(ctx) }()
-	g.Expect(watched.WaitForCacheSync(ctx)).To(BeTrue())
+	watched := watch(t, cfg, k8s.Scheme())
 
 	policy := &phiguardv1alpha1.PHIPolicy{ObjectMeta: metav1.ObjectMeta{Name: phiguardv1alpha1.DefaultPolicyName}}
 	g.Expect(k8s.Create(ctx, policy)).To(Succeed())

@@ -15,6 +15,8 @@ import (
 	"os"
 	goruntime "runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -47,37 +54,23 @@ func TestScale(t *testing.T) {
 	perNamespace := envInt(t, "PHIGUARD_SCALE_WORKLOADS", 5)
 	podsPer := envInt(t, "PHIGUARD_SCALE_PODS", 3)
 	quiet := time.Duration(envInt(t, "PHIGUARD_SCALE_QUIET_SECONDS", 3)) * time.Second
+	driftEvents := envInt(t, "PHIGUARD_SCALE_DRIFT", 5)
 	total := namespaces * perNamespace
+	scale := fmt.Sprintf("%d PHIWorkloads, %d pods", total, total*podsPer)
 
-	k8s, count := startControlPlaneAndManager(t)
-	ctx := t.Context()
+	cp := startControlPlane(t, false)
+	k8s, ctx := cp.k8s, t.Context()
+	first := cp.startManager(t)
+	watched := watch(t, cp.cfg, k8s.Scheme())
 	reconcilesBefore := reconcileTotal(g)
 
 	start := time.Now()
-	for n := range namespaces {
-		ns := fmt.Sprintf("scale-%d", n)
-		g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		for w := range perNamespace {
-			app := fmt.Sprintf("records-%d", w)
-			for p := range podsPer {
-				g.Expect(k8s.Create(ctx, &corev1.Pod{
-					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%d", app, p), Labels: map[string]string{"app": app}},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/records:1"}}},
-				})).To(Succeed())
-			}
-			g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
-				Spec: phiguardv1alpha1.PHIWorkloadSpec{
-					Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
-				},
-			})).To(Succeed())
-		}
-	}
+	createWorkloads(t, k8s, namespaces, perNamespace, podsPer)
 	created := time.Since(start)
 
 	settled := func(g Gomega) {
 		var list phiguardv1alpha1.PHIWorkloadList
-		g.Expect(k8s.List(ctx, &list)).To(Succeed())
+		g.Expect(watched.List(ctx, &list)).To(Succeed())
 		g.Expect(list.Items).To(HaveLen(total))
 		for _, w := range list.Items {
 			g.Expect(w.Status.ObservedGeneration).To(Equal(w.Generation), "%s/%s", w.Namespace, w.Name)
@@ -86,40 +79,130 @@ func TestScale(t *testing.T) {
 			g.Expect(w.Status.Safeguards).To(HaveLen(len(safeguard.New(safeguard.Options{}).Names())))
 		}
 	}
-	g.Eventually(settled, 5*time.Minute, 200*time.Millisecond).Should(Succeed())
+	g.Eventually(settled, 30*time.Minute, 200*time.Millisecond).Should(Succeed())
 	toSettle := time.Since(start)
 	reconciles := reconcileTotal(g) - reconcilesBefore
 
-	// Events are sent by a background broadcaster, one request at a time: let
-	// the backlog of the creation phase drain (writes stop for half a second).
-	// A reconcile that kept writing would never stop, and fail here.
+	// Events are sent by a background broadcaster: let the backlog of the
+	// creation phase drain. A reconcile that kept writing would never stop,
+	// and fail here.
 	drainStart := time.Now()
-	g.Eventually(func(g Gomega) {
-		n := count.writes.Load()
-		g.Consistently(count.writes.Load, 500*time.Millisecond, 50*time.Millisecond).Should(Equal(n))
-	}, 5*time.Minute, 10*time.Millisecond).Should(Succeed())
+	drain(g, first.count)
 	drained := time.Since(drainStart)
-	writesToSettle := count.writes.Load()
-	writesByRequest := count.resources()
+	writesToSettle := first.count.writes.Load()
+	writesByRequest := first.count.resources()
+	events := int64(0)
+	for request, n := range writesByRequest {
+		if strings.HasSuffix(request, " events") {
+			events += n
+		}
+	}
 
-	// Steady state: with nothing changing, the controller must not write at all.
-	count.reset()
-	g.Consistently(func() int64 { return count.writes.Load() }, quiet, 100*time.Millisecond).Should(BeZero(),
-		"a settled cluster must cause no write requests")
+	// Steady state: with nothing changing, the controller must not write at
+	// all, not even when it re-verifies everything: the manager is replaced
+	// by a new one, whose first pass reconciles every workload again.
+	first.count.reset()
+	beforeResync := reconcileTotal(g)
+	first.Stop()
+	second := cp.startManager(t)
+	resyncStart := time.Now()
+	g.Eventually(func() int { return reconcileTotal(g) - beforeResync }, 30*time.Minute, 100*time.Millisecond).
+		Should(BeNumerically(">=", total), "the new manager reconciles every workload")
+	resynced := time.Since(resyncStart)
+	g.Consistently(second.count.resources, quiet, 100*time.Millisecond).Should(BeEmpty(),
+		"a settled cluster must cause no write requests, even re-verified in full")
+	quietWrites := first.count.writes.Load() + second.count.writes.Load()
+
+	// Drift with everything loaded: phiguard's NetworkPolicy of some
+	// workloads edited or deleted, and the time until it is back.
+	heals := measureDrift(t, k8s, driftTargets(namespaces, perNamespace, driftEvents))
 
 	goruntime.GC()
 	var mem goruntime.MemStats
 	goruntime.ReadMemStats(&mem)
-	t.Logf("scale: %d namespaces x %d workloads x %d pods = %d PHIWorkloads, %d pods",
-		namespaces, perNamespace, podsPer, total, total*podsPer)
-	t.Logf("scale: created in %s (one client, sequential); all settled %s after the first create, %s after the last",
-		created.Round(time.Millisecond), toSettle.Round(time.Millisecond), (toSettle - created).Round(time.Millisecond))
-	t.Logf("scale: %d reconciles (%.2f per workload), %d write requests in all (NetworkPolicies, status patches, Events; the Event backlog drained %s after the statuses settled)",
+	t.Logf("scale: %d namespaces x %d workloads x %d pods = %s", namespaces, perNamespace, podsPer, scale)
+	t.Logf("scale: created in %s (%.0f objects/s); all settled %s after the first create, %s after the last",
+		created.Round(time.Millisecond), float64(total*(podsPer+1))/created.Seconds(),
+		toSettle.Round(time.Millisecond), (toSettle - created).Round(time.Millisecond))
+	t.Logf("scale: %d reconciles (%.2f per workload), %d write requests in all (the Event backlog drained %s after the statuses settled)",
 		reconciles, float64(reconciles)/float64(total), writesToSettle, drained.Round(time.Millisecond))
 	t.Logf("scale: write requests to settle by request: %v (%.2f per workload)", writesByRequest, float64(writesToSettle)/float64(total))
-	t.Logf("scale: 0 write requests over a %s quiet window; heap in use after GC %.1f MiB (control-plane processes excluded)",
-		quiet, float64(mem.HeapInuse)/(1<<20))
+	t.Logf("scale: a new manager re-verified all %d workloads in %s; %d write requests from then over a %s quiet window",
+		total, resynced.Round(time.Millisecond), quietWrites, quiet)
+	t.Logf("scale: drift with %d workloads loaded: %s", total, summary(heals))
+	t.Logf("scale: heap in use after GC %.1f MiB (this process: manager, test client and caches; control-plane processes excluded)",
+		float64(mem.HeapInuse)/(1<<20))
+
+	record(t, figure{Name: "writes_per_workload", Value: float64(writesToSettle-events) / float64(total), Unit: "writes", Scale: scale})
+	record(t, figure{Name: "events_per_workload", Value: float64(events) / float64(total), Unit: "Events", Scale: scale})
+	record(t, figure{Name: "settle_after_last_create_s", Value: (toSettle - created).Seconds(), Unit: "s", Scale: scale})
+	record(t, figure{Name: "event_backlog_s", Value: drained.Seconds(), Unit: "s", Scale: scale})
+	record(t, figure{Name: "quiet_writes", Value: float64(quietWrites), Unit: "writes", Scale: fmt.Sprintf("%s; %s window after a full re-verification", scale, quiet)})
+	record(t, figure{Name: "drift_heal_p50_ms", Value: ms(percentile(heals, 0.5)), Unit: "ms", Scale: scale})
+	record(t, figure{Name: "drift_heal_p99_ms", Value: ms(percentile(heals, 0.99)), Unit: "ms", Scale: scale})
 }
+
+// createWorkloads creates, from 8 clients at once, the namespaces scale-<n>
+// with perNamespace PHIWorkloads records-<w>, each selecting podsPer pods.
+func createWorkloads(t *testing.T, k8s client.Client, namespaces, perNamespace, podsPer int) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := t.Context()
+	for n := range namespaces {
+		g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("scale-%d", n)}})).To(Succeed())
+	}
+	work := make(chan [2]int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for job := range work {
+				ns, app := fmt.Sprintf("scale-%d", job[0]), fmt.Sprintf("records-%d", job[1])
+				for p := range podsPer {
+					g.Expect(k8s.Create(ctx, &corev1.Pod{
+						ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%d", app, p), Labels: map[string]string{"app": app}},
+						Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/records:1"}}},
+					})).To(Succeed())
+				}
+				g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
+					Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}},
+				})).To(Succeed())
+			}
+		})
+	}
+	for n := range namespaces {
+		for w := range perNamespace {
+			work <- [2]int{n, w}
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// driftTargets spreads n workloads (of those createWorkloads made) over the namespaces.
+func driftTargets(namespaces, perNamespace, n int) []types.NamespacedName {
+	out := make([]types.NamespacedName, 0, n)
+	for i := range n {
+		idx := i * (namespaces * perNamespace) / n
+		out = append(out, types.NamespacedName{Namespace: fmt.Sprintf("scale-%d", idx/perNamespace),
+			Name: safeguard.NetworkPolicyName(fmt.Sprintf("records-%d", idx%perNamespace))})
+	}
+	return out
+}
+
+// watch starts a cache of the test's own, so that waiting for many objects
+// to settle does not load the apiserver being measured.
+func watch(t *testing.T, cfg *rest.Config, scheme *runtime.Scheme) cache.Cache {
+	t.Helper()
+	g := NewWithT(t)
+	watched, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = watched.Start(t.Context()) }()
+	g.Expect(watched.WaitForCacheSync(t.Context())).To(BeTrue())
+	return watched
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // reconcileTotal reads controller-runtime's reconcile counter for our controller.
 func reconcileTotal(g Gomega) int {
