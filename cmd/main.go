@@ -310,6 +310,12 @@ func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Co
 		}
 	}
 
+	// phiguard.io/holds-ephi on the namespaces holding PHIWorkloads: what the
+	// fail-closed webhook configuration (webhook.failClosedForEPHI) selects.
+	if err := (&controller.NamespaceLabelReconciler{Client: mgr.GetClient(), ExemptNamespaces: exempt}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the namespace label controller: %w", err)
+	}
+
 	if enableWebhooks {
 		return phiwebhook.Setup(mgr, safeguard.AdmissionEnv{
 			Reader: mgr.GetClient(), ExemptNamespaces: exempt, Registry: registry, Clock: clock.RealClock{},

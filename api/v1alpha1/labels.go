@@ -20,6 +20,17 @@ const (
 
 	// ManagedByValue is phiguard's value of ManagedByLabel.
 	ManagedByValue = "phiguard"
+
+	// HoldsEPHILabel is the label phiguard keeps, set to HoldsEPHILabelValue,
+	// on each Namespace that holds at least one PHIWorkload (kube-system,
+	// phiguard's own namespace and the PHIPolicy's exempt namespaces
+	// excepted), and removes once none is left. With the chart's
+	// webhook.failClosedForEPHI (or config/fail-closed-ephi), the pod and
+	// claim webhooks fail closed in the namespaces it, or EPHILabel, marks.
+	HoldsEPHILabel = "phiguard.io/holds-ephi"
+
+	// HoldsEPHILabelValue is the value phiguard gives HoldsEPHILabel.
+	HoldsEPHILabelValue = "true"
 )
 
 // Labels and annotations of the PHIWorkloads phiguard generates for labelled objects.

@@ -4,7 +4,10 @@
 // default values (helm template, the Helm CLI built from the module proxy)
 // it must hold the same objects as `kustomize build config/default`, equal in
 // everything but labels and annotations, and its manager pod must pass the
-// restricted Pod Security Standard under any values the tests set.
+// restricted Pod Security Standard under any values the tests set. With
+// webhook.failClosedForEPHI its webhooks are installed into a real
+// kube-apiserver (bin/k8s) with no webhook server behind them, to see which
+// requests fail closed.
 //
 //	make verify-chart
 package chart

@@ -65,6 +65,7 @@ var writes = map[string]string{
 	"velero.io/restores delete":                                           "internal/safeguard/backup_drill.go pruneDrills: drills past the newest five (never Backups)",
 	"/namespaces create":                                                  "internal/safeguard/backup_drill.go startDrill: a restore drill's scratch namespace (phiguard-drill-<hash>)",
 	"/namespaces delete":                                                  "internal/safeguard/backup_drill.go deleteDrillNamespace: only phiguard's labelled scratch namespace of the workload",
+	"/namespaces patch":                                                   "internal/controller/namespacelabel.go Reconcile: server-side apply of the phiguard.io/holds-ephi label, what the fail-closed webhooks select",
 	"admissionregistration.k8s.io/validatingwebhookconfigurations update": "internal/certs Rotate: the rotated CA into caBundle",
 	"admissionregistration.k8s.io/mutatingwebhookconfigurations update":   "internal/certs Rotate: the rotated CA into caBundle",
 	"authentication.k8s.io/tokenreviews create":                           "cmd/main.go: authenticated metrics (filters.WithAuthenticationAndAuthorization)",
