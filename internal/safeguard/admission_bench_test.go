@@ -87,13 +87,23 @@ func (m *memReader) List(_ context.Context, list client.ObjectList, opts ...clie
 	o := (&client.ListOptions{}).ApplyOptions(opts)
 	items := reflect.ValueOf(list).Elem().FieldByName("Items")
 	itemType := reflect.PointerTo(items.Type().Elem())
-	out := reflect.MakeSlice(items.Type(), 0, len(m.objs))
+	// As the cache does: the matching objects (deep copies unless the caller
+	// asked for the stored objects themselves), then a list of exactly them.
+	var matched []runtime.Object
 	for _, obj := range m.objs {
 		if reflect.TypeOf(obj) != itemType || (o.Namespace != "" && obj.GetNamespace() != o.Namespace) ||
 			(o.LabelSelector != nil && !o.LabelSelector.Matches(labels.Set(obj.GetLabels()))) {
 			continue
 		}
-		out = reflect.Append(out, reflect.ValueOf(obj.DeepCopyObject()).Elem())
+		item := runtime.Object(obj)
+		if o.UnsafeDisableDeepCopy == nil || !*o.UnsafeDisableDeepCopy {
+			item = obj.DeepCopyObject()
+		}
+		matched = append(matched, item)
+	}
+	out := reflect.MakeSlice(items.Type(), 0, len(matched))
+	for _, item := range matched {
+		out = reflect.Append(out, reflect.ValueOf(item).Elem())
 	}
 	items.Set(out)
 	return nil

@@ -64,8 +64,9 @@ func (e *encryptionAdmission) claimCovered(ctx context.Context, pvc *corev1.Pers
 		if sel.Matches(labels.Set(pvc.Labels)) {
 			return true, nil
 		}
+		// Read only (claim names): the cache's own objects, not copies.
 		var pods corev1.PodList
-		if err := e.Reader.List(ctx, &pods, client.InNamespace(pvc.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		if err := e.Reader.List(ctx, &pods, client.InNamespace(pvc.Namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 			return false, fmt.Errorf("listing pods in %s: %w", pvc.Namespace, err)
 		}
 		return slices.Contains(ClaimNames(pods.Items), pvc.Name), nil
@@ -75,8 +76,9 @@ func (e *encryptionAdmission) claimCovered(ctx context.Context, pvc *corev1.Pers
 // judge decides claims against a cover: nil when all are encrypted; otherwise
 // the denial (Enforce) or warnings (Audit). subject names the object ("PersistentVolumeClaim data").
 func (e *encryptionAdmission) judge(ctx context.Context, c cover, subject string, claims map[string]*corev1.PersistentVolumeClaimSpec) (admission.Warnings, error) {
+	// Read only (storageclass.Judge): the cache's own objects, not copies.
 	var classes storagev1.StorageClassList
-	if err := e.Reader.List(ctx, &classes); err != nil {
+	if err := e.Reader.List(ctx, &classes, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing StorageClasses: %w", err)
 	}
 	opts := StorageOptions(c.policy)
