@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 )
@@ -30,6 +31,19 @@ func TestLabelledNamespaces(t *testing.T) {
 	m := cp.startManager(t)
 	k8s, ctx := cp.k8s, t.Context()
 	watched := watch(t, cp.cfg, k8s.Scheme())
+
+	// The manager has been running a while in a real cluster: the first
+	// reconcile after a start also starts the watches of the optional APIs
+	// (Velero) and waits for them, which is not what this measures.
+	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "warm-up",
+		Labels: map[string]string{phiguardv1alpha1.EPHILabel: "true"}}})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		var list networkingv1.NetworkPolicyList
+		g.Expect(watched.List(ctx, &list, client.InNamespace("warm-up"))).To(Succeed())
+		g.Expect(list.Items).NotTo(BeEmpty())
+	}, time.Minute, 10*time.Millisecond).Should(Succeed())
+	drain(g, m.count)
+	m.count.reset()
 
 	names := make(chan string)
 	var wg sync.WaitGroup
@@ -54,7 +68,9 @@ func TestLabelledNamespaces(t *testing.T) {
 		g.Expect(watched.List(ctx, &list)).To(Succeed())
 		have := map[string]bool{}
 		for _, np := range list.Items {
-			have[np.Namespace] = true
+			if np.Namespace != "warm-up" {
+				have[np.Namespace] = true
+			}
 		}
 		g.Expect(have).To(HaveLen(total))
 	}, 10*time.Minute, 10*time.Millisecond).Should(Succeed())
