@@ -185,7 +185,7 @@ cluster-down: ## Stop the local cluster and delete its data.
 
 .PHONY: e2e
 e2e: cluster-tools backup-tools build plugin $(BIN)/helm ## Run the end-to-end suite: the built manager on the full local cluster, driven through the API.
-	go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v 2>&1 | grep -v -E '^\s*$$'
+	go test -tags e2e -p 1 ./test/e2e/ ./test/faults/ -count=1 -timeout 30m -v -ginkgo.v 2>&1 | grep -v -E '^\s*$$'
 
 .PHONY: demo
 demo: cluster-tools backup-tools build ## Start the full local cluster, the manager and the samples; print the live compliance table.

@@ -369,10 +369,13 @@ func requeue(outcomes []outcome) (ctrl.Result, error) {
 }
 
 // recordEvaluation records the first evaluation as one Event that sums it
-// up, and says so (unless stalled: then the Stalled one is worth reading);
-// after it, an Event per action, and writeStatus one per changed result.
+// up, and says so (unless stalled: then the Stalled one is worth reading;
+// and only once the safeguards ran: a reconcile that stopped before them,
+// unable to read or to add the finalizer, evaluated nothing, and leaves the
+// summary to the retry that does); after it, an Event per action, and
+// writeStatus one per changed result.
 func (r *PHIWorkloadReconciler) recordEvaluation(w *phiguardv1alpha1.PHIWorkload, next phiguardv1alpha1.PHIWorkloadStatus, stalled bool, outcomes []outcome) (summarised bool) {
-	if firstEvaluation(w.Status) && !stalled {
+	if firstEvaluation(w.Status) && !stalled && outcomes != nil {
 		r.recordSummary(w, next, outcomes)
 		return true
 	}
