@@ -55,7 +55,7 @@ dashboard: ## Generate the chart's Grafana dashboard (charts/phiguard/files/dash
 	cd hack/dashboardgen && go run .
 
 .PHONY: verify-chart
-verify-chart: chart $(BIN)/helm ## Fail when the chart drifts from config/, or its pod is not restricted.
+verify-chart: chart controlplane $(BIN)/helm ## Fail when the chart drifts from config/, or its pod is not restricted.
 	@git diff --exit-code -- charts || { echo "the chart is stale: run 'make chart' and commit"; exit 1; }
 	go test -tags chart ./test/chart/ -count=1
 
@@ -67,6 +67,7 @@ vulncheck: $(BIN)/govulncheck ## govulncheck ./... against vuln.go.dev, or the o
 verify: verify-generated verify-chart helm-lint $(BIN)/kustomize ## Generated files, chart, helm lint, kustomize build of config/default.
 	$(BIN)/kustomize build config/default > /dev/null
 	$(BIN)/kustomize build config/certmanager > /dev/null
+	$(BIN)/kustomize build config/fail-closed-ephi > /dev/null
 
 .PHONY: fmt
 fmt: ## Format the code.
@@ -158,11 +159,22 @@ test: controlplane promtool objectstore ## Run every test: unit tests, the envte
 	go test ./... -coverprofile $(BIN)/cover.out
 
 .PHONY: scale
-scale: controlplane ## Run the scale harness large and print its figures (see test/scale).
-	PHIGUARD_SCALE_NAMESPACES=$${PHIGUARD_SCALE_NAMESPACES:-20} PHIGUARD_SCALE_WORKLOADS=$${PHIGUARD_SCALE_WORKLOADS:-10} \
-	PHIGUARD_SCALE_PODS=$${PHIGUARD_SCALE_PODS:-10} PHIGUARD_SCALE_QUIET_SECONDS=$${PHIGUARD_SCALE_QUIET_SECONDS:-10} \
-	PHIGUARD_SCALE_LABELLED=$${PHIGUARD_SCALE_LABELLED:-1000} \
-		go test ./test/scale/ -run 'TestScale|TestLabelledPolicyChange' -count=1 -v -timeout 30m | grep -E 'scale:|^(ok|FAIL|---)'
+scale: controlplane build ## Run the scale harness large (10,000 PHIWorkloads, 20,000 pods) and print its goals table (see test/scale); takes about an hour on 2 cores.
+	@mkdir -p $(BIN)/scale && rm -f $(BIN)/scale/figures.jsonl
+	PHIGUARD_SCALE_FIGURES=$(BIN)/scale/figures.jsonl \
+	PHIGUARD_SCALE_NAMESPACES=$${PHIGUARD_SCALE_NAMESPACES:-100} PHIGUARD_SCALE_WORKLOADS=$${PHIGUARD_SCALE_WORKLOADS:-100} \
+	PHIGUARD_SCALE_PODS=$${PHIGUARD_SCALE_PODS:-2} PHIGUARD_SCALE_QUIET_SECONDS=$${PHIGUARD_SCALE_QUIET_SECONDS:-60} \
+	PHIGUARD_SCALE_DRIFT=$${PHIGUARD_SCALE_DRIFT:-100} PHIGUARD_SCALE_NAMESPACES_LABELLED=$${PHIGUARD_SCALE_NAMESPACES_LABELLED:-500} \
+	PHIGUARD_SCALE_POD_RATE=$${PHIGUARD_SCALE_POD_RATE:-200} PHIGUARD_SCALE_POD_SECONDS=$${PHIGUARD_SCALE_POD_SECONDS:-60} \
+	PHIGUARD_SCALE_FAILOVER_WORKLOADS=$${PHIGUARD_SCALE_FAILOVER_WORKLOADS:-1000} PHIGUARD_SCALE_LABELLED=$${PHIGUARD_SCALE_LABELLED:-1000} \
+		go test ./test/scale/ -run 'TestScale$$|TestLabelledNamespaces|TestPodCreateRate|TestLeaderFailover' -count=1 -v -timeout 120m \
+		| tee $(BIN)/scale/log | grep -E 'scale:|figure:|failover|^(ok|FAIL|---)'
+	for n in $${PHIGUARD_SCALE_PROCESS_SIZES:-1000 10000}; do \
+		PHIGUARD_SCALE_FIGURES=$(BIN)/scale/figures.jsonl PHIGUARD_SCALE_PROCESS_WORKLOADS=$$n \
+		go test ./test/scale/ -run 'TestManagerProcessMemory' -count=1 -v -timeout 60m \
+		| tee -a $(BIN)/scale/log | grep -E 'figure:|rss|RSS|^(ok|FAIL|---)' || exit 1; done
+	go test ./internal/safeguard/ -run '^$$' -bench 'ClaimDenied|ClaimUncovered|PodInjection' -benchmem -benchtime 20000x | tee $(BIN)/scale/bench.txt
+	go run ./hack/scaletable -figures $(BIN)/scale/figures.jsonl -bench $(BIN)/scale/bench.txt | tee $(BIN)/scale/table.md
 
 .PHONY: bench
 bench: ## Run the Go benchmarks (pure functions on the reconcile path).

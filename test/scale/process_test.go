@@ -309,6 +309,10 @@ func (cp *procPlane) startManager(t *testing.T, binary, name string, args ...str
 	kubeconfigPath := filepath.Join(dir, "kubeconfig")
 	g.Expect(os.WriteFile(kubeconfigPath, kubeconfig, 0o600)).To(Succeed())
 
+	// The garbage collector as the Deployment sets it (config/manager: GOGC
+	// and GOMEMLIMIT from the container's 256Mi limit); the process inherits them.
+	t.Setenv("GOGC", "50")
+	t.Setenv("GOMEMLIMIT", "256MiB")
 	m.Manager, err = localcluster.StartManager(localcluster.ManagerOptions{
 		Binary: binary, Kubeconfig: kubeconfigPath, LogPath: filepath.Join(dir, "manager.log"),
 		Webhooks: &cp.env.WebhookInstallOptions, PodName: "manager-" + name,
