@@ -167,7 +167,7 @@ scale: controlplane build ## Run the scale harness large (10,000 PHIWorkloads, 2
 	PHIGUARD_SCALE_DRIFT=$${PHIGUARD_SCALE_DRIFT:-100} PHIGUARD_SCALE_NAMESPACES_LABELLED=$${PHIGUARD_SCALE_NAMESPACES_LABELLED:-500} \
 	PHIGUARD_SCALE_POD_RATE=$${PHIGUARD_SCALE_POD_RATE:-200} PHIGUARD_SCALE_POD_SECONDS=$${PHIGUARD_SCALE_POD_SECONDS:-60} \
 	PHIGUARD_SCALE_FAILOVER_WORKLOADS=$${PHIGUARD_SCALE_FAILOVER_WORKLOADS:-1000} PHIGUARD_SCALE_LABELLED=$${PHIGUARD_SCALE_LABELLED:-1000} \
-		go test ./test/scale/ -run 'TestScale$$|TestLabelledNamespaces|TestPodCreateRate|TestLeaderFailover' -count=1 -v -timeout 120m \
+		go test ./test/scale/ -run 'TestScale$$|TestLabelledNamespaces|TestLabelledPolicyChange|TestPodCreateRate|TestLeaderFailover' -count=1 -v -timeout 120m \
 		| tee $(BIN)/scale/log | grep -E 'scale:|figure:|failover|^(ok|FAIL|---)'
 	for n in $${PHIGUARD_SCALE_PROCESS_SIZES:-1000 10000}; do \
 		PHIGUARD_SCALE_FIGURES=$(BIN)/scale/figures.jsonl PHIGUARD_SCALE_PROCESS_WORKLOADS=$$n \
