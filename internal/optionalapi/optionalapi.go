@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -141,16 +142,18 @@ func (t *Tracker) WatchWhenServed(api *API, src source.TypedSource[reconcile.Req
 
 // State says whether api is served; when it is, the watches waiting for it
 // are started first (once), so that a reconcile that reads the API's objects
-// is followed by their changes.
+// is followed by their changes. An API whose CRDs are not all there is not
+// installed, known from cached metadata alone: the RESTMapper would ask the
+// apiserver's discovery for a group it does not serve on every call.
 func (t *Tracker) State(ctx context.Context, api *API) (State, error) {
+	present, err := t.crdsPresent(ctx, api)
+	if err != nil || !present {
+		return NotInstalled, err
+	}
 	for _, kind := range api.Kinds {
 		if _, err := t.mapper.RESTMapping(api.GroupVersion.WithKind(kind).GroupKind(), api.GroupVersion.Version); err != nil {
 			if !meta.IsNoMatchError(err) {
 				return NotInstalled, fmt.Errorf("discovering %s's %s: %w", api.Name, kind, err)
-			}
-			present, err := t.crdsPresent(ctx, api)
-			if err != nil || !present {
-				return NotInstalled, err
 			}
 			// The CRDs' events may all have come before discovery serves the
 			// kinds: the caller looks again shortly.
@@ -181,18 +184,16 @@ func (t *Tracker) startWatches(ctx context.Context, api *API) error {
 // crdsPresent says whether all of api's CRDs exist (from cached metadata),
 // whether or not the apiserver serves their kinds yet.
 func (t *Tracker) crdsPresent(ctx context.Context, api *API) (bool, error) {
-	var crds metav1.PartialObjectMetadataList
-	crds.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinitionList"))
-	if err := t.reader.List(ctx, &crds); err != nil {
-		return false, fmt.Errorf("listing CRDs: %w", err)
-	}
-	found := 0
-	for _, crd := range crds.Items {
-		if slices.Contains(api.CRDs, crd.Name) {
-			found++
+	for _, name := range api.CRDs {
+		var crd metav1.PartialObjectMetadata
+		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+		if err := t.reader.Get(ctx, client.ObjectKey{Name: name}, &crd); apierrors.IsNotFound(err) {
+			return false, nil
+		} else if err != nil {
+			return false, fmt.Errorf("reading CRD %s: %w", name, err)
 		}
 	}
-	return found == len(api.CRDs), nil
+	return true, nil
 }
 
 // OwnsCRD says whether a CRD, by name, belongs to one of apis.

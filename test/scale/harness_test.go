@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"os"
 	"maps"
 	"net/http"
 	"strings"
@@ -29,18 +30,27 @@ import (
 )
 
 // counter counts the write requests the manager sends to the apiserver, in
-// all and by resource.
+// all and by resource, and its reads (GET requests other than watches) by resource.
 type counter struct {
 	writes atomic.Int64
 
 	mu         sync.Mutex
 	byResource map[string]int64
+	reads      map[string]int64
 }
 
 func (c *counter) wrap(cfg *rest.Config) *rest.Config {
 	out := rest.CopyConfig(cfg)
 	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && !strings.Contains(req.URL.RawQuery, "watch") {
+				c.mu.Lock()
+				if c.reads == nil {
+					c.reads = map[string]int64{}
+				}
+				c.reads[resourceOf(req.URL.Path)]++
+				c.mu.Unlock()
+			}
 			if req.Method != http.MethodGet {
 				c.writes.Add(1)
 				c.mu.Lock()
@@ -61,7 +71,7 @@ func (c *counter) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes.Store(0)
-	c.byResource = nil
+	c.byResource, c.reads = nil, nil
 }
 
 // resources returns the counts by "<METHOD> <resource>[/<subresource>]".
@@ -69,6 +79,13 @@ func (c *counter) resources() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.byResource)
+}
+
+// readsByResource returns the reads by resource path.
+func (c *counter) readsByResource() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.reads)
 }
 
 // resourceOf reads the resource (and subresource) from an API path such as
@@ -189,6 +206,10 @@ func (cp *controlPlane) startManager(t *testing.T) *runningManager {
 	// The manager's own defaults (--kube-api-qps 100, --kube-api-burst 200),
 	// so that the figures are those of an installed manager.
 	mgrCfg.QPS, mgrCfg.Burst = 100, 200
+	if qps := os.Getenv("PHIGUARD_SCALE_QPS"); qps != "" { // to measure another --kube-api-qps
+		mgrCfg.QPS = float32(envInt(t, "PHIGUARD_SCALE_QPS", 100))
+		mgrCfg.Burst = 2 * int(mgrCfg.QPS)
+	}
 	wh := cp.env.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:  cp.k8s.Scheme(),

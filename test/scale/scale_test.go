@@ -111,6 +111,9 @@ func TestScale(t *testing.T) {
 	resynced := time.Since(resyncStart)
 	g.Consistently(second.count.resources, quiet, 100*time.Millisecond).Should(BeEmpty(),
 		"a settled cluster must cause no write requests, even re-verified in full")
+	reads := second.count.readsByResource()
+	g.Expect(sum(reads)).To(BeNumerically("<", total),
+		"re-verifying reads from the cache, not the apiserver: these reads go through the rate limiter")
 	quietWrites := first.count.writes.Load() + second.count.writes.Load()
 
 	// Drift with everything loaded: phiguard's NetworkPolicy of some
@@ -127,8 +130,8 @@ func TestScale(t *testing.T) {
 	t.Logf("scale: %d reconciles (%.2f per workload), %d write requests in all (the Event backlog drained %s after the statuses settled)",
 		reconciles, float64(reconciles)/float64(total), writesToSettle, drained.Round(time.Millisecond))
 	t.Logf("scale: write requests to settle by request: %v (%.2f per workload)", writesByRequest, float64(writesToSettle)/float64(total))
-	t.Logf("scale: a new manager re-verified all %d workloads in %s; %d write requests from then over a %s quiet window",
-		total, resynced.Round(time.Millisecond), quietWrites, quiet)
+	t.Logf("scale: a new manager re-verified all %d workloads in %s (reads past its cache: %v); %d write requests from then over a %s quiet window",
+		total, resynced.Round(time.Millisecond), reads, quietWrites, quiet)
 	t.Logf("scale: drift with %d workloads loaded: %s", total, summary(heals))
 	t.Logf("scale: heap in use after GC %.1f MiB (this process: manager, test client and caches; control-plane processes excluded)",
 		float64(mem.HeapInuse)/(1<<20))
@@ -200,6 +203,14 @@ func watch(t *testing.T, cfg *rest.Config, scheme *runtime.Scheme) cache.Cache {
 	go func() { _ = watched.Start(t.Context()) }()
 	g.Expect(watched.WaitForCacheSync(t.Context())).To(BeTrue())
 	return watched
+}
+
+func sum(counts map[string]int64) int64 {
+	n := int64(0)
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
