@@ -26,7 +26,7 @@ import (
 // API start once the API is served; the CRDs of those APIs are watched (their
 // metadata only) so that their appearance re-evaluates every workload.
 func (r *PHIWorkloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	workloads := safeguard.Workloads{Reader: mgr.GetClient()}
+	workloads := safeguard.CacheWorkloads(mgr.GetClient())
 	b := ctrl.NewControllerManagedBy(mgr).
 		// Status writes do not change the generation, so our own patches do not
 		// come back as new work.

@@ -108,6 +108,21 @@ type Workloads struct {
 	Reader client.Reader
 }
 
+// CacheWorkloads returns the Workloads of the watches' map functions: they
+// read the cache's own objects, not copies (client.UnsafeDisableDeepCopy),
+// since each event of a busy namespace would otherwise copy every workload
+// and pod of it. A map function never modifies what it reads.
+func CacheWorkloads(cache client.Reader) Workloads {
+	return Workloads{Reader: uncopied{cache}}
+}
+
+// uncopied lists without deep copies.
+type uncopied struct{ client.Reader }
+
+func (u uncopied) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return u.Reader.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...) //nolint:wrapcheck // a reader's own error
+}
+
 // In returns every PHIWorkload in a namespace, or everywhere for "".
 func (w Workloads) In(ctx context.Context, namespace string) []reconcile.Request {
 	var list phiguardv1alpha1.PHIWorkloadList
