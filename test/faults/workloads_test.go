@@ -21,8 +21,8 @@ import (
 type variant int
 
 const (
-	// plain leaves every safeguard to the built-in defaults.
-	plain variant = iota
+	// The first (0) leaves every safeguard to the built-in defaults.
+	_ variant = iota
 	// declaredIngress lets the frontend in on 8443.
 	declaredIngress
 	// ownSchedule backs up on a schedule of its own.
@@ -89,7 +89,7 @@ type plan struct {
 // counts, variants and changes: half unchanged, a fifth rescheduled, a fifth
 // audited, a tenth deleted.
 func flakyPlans(namespaces, perNamespace int) []plan {
-	var out []plan
+	out := make([]plan, 0, namespaces*perNamespace)
 	for n := range namespaces {
 		for i := range perNamespace {
 			c := unchanged
@@ -118,7 +118,7 @@ func steadyPlans(plans []plan) []plan {
 			continue
 		}
 		seen[p.shape] = true
-		out = append(out, plan{namespace: steadyNamespace, name: "records-" + p.shape.String(), shape: p.shape})
+		out = append(out, plan{namespace: steadyNamespace, name: "records-" + p.String(), shape: p.shape})
 	}
 	return out
 }

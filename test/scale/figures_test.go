@@ -32,7 +32,7 @@ func record(t *testing.T, f figure) {
 	if err != nil {
 		t.Fatalf("encoding figure %s: %v", f.Name, err)
 	}
-	out, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600) //nolint:gosec // G304: the file `make scale` names
+	out, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatalf("opening %s: %v", path, err)
 	}

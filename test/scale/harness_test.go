@@ -2,9 +2,9 @@ package scale
 
 import (
 	"context"
-	"os"
 	"maps"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
