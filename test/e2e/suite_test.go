@@ -127,6 +127,13 @@ var _ = AfterSuite(func() {
 // ready (its webhook server serves).
 func startManager() {
 	GinkgoHelper()
+	spawnManager()
+	waitManagerReady()
+}
+
+// spawnManager runs bin/manager against the cluster, without waiting for it.
+func spawnManager() {
+	GinkgoHelper()
 	starts++
 	if starts == 1 {
 		// The evidence of an earlier run belongs to another cluster, signed
@@ -144,6 +151,12 @@ func startManager() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	_, _ = fmt.Fprintf(GinkgoWriter, "manager started; its log: %s\n", logPath)
+}
+
+// waitManagerReady waits until the manager spawnManager ran is ready; it
+// fails at once when the manager exits.
+func waitManagerReady() {
+	GinkgoHelper()
 	Eventually(func() (int, error) {
 		select {
 		case <-manager.Exited():
