@@ -7,9 +7,13 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -235,6 +239,9 @@ func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
+	if err := waitForAPIServer(ctx, cfg); err != nil {
+		return nil, err
+	}
 	shutdown := gracefulShutdown
 	// Every admission webhook counts its decisions (phiguard_admission_decisions_total).
 	webhookServer, err := metrics.CountAdmissions(webhook.NewServer(webhook.Options{
@@ -265,6 +272,30 @@ func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
 	return mgr, nil
+}
+
+// waitForAPIServer returns once the apiserver answers (its version), so that
+// a manager started during an apiserver outage waits for it rather than
+// exiting and being restarted with a growing back-off: it starts as soon as
+// the apiserver is back. It gives up when ctx ends.
+func waitForAPIServer(ctx context.Context, cfg *rest.Config) error {
+	discovery, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating a discovery client: %w", err)
+	}
+	log := ctrl.Log.WithName("setup")
+	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Steps: math.MaxInt32, Cap: 5 * time.Second}
+	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(context.Context) (bool, error) {
+		if _, err := discovery.ServerVersion(); err != nil {
+			log.Info("waiting for the apiserver", "error", err.Error())
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the apiserver: %w", err)
+	}
+	return nil
 }
 
 func readyz(mgr ctrl.Manager, webhooks bool) healthz.Checker {
