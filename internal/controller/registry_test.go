@@ -50,7 +50,7 @@ var widgetsAPI = &optionalapi.API{
 }
 
 var (
-	approvals = safeguard.ListIn("ConfigMaps", func(l *corev1.ConfigMapList) []corev1.ConfigMap { return l.Items })
+	approvals = safeguard.ListIn("ConfigMaps", safeguard.Copied, func(l *corev1.ConfigMapList) []corev1.ConfigMap { return l.Items })
 	widgets   = &safeguard.InputOf[[]unstructured.Unstructured]{Name: "Widgets", API: widgetsAPI,
 		Read: func(ctx context.Context, r client.Reader, s *safeguard.Scope) ([]unstructured.Unstructured, error) {
 			var list unstructured.UnstructuredList

@@ -47,30 +47,31 @@ type AccessControl struct{}
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch
 
+// Every input of AccessControl is only read (the judgment, and the
+// apiserver's RBAC resolver, which reads its informers' objects as these), so
+// Shared.
 var (
 	// ServiceAccounts are the ServiceAccounts of the workload's namespace.
-	ServiceAccounts = ListIn("ServiceAccounts", func(l *corev1.ServiceAccountList) []corev1.ServiceAccount { return l.Items })
+	ServiceAccounts = ListIn("ServiceAccounts", Shared, func(l *corev1.ServiceAccountList) []corev1.ServiceAccount { return l.Items })
 	// NamespacePods are every pod of the workload's namespace, selected or not.
-	NamespacePods = ListIn("Pods", func(l *corev1.PodList) []corev1.Pod { return l.Items })
+	NamespacePods = ListIn("Pods", Shared, func(l *corev1.PodList) []corev1.Pod { return l.Items })
 	// ClusterRoles are every ClusterRole.
-	ClusterRoles = ListCluster("ClusterRoles", func(l *rbacv1.ClusterRoleList) []rbacv1.ClusterRole { return l.Items })
+	ClusterRoles = ListCluster("ClusterRoles", Shared, func(l *rbacv1.ClusterRoleList) []rbacv1.ClusterRole { return l.Items })
 	// ClusterRoleBindings are every ClusterRoleBinding.
-	ClusterRoleBindings = ListCluster("ClusterRoleBindings", func(l *rbacv1.ClusterRoleBindingList) []rbacv1.ClusterRoleBinding { return l.Items })
+	ClusterRoleBindings = ListCluster("ClusterRoleBindings", Shared, func(l *rbacv1.ClusterRoleBindingList) []rbacv1.ClusterRoleBinding { return l.Items })
 	// NamespacedRBAC are the RoleBindings (and their namespaces' Roles) that
 	// can grant the workload's namespace's ServiceAccounts something, or let
 	// someone reach into its pods: see RBACObjects.
-	NamespacedRBAC = &InputOf[RBACObjects]{Name: "Roles and RoleBindings", Read: readNamespacedRBAC}
+	NamespacedRBAC = &InputOf[RBACObjects]{Name: "Roles and RoleBindings", Sharing: Shared, Read: readNamespacedRBAC}
 )
 
 // readNamespacedRBAC reads every RoleBinding of the namespace, those of other
 // namespaces that name one of its ServiceAccounts, and the Roles of the
-// namespaces they are in. The RoleBindings of the whole cluster are looked
-// through without copies (the cache's own objects, only read); the ones kept
-// are copied.
+// namespaces they are in: the cache's own objects (NamespacedRBAC is Shared).
 func readNamespacedRBAC(ctx context.Context, r client.Reader, s *Scope) (RBACObjects, error) {
 	ns := s.Workload.Namespace
 	var bindings rbacv1.RoleBindingList
-	if err := r.List(ctx, &bindings, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &bindings); err != nil {
 		return RBACObjects{}, fmt.Errorf("listing RoleBindings: %w", err)
 	}
 	var out RBACObjects
@@ -78,7 +79,7 @@ func readNamespacedRBAC(ctx context.Context, r client.Reader, s *Scope) (RBACObj
 	for i := range bindings.Items {
 		b := &bindings.Items[i]
 		if b.Namespace == ns || slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return namesNamespaceSA(s, b.Namespace, ns) }) {
-			out.RoleBindings = append(out.RoleBindings, *b.DeepCopy())
+			out.RoleBindings = append(out.RoleBindings, *b)
 			namespaces[b.Namespace] = true
 		}
 	}

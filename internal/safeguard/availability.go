@@ -64,15 +64,16 @@ type Availability struct{}
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 
 // The owners of pods, their autoscalers and the disruption budgets in the
-// workload's namespace, read from the cache.
+// workload's namespace, read from the cache. Shared: they are judged, and
+// phiguard's own budget extracted (ssa.Apply) and deleted, never changed.
 var (
-	ReplicaSets  = ListIn("ReplicaSets", func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items })
-	Deployments  = ListIn("Deployments", func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items })
-	StatefulSets = ListIn("StatefulSets", func(l *appsv1.StatefulSetList) []appsv1.StatefulSet { return l.Items })
-	Autoscalers  = ListIn("HorizontalPodAutoscalers", func(l *autoscalingv2.HorizontalPodAutoscalerList) []autoscalingv2.HorizontalPodAutoscaler {
+	ReplicaSets  = ListIn("ReplicaSets", Shared, func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items })
+	Deployments  = ListIn("Deployments", Shared, func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items })
+	StatefulSets = ListIn("StatefulSets", Shared, func(l *appsv1.StatefulSetList) []appsv1.StatefulSet { return l.Items })
+	Autoscalers  = ListIn("HorizontalPodAutoscalers", Shared, func(l *autoscalingv2.HorizontalPodAutoscalerList) []autoscalingv2.HorizontalPodAutoscaler {
 		return l.Items
 	})
-	DisruptionBudgets = ListIn("PodDisruptionBudgets", func(l *policyv1.PodDisruptionBudgetList) []policyv1.PodDisruptionBudget { return l.Items })
+	DisruptionBudgets = ListIn("PodDisruptionBudgets", Shared, func(l *policyv1.PodDisruptionBudgetList) []policyv1.PodDisruptionBudget { return l.Items })
 )
 
 // Name implements Safeguard.

@@ -123,7 +123,10 @@ type BackupScheduling struct {
 
 // VeleroObjects are Velero's Schedules, Backups and BackupStorageLocations in
 // the effective Velero namespace; nil while Velero's API is not served.
-var VeleroObjects = &InputOf[*Velero]{Name: "Velero's objects", API: optionalapi.Velero, Read: readVelero}
+// Shared: every workload's Schedule and every Backup are in that namespace,
+// and they are only judged and deleted (ensureSchedule copies phiguard's
+// Schedule before it sets its kind).
+var VeleroObjects = &InputOf[*Velero]{Name: "Velero's objects", API: optionalapi.Velero, Sharing: Shared, Read: readVelero}
 
 // Name implements Safeguard.
 func (BackupScheduling) Name() phiguardv1alpha1.SafeguardName {

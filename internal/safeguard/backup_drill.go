@@ -108,8 +108,10 @@ type Drills struct {
 }
 
 // DrillObjects are a workload's restore drills; nil while Velero's API is
-// not served.
-var DrillObjects = &InputOf[*Drills]{Name: "restore drills", API: optionalapi.Velero, Read: readDrills}
+// not served. Copied: finishDrill records a drill's result on its Restore in
+// place (its annotations, then the patch's answer decoded into it), and
+// latestDrills reads that record; they are few (drillsKept, and one running).
+var DrillObjects = &InputOf[*Drills]{Name: "restore drills", API: optionalapi.Velero, Sharing: Copied, Read: readDrills}
 
 func readDrills(ctx context.Context, r client.Reader, s *Scope) (*Drills, error) {
 	restores, err := listDrills(ctx, r, s.Workload, s.Settings.Backup.VeleroNamespace)

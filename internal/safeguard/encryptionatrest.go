@@ -27,11 +27,12 @@ type EncryptionAtRest struct{}
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 
+// Both are only read (storageclass.Judge), so Shared.
 var (
 	// Claims are the PersistentVolumeClaims in the workload's namespace.
-	Claims = ListIn("PersistentVolumeClaims", func(l *corev1.PersistentVolumeClaimList) []corev1.PersistentVolumeClaim { return l.Items })
+	Claims = ListIn("PersistentVolumeClaims", Shared, func(l *corev1.PersistentVolumeClaimList) []corev1.PersistentVolumeClaim { return l.Items })
 	// StorageClasses are the cluster's StorageClasses.
-	StorageClasses = &InputOf[[]storagev1.StorageClass]{Name: "StorageClasses",
+	StorageClasses = &InputOf[[]storagev1.StorageClass]{Name: "StorageClasses", Sharing: Shared,
 		Read: func(ctx context.Context, r client.Reader, _ *Scope) ([]storagev1.StorageClass, error) {
 			var list storagev1.StorageClassList
 			if err := r.List(ctx, &list); err != nil {

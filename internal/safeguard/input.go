@@ -23,6 +23,30 @@ type Input interface {
 	read(ctx context.Context, r client.Reader, s *Scope) (any, error)
 }
 
+// Sharing says whether what an input lists is the cache's own objects or
+// copies of them.
+type Sharing int
+
+const (
+	// Copied means the input lists deep copies of the cache's objects, which
+	// a safeguard may change. Every reconcile then copies every object of the
+	// kinds it lists (in the workload's namespace, or the cluster).
+	Copied Sharing = iota
+	// Shared means the input lists the cache's own objects, without copies
+	// (client.UnsafeDisableDeepCopy). The items of a list are shallow copies:
+	// their maps, slices and pointers are the cache's, read by the informer
+	// and by every other reconcile at the same time. Nothing that reads the
+	// input may change anything reachable from it (a label, an element of a
+	// slice, the TypeMeta of an item held by pointer), nor pass it to code
+	// that does (scheme defaulting, SetGroupVersionKind, a patch helper that
+	// edits its object, a client call that decodes into it); copy the one
+	// object first (DeepCopy) where a change is needed. Items may carry no
+	// TypeMeta: the cache sets it on copies only.
+	// TestReconcileChangesNoSharedObject runs every safeguard over shared
+	// inputs and fails on a change.
+	Shared
+)
+
 // InputOf is an input of type T. Declare one as a package variable next to
 // the safeguard that reads it; another safeguard may declare the same one.
 type InputOf[T any] struct {
@@ -32,6 +56,11 @@ type InputOf[T any] struct {
 	// only while it is served, and the input holds T's zero value otherwise
 	// (see Scope.API).
 	API *optionalapi.API
+	// Sharing says whether Read lists the cache's own objects (Shared) or
+	// copies (Copied, the zero value). Shared lists are what make a
+	// reconcile cheap; declare an input Shared only when no code that reads
+	// it changes it (see Shared). It applies to Read's lists, not its Gets.
+	Sharing Sharing
 	// Read lists what the input holds. It runs after the scope's workload,
 	// policy, settings, selector and pods are set.
 	Read func(ctx context.Context, r client.Reader, s *Scope) (T, error)
@@ -40,6 +69,9 @@ type InputOf[T any] struct {
 func (in *InputOf[T]) name() string          { return in.Name }
 func (in *InputOf[T]) api() *optionalapi.API { return in.API }
 func (in *InputOf[T]) read(ctx context.Context, r client.Reader, s *Scope) (any, error) {
+	if in.Sharing == Shared {
+		r = uncopied{r}
+	}
 	return in.Read(ctx, r, s)
 }
 
@@ -59,13 +91,14 @@ func (in *InputOf[T]) Set(s *Scope, v T) {
 	s.inputs[in] = v
 }
 
-// ListIn returns an InputOf that lists one kind in the workload's namespace.
-// L is the list type, T its item type.
+// ListIn returns an InputOf that lists one kind in the workload's namespace,
+// shared with the cache or copied as sharing says. L is the list type, T its
+// item type.
 func ListIn[T any, L any, PL interface {
 	*L
 	client.ObjectList
-}](name string, items func(*L) []T) *InputOf[[]T] {
-	return &InputOf[[]T]{Name: name, Read: func(ctx context.Context, r client.Reader, s *Scope) ([]T, error) {
+}](name string, sharing Sharing, items func(*L) []T) *InputOf[[]T] {
+	return &InputOf[[]T]{Name: name, Sharing: sharing, Read: func(ctx context.Context, r client.Reader, s *Scope) ([]T, error) {
 		var list L
 		if err := r.List(ctx, PL(&list), client.InNamespace(s.Workload.Namespace)); err != nil {
 			return nil, fmt.Errorf("listing %s in %s: %w", name, s.Workload.Namespace, err)
@@ -75,13 +108,14 @@ func ListIn[T any, L any, PL interface {
 }
 
 // ListCluster returns an InputOf that lists one kind across the cluster: a
-// cluster-scoped kind (ClusterRoles), or a namespaced one in every namespace.
-// L is the list type, T its item type.
+// cluster-scoped kind (ClusterRoles), or a namespaced one in every namespace;
+// shared with the cache or copied as sharing says. L is the list type, T its
+// item type.
 func ListCluster[T any, L any, PL interface {
 	*L
 	client.ObjectList
-}](name string, items func(*L) []T) *InputOf[[]T] {
-	return &InputOf[[]T]{Name: name, Read: func(ctx context.Context, r client.Reader, _ *Scope) ([]T, error) {
+}](name string, sharing Sharing, items func(*L) []T) *InputOf[[]T] {
+	return &InputOf[[]T]{Name: name, Sharing: sharing, Read: func(ctx context.Context, r client.Reader, _ *Scope) ([]T, error) {
 		var list L
 		if err := r.List(ctx, PL(&list)); err != nil {
 			return nil, fmt.Errorf("listing %s: %w", name, err)
@@ -116,7 +150,8 @@ func CacheWorkloads(cache client.Reader) Workloads {
 	return Workloads{Reader: uncopied{cache}}
 }
 
-// uncopied lists without deep copies.
+// uncopied lists without deep copies: the cache's own objects (see Shared).
+// Its Gets still copy.
 type uncopied struct{ client.Reader }
 
 func (u uncopied) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {

@@ -44,8 +44,9 @@ type NetworkIsolation struct{}
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 
 // NetworkPolicies are all NetworkPolicies in the workload's namespace, the
-// ones phiguard owns and the hand-written ones.
-var NetworkPolicies = ListIn("NetworkPolicies", func(l *networkingv1.NetworkPolicyList) []networkingv1.NetworkPolicy { return l.Items })
+// ones phiguard owns and the hand-written ones. Shared: they are judged,
+// extracted (ssa.Apply) and deleted, never changed.
+var NetworkPolicies = ListIn("NetworkPolicies", Shared, func(l *networkingv1.NetworkPolicyList) []networkingv1.NetworkPolicy { return l.Items })
 
 // Name implements Safeguard.
 func (NetworkIsolation) Name() phiguardv1alpha1.SafeguardName {

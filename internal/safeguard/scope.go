@@ -37,7 +37,9 @@ type Scope struct {
 	Selector labels.Selector
 
 	// Pods are the pods in the workload's namespace that Selector matches,
-	// excluding pods already being deleted. Read from the cache.
+	// excluding pods already being deleted, sorted by name. They are the
+	// cache's own objects, shared as a Shared input's are: nothing may
+	// change anything reachable from them (see Shared).
 	Pods []corev1.Pod
 
 	// Now is the time this reconcile evaluates decisions and ages against.
@@ -120,9 +122,13 @@ func (r Registry) Scope(ctx context.Context, env Env, w *phiguardv1alpha1.PHIWor
 	return s, r.readInputs(ctx, env, s)
 }
 
+// readPods lists the selected pods without copies (client.UnsafeDisableDeepCopy):
+// no safeguard changes a pod it judges, and the pods are most of what a
+// reconcile reads.
 func (s *Scope) readPods(ctx context.Context, r client.Reader) error {
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(s.Workload.Namespace), client.MatchingLabelsSelector{Selector: s.Selector}); err != nil {
+	if err := r.List(ctx, &pods, client.InNamespace(s.Workload.Namespace), client.MatchingLabelsSelector{Selector: s.Selector},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing pods of %s/%s: %w", s.Workload.Namespace, s.Workload.Name, err)
 	}
 	for i := range pods.Items {

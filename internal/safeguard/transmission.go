@@ -61,21 +61,27 @@ const kindService = "Service"
 // PeerAuthentication without a selector applies to the whole mesh.
 const istioRootNamespace = "istio-system"
 
-// The inputs of TransmissionSecurity.
+// The inputs of TransmissionSecurity. Ingresses, Services and routes are only
+// judged: Shared.
 var (
 	// Ingresses are the Ingresses in the workload's namespace.
-	Ingresses = ListIn("Ingresses", func(l *networkingv1.IngressList) []networkingv1.Ingress { return l.Items })
+	Ingresses = ListIn("Ingresses", Shared, func(l *networkingv1.IngressList) []networkingv1.Ingress { return l.Items })
 	// Services are the Services in the workload's namespace.
-	Services = ListIn("Services", func(l *corev1.ServiceList) []corev1.Service { return l.Items })
-	// WorkloadNamespace is the workload's Namespace (its labels); nil if it is gone.
-	WorkloadNamespace = &InputOf[*corev1.Namespace]{Name: "the workload's Namespace", Read: readWorkloadNamespace}
+	Services = ListIn("Services", Shared, func(l *corev1.ServiceList) []corev1.Service { return l.Items })
+	// WorkloadNamespace is the workload's Namespace (its labels); nil if it is
+	// gone. One Get, which Sharing does not change: Copied.
+	WorkloadNamespace = &InputOf[*corev1.Namespace]{Name: "the workload's Namespace", Sharing: Copied, Read: readWorkloadNamespace}
 	// GatewayRoutes are the Gateway API routes to Services in the workload's
 	// namespace and their Gateways; nil while Gateway API is not served.
-	GatewayRoutes = &InputOf[*Routes]{Name: "Gateway API routes", API: optionalapi.GatewayAPI, Read: readRoutes}
+	GatewayRoutes = &InputOf[*Routes]{Name: "Gateway API routes", API: optionalapi.GatewayAPI, Sharing: Shared, Read: readRoutes}
 	// PeerAuthentications are Istio's PeerAuthentications in the workload's
 	// namespace and in Istio's root namespace; nil while Istio is not served.
+	// Copied: Istio's lists hold pointers, so an item would be the cache's
+	// object itself, and enforce encodes phiguard's stored one through
+	// protobuf reflection, which records its message info in the message (a
+	// write). They are few: those of two namespaces.
 	PeerAuthentications = &InputOf[[]*securityv1.PeerAuthentication]{Name: "PeerAuthentications", API: optionalapi.Istio,
-		Read: readPeerAuthentications}
+		Sharing: Copied, Read: readPeerAuthentications}
 )
 
 // Routes are the HTTPRoutes and GRPCRoutes, in any namespace, whose
