@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"time"
 
@@ -284,8 +283,7 @@ func waitForAPIServer(ctx context.Context, cfg *rest.Config) error {
 		return fmt.Errorf("creating a discovery client: %w", err)
 	}
 	log := ctrl.Log.WithName("setup")
-	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Steps: math.MaxInt32, Cap: 5 * time.Second}
-	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(context.Context) (bool, error) {
 		if _, err := discovery.ServerVersion(); err != nil {
 			log.Info("waiting for the apiserver", "error", err.Error())
 			return false, nil
