@@ -278,13 +278,13 @@ func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
 // exiting and being restarted with a growing back-off: it starts as soon as
 // the apiserver is back. It gives up when ctx ends.
 func waitForAPIServer(ctx context.Context, cfg *rest.Config) error {
-	discovery, err := discovery.NewDiscoveryClientForConfig(cfg)
+	versions, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("creating a discovery client: %w", err)
 	}
 	log := ctrl.Log.WithName("setup")
 	err = wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(context.Context) (bool, error) {
-		if _, err := discovery.ServerVersion(); err != nil {
+		if _, err := versions.ServerVersion(); err != nil {
 			log.Info("waiting for the apiserver", "error", err.Error())
 			return false, nil
 		}
