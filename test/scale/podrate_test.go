@@ -8,10 +8,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
 	"github.com/phiguard/phiguard/internal/safeguard"
@@ -34,25 +30,7 @@ func TestPodCreateRate(t *testing.T) {
 	cp.startManager(t)
 	k8s, ctx := cp.k8s, t.Context()
 
-	const ns = "pod-rate"
-	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"},
-		Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "records"}}},
-	})).To(Succeed())
-	pod := func(name string) *corev1.Pod {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "records"}}}
-		for _, c := range []string{"app", "cache", "proxy"} {
-			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c, Image: "registry.example/" + c + ":1"})
-		}
-		return p
-	}
-	injected := func(g Gomega) bool {
-		p := pod("probe")
-		g.Expect(k8s.Create(ctx, p, client.DryRunAll)).To(Succeed())
-		return len(p.Spec.InitContainers) == 1
-	}
-	g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeTrue())
+	pod, removeInjection := injectedPods(t, k8s, "pod-rate")
 	effective, _, err := safeguard.New(safeguard.Options{}).Effective(&phiguardv1alpha1.SafeguardSettings{}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -85,12 +63,7 @@ func TestPodCreateRate(t *testing.T) {
 	}
 	with, errorsWith := run("with", false)
 
-	var hooks admissionregistrationv1.MutatingWebhookConfigurationList
-	g.Expect(k8s.List(ctx, &hooks)).To(Succeed())
-	for i := range hooks.Items {
-		g.Expect(k8s.Delete(ctx, &hooks.Items[i])).To(Succeed())
-	}
-	g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeFalse())
+	removeInjection()
 	without, errorsWithout := run("without", true)
 	g.Expect(errorsWith).To(BeZero(), "pod creates that failed or were not injected")
 	g.Expect(errorsWithout).To(BeZero(), "pod creates that failed without the webhook")

@@ -100,25 +100,7 @@ func TestPodWebhookAddedLatency(t *testing.T) {
 	k8s, _ := start(t, true)
 	ctx := t.Context()
 
-	const ns = "pod-latency"
-	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"},
-		Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "records"}}},
-	})).To(Succeed())
-	pod := func(name string) *corev1.Pod {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "records"}}}
-		for _, c := range []string{"app", "cache", "proxy"} {
-			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c, Image: "registry.example/" + c + ":1"})
-		}
-		return p
-	}
-	injected := func(g Gomega) bool {
-		p := pod("probe")
-		g.Expect(k8s.Create(ctx, p, client.DryRunAll)).To(Succeed())
-		return len(p.Spec.InitContainers) == 1
-	}
-	g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeTrue())
+	pod, removeInjection := injectedPods(t, k8s, "pod-latency")
 
 	// Without the webhook the pods are sent already injected, so that both runs
 	// store the same pod and the difference is the webhook alone.
@@ -140,15 +122,48 @@ func TestPodWebhookAddedLatency(t *testing.T) {
 	}
 	with := timeCreates("with", false)
 
-	var hooks admissionregistrationv1.MutatingWebhookConfigurationList
-	g.Expect(k8s.List(ctx, &hooks)).To(Succeed())
-	for i := range hooks.Items {
-		g.Expect(k8s.Delete(ctx, &hooks.Items[i])).To(Succeed())
-	}
-	g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeFalse())
+	removeInjection()
 	without := timeCreates("without", true)
 
 	t.Logf("pod webhook: %d pod creates each (3 containers); with the webhook %s", creates, summary(with))
 	t.Logf("pod webhook: without the webhook %s", summary(without))
 	t.Logf("pod webhook: added median %s", (median(with) - median(without)).Round(10*time.Microsecond))
+}
+
+// injectedPods creates namespace ns with a PHIWorkload selecting app=records
+// and waits until the pod webhook injects its pods. It returns how to make a
+// pod of 3 containers it selects, and a probe (a dry-run create) that says
+// whether the webhook injects; and removeInjection deletes the mutating
+// webhook configurations and waits until it no longer does.
+func injectedPods(t *testing.T, k8s client.Client, ns string) (pod func(name string) *corev1.Pod, removeInjection func()) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := t.Context()
+	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &phiguardv1alpha1.PHIWorkload{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "records"},
+		Spec:       phiguardv1alpha1.PHIWorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "records"}}},
+	})).To(Succeed())
+	pod = func(name string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "records"}}}
+		for _, c := range []string{"app", "cache", "proxy"} {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c, Image: "registry.example/" + c + ":1"})
+		}
+		return p
+	}
+	injected := func(g Gomega) bool {
+		p := pod("probe")
+		g.Expect(k8s.Create(ctx, p, client.DryRunAll)).To(Succeed())
+		return len(p.Spec.InitContainers) == 1
+	}
+	g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeTrue())
+	removeInjection = func() {
+		var hooks admissionregistrationv1.MutatingWebhookConfigurationList
+		g.Expect(k8s.List(ctx, &hooks)).To(Succeed())
+		for i := range hooks.Items {
+			g.Expect(k8s.Delete(ctx, &hooks.Items[i])).To(Succeed())
+		}
+		g.Eventually(injected, 30*time.Second, 50*time.Millisecond).Should(BeFalse())
+	}
+	return pod, removeInjection
 }
