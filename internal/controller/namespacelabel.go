@@ -97,8 +97,9 @@ func (r *NamespaceLabelReconciler) holdsEPHI(ctx context.Context, ns string) (bo
 	if safeguard.Exempt(r.ExemptNamespaces, policy, ns) {
 		return false, nil
 	}
+	// Whether there is one, not which: one item, the cache's own (not a copy).
 	var workloads phiguardv1alpha1.PHIWorkloadList
-	if err := r.List(ctx, &workloads, client.InNamespace(ns)); err != nil {
+	if err := r.List(ctx, &workloads, client.InNamespace(ns), client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
 		return false, fmt.Errorf("listing the PHIWorkloads in namespace %s: %w", ns, err)
 	}
 	return len(workloads.Items) > 0, nil
@@ -147,15 +148,16 @@ func (r *NamespaceLabelReconciler) labelledOrHolding(ctx context.Context, obj cl
 	}
 	log := logf.FromContext(ctx)
 	names := map[string]bool{}
+	// Namespaces only: the cache's own workloads, not copies of all of them.
 	var workloads phiguardv1alpha1.PHIWorkloadList
-	if err := r.List(ctx, &workloads); err != nil {
+	if err := r.List(ctx, &workloads, client.UnsafeDisableDeepCopy); err != nil {
 		log.Error(err, "listing PHIWorkloads")
 	}
 	for _, w := range workloads.Items {
 		names[w.Namespace] = true
 	}
 	var labelled corev1.NamespaceList
-	if err := r.List(ctx, &labelled, client.HasLabels{phiguardv1alpha1.HoldsEPHILabel}); err != nil {
+	if err := r.List(ctx, &labelled, client.HasLabels{phiguardv1alpha1.HoldsEPHILabel}, client.UnsafeDisableDeepCopy); err != nil {
 		log.Error(err, "listing labelled namespaces", "label", phiguardv1alpha1.HoldsEPHILabel)
 	}
 	for _, ns := range labelled.Items {
