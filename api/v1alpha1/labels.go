@@ -62,3 +62,10 @@ const (
 // writes it on every create and update, from the request and the stored
 // object, never from what the request itself puts there.
 const DecisionsRecordedByAnnotation = "phiguard.io/decisions-recorded-by"
+
+// CleanupFinalizer holds a PHIWorkload until the safeguards that keep objects
+// outside its namespace (the backup Schedule, a restore drill's namespace)
+// have removed them. phiguard's mutating webhook sets it on create, so that a
+// workload is held from its first moment without a write of its own; the
+// controller adds it to a workload admitted without it.
+const CleanupFinalizer = "compliance.phiguard.io/cleanup"

@@ -64,7 +64,7 @@ type PHIWorkloadReconciler struct {
 
 // CleanupFinalizer holds a PHIWorkload until the safeguards that keep objects
 // outside its namespace (the backup Schedule) have removed them.
-const CleanupFinalizer = "compliance.phiguard.io/cleanup"
+const CleanupFinalizer = phiguardv1alpha1.CleanupFinalizer
 
 // The controller's own permissions; each safeguard's are next to its code.
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=get;list;watch;patch

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	phiguardv1alpha1 "github.com/phiguard/phiguard/api/v1alpha1"
@@ -18,16 +20,21 @@ import (
 //   - failurePolicy=fail: like the validator, it guards phiguard's own API;
 //     a decision admitted without its requester recorded would be one an
 //     auditor cannot trace.
-//   - it only writes the phiguard.io/decisions-recorded-by annotation.
+//   - it only writes the phiguard.io/decisions-recorded-by annotation and,
+//     on create, the cleanup finalizer.
 
 // +kubebuilder:webhook:path=/mutate-compliance-phiguard-io-v1alpha1-phiworkload,mutating=true,failurePolicy=fail,sideEffects=None,groups=compliance.phiguard.io,resources=phiworkloads,verbs=create;update,versions=v1alpha1,name=mphiworkload.phiguard.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // decisionRecorder records, on each PHIWorkload, who added or last changed
 // each decision: the user the apiserver authenticated for the request. The
 // record comes from the stored object and the request, never from what the
-// request writes into the annotation itself.
+// request writes into the annotation itself. On create it also sets the
+// cleanup finalizer when some safeguard keeps objects outside the workload's
+// namespace, which spares the controller a write per new workload.
 type decisionRecorder struct {
 	decoder admission.Decoder
+	// holds says whether new workloads get phiguardv1alpha1.CleanupFinalizer.
+	holds bool
 }
 
 // Default implements admission.Defaulter.
@@ -35,6 +42,9 @@ func (d decisionRecorder) Default(ctx context.Context, w *phiguardv1alpha1.PHIWo
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the admission request: %w", err)
+	}
+	if d.holds && req.Operation == admissionv1.Create {
+		controllerutil.AddFinalizer(w, phiguardv1alpha1.CleanupFinalizer)
 	}
 	old, err := d.old(req)
 	if err != nil {

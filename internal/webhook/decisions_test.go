@@ -71,6 +71,20 @@ var _ = Describe("Decisions at admission", Ordered, func() {
 		Expect(recordedBy(w)).To(Equal(`{"TransmissionSecure":"bob"}`))
 	})
 
+	It("holds a new workload with the cleanup finalizer from its first moment, and leaves updates to the controller", func() {
+		ns := newNamespace()
+		w := workloadWith(ns, decision("traffic stays on an isolated node pool", inAMonth))
+		Eventually(func() error { return k8s.Create(ctx, w) }, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+		Expect(w.Finalizers).To(Equal([]string{phiguardv1alpha1.CleanupFinalizer}), "the created object, as the apiserver returned it")
+
+		By("an update that drops it is not undone at admission")
+		w.Finalizers = nil
+		Expect(k8s.Update(ctx, w)).To(Succeed())
+		got := &phiguardv1alpha1.PHIWorkload{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(w), got)).To(Succeed())
+		Expect(got.Finalizers).To(BeEmpty())
+	})
+
 	It("refuses a decision that runs past the policy's maximum lifetime, naming the limit", func() {
 		ns := newNamespace()
 		err := k8s.Create(ctx, workloadWith(ns, decision("traffic stays on an isolated node pool", time.Now().Add(2*365*24*time.Hour))))

@@ -64,7 +64,7 @@ func Setup(mgr ctrl.Manager, env safeguard.AdmissionEnv) error {
 // SetupWithManager registers the validator.
 func (v *WorkloadValidator) SetupWithManager(mgr ctrl.Manager) error {
 	if err := ctrl.NewWebhookManagedBy(mgr, &phiguardv1alpha1.PHIWorkload{}).WithValidator(v).
-		WithDefaulter(decisionRecorder{decoder: admission.NewDecoder(mgr.GetScheme())}).Complete(); err != nil {
+		WithDefaulter(decisionRecorder{decoder: admission.NewDecoder(mgr.GetScheme()), holds: len(v.Registry.Finalizers()) > 0}).Complete(); err != nil {
 		return fmt.Errorf("registering the PHIWorkload webhook: %w", err)
 	}
 	return nil

@@ -58,7 +58,9 @@ func TestScale(t *testing.T) {
 	total := namespaces * perNamespace
 	scale := fmt.Sprintf("%d PHIWorkloads, %d pods", total, total*podsPer)
 
-	cp := startControlPlane(t, false)
+	// As installed: the apiserver calls the manager's admission webhooks for
+	// every PHIWorkload and pod created.
+	cp := startControlPlane(t, true)
 	k8s, ctx := cp.k8s, t.Context()
 	first := cp.startManager(t)
 	watched := watch(t, cp.cfg, k8s.Scheme())
