@@ -101,7 +101,7 @@ func parseFlags() (*flags, error) {
 	flag.StringVar(&f.namespace, "namespace", envOr("POD_NAMESPACE", "phiguard-system"),
 		"Namespace the manager runs in; always exempt from safeguards.")
 	flag.BoolVar(&f.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
-	flag.IntVar(&f.concurrency, "concurrency", 4, "PHIWorkloads reconciled at once.")
+	flag.IntVar(&f.concurrency, "concurrency", 4, "PHIWorkloads, and labelled objects of each kind, reconciled at once.")
 	flag.Float64Var(&f.qps, "kube-api-qps", 100,
 		"Requests per second to the API server (a PHIPolicy change costs about two writes per affected workload).")
 	flag.IntVar(&f.burst, "kube-api-burst", 200, "Requests to the API server allowed in a burst above kube-api-qps.")
@@ -352,6 +352,7 @@ func setup(mgr ctrl.Manager, registry safeguard.Registry, compliance *metrics.Co
 			Recorder:         mgr.GetEventRecorder("phiguard"),
 			Source:           src,
 			ExemptNamespaces: exempt,
+			Concurrency:      concurrency,
 			Evidence:         t.controllerRecorder(),
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s label controller: %w", src.Kind, err)

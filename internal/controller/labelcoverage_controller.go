@@ -53,6 +53,11 @@ type LabelReconciler struct {
 	// ExemptNamespaces are never covered, whatever the PHIPolicy says
 	// (kube-system and phiguard's own namespace).
 	ExemptNamespaces []string
+	// Concurrency is how many labelled objects are reconciled at once (at
+	// least one). Each waits on phiguard's own admission webhooks when it
+	// creates a PHIWorkload, so one at a time trails a burst of new labelled
+	// Namespaces by seconds.
+	Concurrency int
 }
 
 // +kubebuilder:rbac:groups=compliance.phiguard.io,resources=phiworkloads,verbs=create;delete

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -33,6 +34,7 @@ func (r *LabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&phiguardv1alpha1.PHIPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allLabelled),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("label-" + strings.ToLower(r.Source.Kind)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("building the %s label controller: %w", r.Source.Kind, err)

@@ -74,6 +74,7 @@ func startManager(mgrCfg *rest.Config) *prometheus.Registry {
 	for _, src := range controller.LabelSources {
 		Expect((&controller.LabelReconciler{
 			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Source: src, ExemptNamespaces: exemptNamespaces,
+			Concurrency: concurrency,
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
 	Expect((&policyreport.Reconciler{Client: mgr.GetClient(), Format: policyreport.WGPolicy}).SetupWithManager(mgr)).To(Succeed())

@@ -229,6 +229,7 @@ func (cp *controlPlane) startManager(t *testing.T) *runningManager {
 	for _, src := range controller.LabelSources {
 		g.Expect((&controller.LabelReconciler{
 			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("phiguard"), Source: src, ExemptNamespaces: []string{"kube-system"},
+			Concurrency: concurrency,
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
 	if cp.webhooks {
