@@ -56,6 +56,7 @@ func main() {
 // flags are the manager's command-line settings.
 type flags struct {
 	metricsAddr, probeAddr, namespace string
+	pprofAddr                         string
 	webhookHost, webhookCertDir       string
 	webhookCertSource, webhookSecret  string
 	webhookService                    string
@@ -87,6 +88,8 @@ func parseFlags() (*flags, error) {
 	flag.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, authenticated and authorised through the API server.")
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.StringVar(&f.pprofAddr, "pprof-bind-address", "0",
+		"Address Go's profiles (/debug/pprof/) are served on, over plain HTTP without authentication; \"0\" (the default) disables them. For diagnosis only: bind it to 127.0.0.1 and reach it with kubectl port-forward.")
 	flag.BoolVar(&f.leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica reconciles at a time.")
 	// Shorter than client-go's usual 15 s / 10 s: a standby takes over within
@@ -253,6 +256,7 @@ func newManager(ctx context.Context, f *flags) (ctrl.Manager, error) {
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        f.probeAddr,
+		PprofBindAddress:              f.pprofAddr,
 		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              "phiguard.compliance.phiguard.io",
 		LeaderElectionNamespace:       f.namespace,

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -442,15 +441,17 @@ func workloadsSharingServiceAccount(ctx context.Context, w Workloads, obj client
 		logf.FromContext(ctx).Error(err, "listing PHIWorkloads", "namespace", pod.Namespace)
 		return nil
 	}
+	// The label sets of the pods running as sa.
+	sharing := make([]map[string]string, 0, len(pods.Items))
+	for i := range pods.Items {
+		if p := &pods.Items[i]; cmp.Or(p.Spec.ServiceAccountName, "default") == sa {
+			sharing = append(sharing, p.Labels)
+		}
+	}
 	var reqs []reconcile.Request
 	for i := range workloads.Items {
-		sel, err := metav1.LabelSelectorAsSelector(&workloads.Items[i].Spec.Selector)
-		if err != nil {
-			continue // reported on the workload itself
-		}
-		if slices.ContainsFunc(pods.Items, func(p corev1.Pod) bool {
-			return cmp.Or(p.Spec.ServiceAccountName, "default") == sa && sel.Matches(labels.Set(p.Labels))
-		}) {
+		sel := &workloads.Items[i].Spec.Selector
+		if slices.ContainsFunc(sharing, func(l map[string]string) bool { return selectsPod(sel, l) }) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&workloads.Items[i])})
 		}
 	}

@@ -184,13 +184,32 @@ func (w Workloads) Selecting(ctx context.Context, namespace string, podLabels ma
 	}
 	var reqs []reconcile.Request
 	for i := range list.Items {
-		sel, err := metav1.LabelSelectorAsSelector(&list.Items[i].Spec.Selector)
-		if err != nil || !sel.Matches(labels.Set(podLabels)) {
-			continue // an invalid selector is reported on the workload itself
+		if selectsPod(&list.Items[i].Spec.Selector, podLabels) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
+}
+
+// selectsPod says whether a workload's selector selects a pod with podLabels,
+// for the map functions, which run on every pod event against every workload
+// of its namespace. A selector of matchLabels alone (the usual kind) is
+// checked in place, without building a labels.Selector; one with
+// matchExpressions is parsed, and when it cannot be (reported on the workload
+// itself) selects nothing. A matchLabels value that is not a valid label value
+// is matched as written: a map function that brings back one workload too
+// many costs a reconcile, never a verdict.
+func selectsPod(sel *metav1.LabelSelector, podLabels map[string]string) bool {
+	if len(sel.MatchExpressions) == 0 {
+		for k, v := range sel.MatchLabels {
+			if got, ok := podLabels[k]; !ok || got != v {
+				return false
+			}
+		}
+		return true
+	}
+	parsed, err := metav1.LabelSelectorAsSelector(sel)
+	return err == nil && parsed.Matches(labels.Set(podLabels))
 }
 
 // Controller returns the PHIWorkload that controls obj, if any; otherwise

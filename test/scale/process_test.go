@@ -70,7 +70,13 @@ func TestManagerProcessMemory(t *testing.T) {
 	cp := startProcPlane(t, false)
 	ctx := t.Context()
 	watched := cp.watchWorkloads(t)
-	m := cp.startManager(t, binary, "memory")
+	var extra []string
+	profile := os.Getenv("PHIGUARD_SCALE_HEAP_PROFILE") // where to save the settled manager's heap profile
+	pprofAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(procFreePort(t)))
+	if profile != "" {
+		extra = append(extra, "--pprof-bind-address="+pprofAddr)
+	}
+	m := cp.startManager(t, binary, "memory", extra...)
 
 	idle, err := procMemory(m.Pid())
 	g.Expect(err).NotTo(HaveOccurred())
@@ -93,6 +99,10 @@ func TestManagerProcessMemory(t *testing.T) {
 	g.Expect(reconciles).To(BeNumerically(">=", total), "every workload was reconciled by the process measured")
 	heap, err := m.metric(ctx, "go_memstats_heap_inuse_bytes", "", "")
 	g.Expect(err).NotTo(HaveOccurred())
+	if profile != "" {
+		g.Expect(saveURL(ctx, "http://"+pprofAddr+"/debug/pprof/heap", profile)).To(Succeed())
+		t.Logf("scale: manager process: heap profile in %s (go tool pprof -sample_index=inuse_space %s %s)", profile, binary, profile)
+	}
 
 	scale := fmt.Sprintf("%d PHIWorkloads, %d pods", total, total*procPodsPerWorkload)
 	t.Logf("scale: manager process: %s created in %s, all settled %s after the first create (%.0f reconciles)",
@@ -563,4 +573,29 @@ func procFreePort(t *testing.T) int {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// saveURL writes what a GET of url answers to path.
+func saveURL(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reading %s: %s", url, resp.Status)
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", url, err)
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("saving %s: %w", url, err)
+	}
+	return out.Close()
 }
