@@ -159,7 +159,7 @@ test: controlplane promtool objectstore ## Run every test: unit tests, the envte
 	go test ./... -coverprofile $(BIN)/cover.out
 
 .PHONY: scale
-scale: controlplane build ## Run the scale harness large (10,000 PHIWorkloads, 20,000 pods) and print its goals table (see test/scale); takes about an hour on 2 cores.
+scale: controlplane build cluster-tools backup-tools plugin $(BIN)/helm ## Run the scale harness large (10,000 PHIWorkloads, 20,000 pods) and the kill case at 1,000 workloads, and print the goals table (see test/scale); takes over an hour on 2 cores.
 	@mkdir -p $(BIN)/scale && rm -f $(BIN)/scale/figures.jsonl
 	PHIGUARD_SCALE_FIGURES=$(BIN)/scale/figures.jsonl \
 	PHIGUARD_SCALE_NAMESPACES=$${PHIGUARD_SCALE_NAMESPACES:-100} PHIGUARD_SCALE_WORKLOADS=$${PHIGUARD_SCALE_WORKLOADS:-100} \
@@ -173,6 +173,8 @@ scale: controlplane build ## Run the scale harness large (10,000 PHIWorkloads, 2
 		PHIGUARD_SCALE_FIGURES=$(BIN)/scale/figures.jsonl PHIGUARD_SCALE_PROCESS_WORKLOADS=$$n \
 		go test ./test/scale/ -run 'TestManagerProcessMemory' -count=1 -v -timeout 60m \
 		| tee -a $(BIN)/scale/log | grep -E 'figure:|rss|RSS|^(ok|FAIL|---)' || exit 1; done
+	PHIGUARD_FAULTS_WORKLOADS=$${PHIGUARD_FAULTS_WORKLOADS:-1000} go test -tags e2e ./test/e2e/ -count=1 -timeout 40m -v \
+		-ginkgo.focus 'SIGKILLs of the manager' -ginkgo.v 2>&1 | tee -a $(BIN)/scale/log | grep -E 'faults|kill|^(ok|FAIL|---)|Ran '
 	go test ./internal/safeguard/ -run '^$$' -bench 'ClaimDenied|ClaimUncovered|PodInjection' -benchmem -benchtime 20000x | tee $(BIN)/scale/bench.txt
 	go run ./hack/scaletable -figures $(BIN)/scale/figures.jsonl -bench $(BIN)/scale/bench.txt | tee $(BIN)/scale/table.md
 
