@@ -158,6 +158,34 @@ var _ = Describe("Network isolation", func() {
 		}, timeout, poll).Should(Succeed())
 	})
 
+	It("enforces nothing once its namespace is being deleted, where the apiserver refuses anything new", func() {
+		ns := newNamespace()
+		newPod(ns, "records-0", map[string]string{"app": "records"})
+		w := newWorkload(ns, "records", nil)
+		var np *networkingv1.NetworkPolicy
+		var before metav1.Condition
+		Eventually(func(g Gomega) {
+			np = policyOf(g, ns, "records")
+			before = isolated(g, w)
+			g.Expect(before.Reason).To(Equal(phiguardv1alpha1.ReasonPolicyApplied))
+		}, timeout, poll).Should(Succeed())
+
+		// This control plane runs no namespace controller: the namespace
+		// stays Terminating with everything in it.
+		Expect(k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := &corev1.Namespace{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: ns}, got)).To(Succeed())
+			g.Expect(got.DeletionTimestamp).NotTo(BeNil())
+		}, timeout, poll).Should(Succeed())
+		Expect(k8s.Delete(ctx, np)).To(Succeed())
+		Consistently(func(g Gomega) {
+			now := isolated(g, w)
+			g.Expect(now.Reason).To(Equal(before.Reason), now.Message)
+			g.Expect(now.LastTransitionTime).To(Equal(before.LastTransitionTime))
+		}, 3*time.Second, poll).Should(Succeed(), "the failed re-creation is not reported as the workload's state")
+	})
+
 	It("removes the policy when the mode leaves Enforce, and restores it when it returns", func() {
 		ns := newNamespace()
 		newPod(ns, "records-0", map[string]string{"app": "records"})

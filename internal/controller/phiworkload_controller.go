@@ -89,6 +89,12 @@ func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, fmt.Errorf("reading PHIWorkload %s: %w", req.NamespacedName, err)
 	}
+	if w.DeletionTimestamp.IsZero() && r.namespaceTerminating(ctx, w.Namespace) {
+		// Everything in the namespace is being deleted, this workload with
+		// it, and the apiserver refuses anything new there: enforcing would
+		// only fail and retry until the workload is gone.
+		return ctrl.Result{}, nil
+	}
 	ev := &evaluation{}
 	defer func() { retErr = r.summarise(ctx, w, ev, retErr) }()
 
@@ -113,6 +119,16 @@ func (r *PHIWorkloadReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	ev.outcomes = r.evaluate(ctx, scope)
 	return requeue(ev.outcomes)
+}
+
+// namespaceTerminating says whether namespace is being deleted, as the
+// manager's cache has it; when it cannot tell, it says no.
+func (r *PHIWorkloadReconciler) namespaceTerminating(ctx context.Context, namespace string) bool {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return false
+	}
+	return !ns.DeletionTimestamp.IsZero()
 }
 
 func (r *PHIWorkloadReconciler) env() safeguard.Env {

@@ -56,7 +56,7 @@ func Apply(ctx context.Context, c client.Client, existing client.Object, desired
 		}
 	}
 	if err := c.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("applying %T: %w", desired, err)
+		return false, fmt.Errorf("applying %s: %w", describeApply(desired), err)
 	}
 	return true, nil
 }
@@ -261,6 +261,24 @@ func absent(obj client.Object) bool {
 }
 
 // describe names an object in an error: its type, namespace and name.
+// describeApply names what an apply configuration applies, as "Kind
+// namespace/name"; the Go type when it does not say.
+func describeApply(ac runtime.ApplyConfiguration) string {
+	named, ok := ac.(interface {
+		GetKind() *string
+		GetName() *string
+		GetNamespace() *string
+	})
+	if !ok || named.GetKind() == nil || named.GetName() == nil {
+		return fmt.Sprintf("%T", ac)
+	}
+	key := client.ObjectKey{Name: *named.GetName()}
+	if ns := named.GetNamespace(); ns != nil {
+		key.Namespace = *ns
+	}
+	return *named.GetKind() + " " + key.String()
+}
+
 func describe(obj client.Object) string {
 	return fmt.Sprintf("%T %s", obj, client.ObjectKeyFromObject(obj))
 }

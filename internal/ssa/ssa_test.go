@@ -263,6 +263,7 @@ func TestApplyErrors(t *testing.T) {
 		c := newApplies(refused)
 		changed, err := ssa.Apply(context.Background(), c, nil, desiredWorkload(), ssa.Generated(phiguardv1alpha1ac.ExtractPHIWorkload))
 		g.Expect(err).To(MatchError(refused))
+		g.Expect(err).To(MatchError("applying PHIWorkload clinic/deploy-api: refused"), "named as a user knows it, not by its Go type")
 		g.Expect(changed).To(BeFalse())
 	})
 }
