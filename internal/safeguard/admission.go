@@ -150,7 +150,9 @@ func (r Registry) SetupWebhooks(mgr ctrl.Manager, env AdmissionEnv) error {
 // cover is the strongest mode of one safeguard among the PHIWorkloads that
 // cover an object, with the workload that sets it and its effective settings.
 type cover struct {
-	mode     phiguardv1alpha1.Mode
+	mode phiguardv1alpha1.Mode
+	// workload shares its maps, slices and pointers with the cache's own
+	// object (see Shared): read it, never change it.
 	workload *phiguardv1alpha1.PHIWorkload
 	settings phiguardv1alpha1.SafeguardSettings
 	policy   *phiguardv1alpha1.PHIPolicy
@@ -159,8 +161,10 @@ type cover struct {
 // coverage finds the PHIWorkloads in ns for which covers returns true and
 // returns the strongest mode of the safeguard among them: Enforce over Audit,
 // and the first workload by name among equals, so that the answer does not
-// depend on list order; Off (under a decision) does not cover. ok is false
-// when nothing covers, or the namespace is exempt (built-in or PHIPolicy).
+// depend on list order; Off (under a decision) does not cover. Once one
+// covers in Enforce, covers is not called for the workloads after it. ok is
+// false when nothing covers, or the namespace is exempt (built-in or
+// PHIPolicy).
 func (env AdmissionEnv) coverage(ctx context.Context, ns string, name phiguardv1alpha1.SafeguardName,
 	covers func(sel labels.Selector) (bool, error)) (cover, bool, error) {
 	r, exempt := env.Reader, env.ExemptNamespaces
@@ -175,13 +179,19 @@ func (env AdmissionEnv) coverage(ctx context.Context, ns string, name phiguardv1
 		return cover{}, false, nil
 	}
 
+	// Read only (selectors, settings, names): the cache's own objects, not
+	// copies (see Shared). The list's items are shallow copies of them, ours
+	// to sort.
 	var list phiguardv1alpha1.PHIWorkloadList
-	if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return cover{}, false, fmt.Errorf("listing PHIWorkloads in %s: %w", ns, err)
 	}
 	slices.SortFunc(list.Items, func(a, b phiguardv1alpha1.PHIWorkload) int { return cmp.Compare(a.Name, b.Name) })
 	best := cover{policy: policy}
 	for i := range list.Items {
+		if best.mode == phiguardv1alpha1.ModeEnforce {
+			break // no later workload can change the answer: asking whether it covers would only cost reads
+		}
 		w := &list.Items[i]
 		sel, err := metav1.LabelSelectorAsSelector(&w.Spec.Selector)
 		if err != nil {

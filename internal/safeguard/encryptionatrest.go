@@ -140,17 +140,40 @@ func hostPathVolumes(pods []corev1.Pod) []string {
 func ClaimNames(pods []corev1.Pod) []string {
 	var out []string
 	for i := range pods {
-		for _, v := range pods[i].Spec.Volumes {
-			switch {
-			case v.PersistentVolumeClaim != nil:
-				out = append(out, v.PersistentVolumeClaim.ClaimName)
-			case v.Ephemeral != nil:
-				out = append(out, pods[i].Name+"-"+v.Name)
+		for j := range pods[i].Spec.Volumes {
+			if name, ok := volumeClaim(&pods[i], &pods[i].Spec.Volumes[j]); ok {
+				out = append(out, name)
 			}
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// mountsClaim says whether one of the pods mounts the claim named claim, as
+// ClaimNames names claims, without building the list.
+func mountsClaim(pods []corev1.Pod, claim string) bool {
+	for i := range pods {
+		for j := range pods[i].Spec.Volumes {
+			if name, ok := volumeClaim(&pods[i], &pods[i].Spec.Volumes[j]); ok && name == claim {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// volumeClaim names the claim a pod's volume mounts: a persistentVolumeClaim
+// volume's own, a generic ephemeral volume's <pod>-<volume>; ok is false for
+// other volumes.
+func volumeClaim(pod *corev1.Pod, v *corev1.Volume) (name string, ok bool) {
+	switch {
+	case v.PersistentVolumeClaim != nil:
+		return v.PersistentVolumeClaim.ClaimName, true
+	case v.Ephemeral != nil:
+		return pod.Name + "-" + v.Name, true
+	}
+	return "", false
 }
 
 // StorageOptions reads the cluster's storage facts from the PHIPolicy.

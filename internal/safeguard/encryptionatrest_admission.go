@@ -69,7 +69,7 @@ func (e *encryptionAdmission) claimCovered(ctx context.Context, pvc *corev1.Pers
 		if err := e.Reader.List(ctx, &pods, client.InNamespace(pvc.Namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 			return false, fmt.Errorf("listing pods in %s: %w", pvc.Namespace, err)
 		}
-		return slices.Contains(ClaimNames(pods.Items), pvc.Name), nil
+		return mountsClaim(pods.Items, pvc.Name), nil
 	}
 }
 

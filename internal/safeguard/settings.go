@@ -59,10 +59,31 @@ func (r Registry) Effective(workload *phiguardv1alpha1.SafeguardSettings, policy
 // there is a policy) over the built-in defaults.
 func (r Registry) merge(workload *phiguardv1alpha1.SafeguardSettings, policy *phiguardv1alpha1.PHIPolicy) (
 	phiguardv1alpha1.SafeguardSettings, error) {
-	layers := []*phiguardv1alpha1.SafeguardSettings{workload}
-	if policy != nil {
+	// A layer that sets nothing is the merge patch {}, which changes nothing:
+	// most workloads and policies set nothing, and are not encoded.
+	layers := make([]*phiguardv1alpha1.SafeguardSettings, 0, 2)
+	if !setsNothing(workload) {
+		layers = append(layers, workload)
+	}
+	if policy != nil && !setsNothing(&policy.Spec.Defaults) {
 		layers = append(layers, &policy.Spec.Defaults)
 	}
+	if len(layers) == 0 {
+		// Nothing to merge: the built-in defaults, a value of its own on each
+		// call, which is what their JSON round trip decodes to
+		// (TestMergeSkipsLayersThatSetNothing).
+		return r.Defaults(), nil
+	}
+	return r.mergeJSON(layers)
+}
+
+// setsNothing says whether settings are there and set no safeguard's block.
+func setsNothing(s *phiguardv1alpha1.SafeguardSettings) bool {
+	return s != nil && *s == (phiguardv1alpha1.SafeguardSettings{})
+}
+
+// mergeJSON merges layers, the top one first, over the built-in defaults.
+func (r Registry) mergeJSON(layers []*phiguardv1alpha1.SafeguardSettings) (phiguardv1alpha1.SafeguardSettings, error) {
 	// A JSON merge patch (RFC 7386) of each layer onto the one below is exactly a
 	// field-by-field merge: every field is optional and omitted when unset.
 	merged, err := json.Marshal(r.Defaults())
