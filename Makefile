@@ -170,7 +170,8 @@ scale: controlplane build cluster-tools backup-tools plugin $(BIN)/helm ## Run t
 		go test ./test/scale/ -run 'TestScale$$|TestLabelledNamespaces|TestLabelledPolicyChange|TestPodCreateRate|TestLeaderFailover' -count=1 -v -timeout 120m \
 		| tee $(BIN)/scale/log | grep -E 'scale:|figure:|failover|^(ok|FAIL|---)'
 	for n in $${PHIGUARD_SCALE_PROCESS_SIZES:-1000 10000}; do \
-		PHIGUARD_SCALE_FIGURES=$(BIN)/scale/figures.jsonl PHIGUARD_SCALE_PROCESS_WORKLOADS=$$n \
+		limit=256MiB; [ $$n -le 1000 ] || limit=1GiB; \
+		PHIGUARD_SCALE_FIGURES=$(BIN)/scale/figures.jsonl PHIGUARD_SCALE_PROCESS_WORKLOADS=$$n PHIGUARD_SCALE_PROCESS_MEMORY_LIMIT=$$limit \
 		go test ./test/scale/ -run 'TestManagerProcessMemory' -count=1 -v -timeout 60m \
 		| tee -a $(BIN)/scale/log | grep -E 'figure:|rss|RSS|^(ok|FAIL|---)' || exit 1; done
 	PHIGUARD_FAULTS_WORKLOADS=$${PHIGUARD_FAULTS_WORKLOADS:-1000} go test -tags e2e ./test/e2e/ -count=1 -timeout 40m -v \

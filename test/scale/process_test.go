@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,7 +105,7 @@ func TestManagerProcessMemory(t *testing.T) {
 		t.Logf("scale: manager process: heap profile in %s (go tool pprof -sample_index=inuse_space %s %s)", profile, binary, profile)
 	}
 
-	scale := fmt.Sprintf("%d PHIWorkloads, %d pods", total, total*procPodsPerWorkload)
+	scale := fmt.Sprintf("%d PHIWorkloads, %d pods, GOMEMLIMIT %s", total, total*procPodsPerWorkload, os.Getenv("GOMEMLIMIT"))
 	t.Logf("scale: manager process: %s created in %s, all settled %s after the first create (%.0f reconciles)",
 		scale, created.Round(time.Millisecond), settled.Round(time.Millisecond), reconciles)
 	t.Logf("scale: manager process: VmRSS %.1f MiB (anonymous %.1f, file-backed %.1f), VmHWM %.1f MiB, Go heap in use %.1f MiB (/proc/%d/status, 10 s after settling)",
@@ -320,9 +321,11 @@ func (cp *procPlane) startManager(t *testing.T, binary, name string, args ...str
 	g.Expect(os.WriteFile(kubeconfigPath, kubeconfig, 0o600)).To(Succeed())
 
 	// The garbage collector as the Deployment sets it (config/manager: GOGC
-	// and GOMEMLIMIT from the container's 256Mi limit); the process inherits them.
+	// and GOMEMLIMIT from the container's memory limit, 256Mi unless
+	// PHIGUARD_SCALE_PROCESS_MEMORY_LIMIT says otherwise, as a Deployment
+	// sized for more workloads would); the process inherits them.
 	t.Setenv("GOGC", "50")
-	t.Setenv("GOMEMLIMIT", "256MiB")
+	t.Setenv("GOMEMLIMIT", cmp.Or(os.Getenv("PHIGUARD_SCALE_PROCESS_MEMORY_LIMIT"), "256MiB"))
 	m.Manager, err = localcluster.StartManager(localcluster.ManagerOptions{
 		Binary: binary, Kubeconfig: kubeconfigPath, LogPath: filepath.Join(dir, "manager.log"),
 		Webhooks: &cp.env.WebhookInstallOptions, PodName: "manager-" + name,
