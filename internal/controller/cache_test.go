@@ -27,7 +27,7 @@ func transformOf(t *testing.T, like any) toolscache.TransformFunc {
 	return nil
 }
 
-func TestCacheKeepsOnlyPhiguardsApplyOfPHIWorkloads(t *testing.T) {
+func TestCacheKeepsOnlyTheManagedFieldsPhiguardReads(t *testing.T) {
 	g := NewWithT(t)
 	entry := func(manager string, op metav1.ManagedFieldsOperationType, sub string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, Subresource: sub, APIVersion: "compliance.phiguard.io/v1alpha1",
@@ -50,6 +50,16 @@ func TestCacheKeepsOnlyPhiguardsApplyOfPHIWorkloads(t *testing.T) {
 	out, err = transformOf(t, user)(user)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(out.(*phiguardv1alpha1.PHIWorkload).ManagedFields).To(BeNil())
+
+	labelled := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clinic", ManagedFields: []metav1.ManagedFieldsEntry{
+		entry("kubectl", metav1.ManagedFieldsOperationUpdate, ""),
+		entry(controller.NamespaceLabelFieldOwner, metav1.ManagedFieldsOperationApply, ""),
+		own,
+	}}}
+	out, err = transformOf(t, labelled)(labelled)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.(*corev1.Namespace).ManagedFields).To(Equal([]metav1.ManagedFieldsEntry{
+		entry(controller.NamespaceLabelFieldOwner, metav1.ManagedFieldsOperationApply, "")}), "what the holds-ephi label's comparison reads")
 
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "records-0", ManagedFields: []metav1.ManagedFieldsEntry{own}}}
 	out, err = transformOf(t, pod)(pod)

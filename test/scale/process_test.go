@@ -195,6 +195,7 @@ func TestLeaderFailover(t *testing.T) {
 		procNamespace, own)
 	record(t, figure{Name: "failover_first_reconcile_s", Value: firstReconcile.Seconds(), Unit: "s", Scale: scale})
 	record(t, figure{Name: "failover_writes", Value: float64(writes), Unit: "writes", Scale: scale})
+	g.Expect(counted).To(BeEmpty(), "a new leader re-verifying a settled cluster writes nothing")
 }
 
 // procManagerBinary returns the built manager, skipping the test when there is none.
