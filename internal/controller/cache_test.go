@@ -31,7 +31,7 @@ func TestCacheKeepsOnlyTheManagedFieldsPhiguardReads(t *testing.T) {
 	g := NewWithT(t)
 	entry := func(manager string, op metav1.ManagedFieldsOperationType, sub string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, Subresource: sub, APIVersion: "compliance.phiguard.io/v1alpha1",
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{}}`)}}
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{}}`)}
 	}
 	own := entry(ssa.FieldManager, metav1.ManagedFieldsOperationApply, "")
 	w := &phiguardv1alpha1.PHIWorkload{ObjectMeta: metav1.ObjectMeta{Name: "records", ManagedFields: []metav1.ManagedFieldsEntry{

@@ -73,7 +73,7 @@ var _ = Describe("Decisions at admission", Ordered, func() {
 
 	It("holds a new workload with the cleanup finalizer from its first moment, and leaves updates to the controller", func() {
 		ns := newNamespace()
-		w := workloadWith(ns, decision("traffic stays on an isolated node pool", inAMonth))
+		w := workloadWith(ns, decision("traffic never leaves the clinic network", inAMonth))
 		Eventually(func() error { return k8s.Create(ctx, w) }, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 		Expect(w.Finalizers).To(Equal([]string{phiguardv1alpha1.CleanupFinalizer}), "the created object, as the apiserver returned it")
 
