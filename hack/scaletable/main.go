@@ -27,6 +27,8 @@ type figure struct {
 	Value float64 `json:"value"`
 	Unit  string  `json:"unit"`
 	Scale string  `json:"scale"`
+	// Unjudged says why the figure cannot be held against its goal here.
+	Unjudged string `json:"unjudged,omitempty"`
 }
 
 // goal is a figure's target: at most Max (in the figure's unit).
@@ -192,13 +194,17 @@ func write(w io.Writer, all []figure) {
 			continue
 		}
 		mark := "yes"
-		if f.Value > g.Max {
+		switch {
+		case f.Unjudged != "":
+			mark = "— (not judged: " + f.Unjudged + ")"
+			unmeasured++
+		case f.Value > g.Max:
 			mark = "**no**"
 			missed++
-		} else {
+		default:
 			met++
 		}
 		_, _ = fmt.Fprintf(w, "| %s | %s | %s %s | %s | %s |\n", g.Row, g.Text, strconv.FormatFloat(f.Value, 'g', 4, 64), f.Unit, f.Scale, mark)
 	}
-	_, _ = fmt.Fprintf(w, "\n%d goals met, %d missed, %d not measured.\n", met, missed, unmeasured)
+	_, _ = fmt.Fprintf(w, "\n%d goals met, %d missed, %d not measured or not judged.\n", met, missed, unmeasured)
 }

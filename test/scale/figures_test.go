@@ -17,6 +17,9 @@ type figure struct {
 	Unit string `json:"unit"`
 	// Scale says what it was measured at, e.g. "10000 PHIWorkloads, 20000 pods".
 	Scale string `json:"scale"`
+	// Unjudged, when set, says why the figure cannot be held against its
+	// goal on the machine it was measured on.
+	Unjudged string `json:"unjudged,omitempty"`
 }
 
 // record logs a figure and, when PHIGUARD_SCALE_FIGURES names a file, appends
@@ -24,6 +27,9 @@ type figure struct {
 func record(t *testing.T, f figure) {
 	t.Helper()
 	t.Logf("figure: %s = %.4g %s (%s)", f.Name, f.Value, f.Unit, f.Scale)
+	if f.Unjudged != "" {
+		t.Logf("figure: %s not judged: %s", f.Name, f.Unjudged)
+	}
 	path := os.Getenv("PHIGUARD_SCALE_FIGURES")
 	if path == "" {
 		return

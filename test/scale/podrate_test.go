@@ -13,6 +13,12 @@ import (
 	"github.com/phiguard/phiguard/internal/safeguard"
 )
 
+// saturatedP99 is the 99th percentile of a pod create without any webhook
+// above which the apiserver is taken as saturated at the rate measured, and
+// what injection adds as beyond this machine's power to resolve: many times
+// the 15 ms the goal allows.
+const saturatedP99 = 100 * time.Millisecond
+
 // TestPodCreateRate creates pods that a PHIWorkload selects at a fixed rate
 // (open loop: each create starts on its tick, whatever the earlier ones are
 // doing) through the apiserver, first with the audit sidecar injection
@@ -74,6 +80,12 @@ func TestPodCreateRate(t *testing.T) {
 	t.Logf("scale: without the webhook %s, p99 %s", summary(without), percentile(without, 0.99).Round(100*time.Microsecond))
 	t.Logf("scale: injection adds p50 %s, p99 %s; %d errors",
 		(percentile(with, 0.5) - percentile(without, 0.5)).Round(100*time.Microsecond), added.Round(100*time.Microsecond), errorsWith)
-	record(t, figure{Name: "pod_create_added_p99_ms", Value: ms(added), Unit: "ms", Scale: scale})
+	addedFigure := figure{Name: "pod_create_added_p99_ms", Value: ms(added), Unit: "ms", Scale: scale}
+	if base := percentile(without, 0.99); base > saturatedP99 {
+		// The apiserver alone falls behind at this rate: what the webhook
+		// adds drowns in its queueing, and two such p99s differ by chance.
+		addedFigure.Unjudged = fmt.Sprintf("the apiserver alone took p99 %s at this rate (saturated)", base.Round(time.Millisecond))
+	}
+	record(t, addedFigure)
 	record(t, figure{Name: "pod_create_errors", Value: float64(errorsWith), Unit: "errors", Scale: scale})
 }
