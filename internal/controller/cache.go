@@ -28,8 +28,9 @@ import (
 // and whose other writers it names. PHIWorkloads keep only the entry of
 // phiguard's own apply (of the workloads it generates), Namespaces that of
 // the holds-ephi label's; the others, the status phiguard writes above all,
-// go. Every other built-in kind it reads is cached without them. (Kinds of optional APIs, whose CRDs may be absent
-// when the cache is made, keep theirs.)
+// go. Every other built-in kind it reads is cached without them. (Kinds of
+// optional APIs, whose CRDs may be absent when the cache is made, keep
+// theirs.)
 func CacheOptions(namespace string) cache.Options {
 	byObject := map[client.Object]cache.ByObject{
 		&corev1.Secret{}:                {Namespaces: map[string]cache.Config{namespace: {}}},
